@@ -1,0 +1,19 @@
+"""Affiliate business rules (no HTTP), one module per idea:
+
+* applications: affiliates apply, get approved/rejected, profile, payout onboarding
+* programs: seller programs, memberships, versioned commission plans
+* storefronts (+ storefront_cache): storefronts, listings, the public cached views
+* links: referral links, clicks, click counters
+* coupons: seller coupon codes tied to affiliates
+* preview: the commission preview (the engine itself is affiliates.engine)
+* sales: the month-to-date sales counter the volume tiers read
+
+Names other packages use are re-exported here (checkout imports `record_attributed_sale` and
+`storefront_for_checkout`)."""
+
+from __future__ import annotations
+
+from affiliates.service.checkout_support import CheckoutStorefront, storefront_for_checkout
+from affiliates.service.sales import monthly_sales, record_attributed_sale
+
+__all__ = ["CheckoutStorefront", "monthly_sales", "record_attributed_sale", "storefront_for_checkout"]

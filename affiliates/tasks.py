@@ -1,0 +1,42 @@
+"""Celery tasks of the affiliates package (thin: the rules are in affiliates.service.links)."""
+
+from __future__ import annotations
+
+import structlog
+
+from affiliates import stripe_events as _stripe_events  # noqa: F401  (registers the account.updated handler)
+from affiliates.service.links import COUNTER_PREFIX, add_daily_counts, parse_counters, restore_counters
+from marketplace.runtime import get_runtime
+from marketplace.tasking import celery_app, register_beat, task_session
+
+log = structlog.get_logger(__name__)
+
+FLUSH_CLICKS = "affiliates.flush_clicks"
+FLUSH_INTERVAL_SECONDS = 60.0
+
+
+@celery_app.task(name=FLUSH_CLICKS)
+def flush_clicks() -> int:
+    """Move the click counters from Redis to `referral_click_daily`; returns clicks flushed.
+
+    Each counter is read-and-reset atomically (GETDEL), so a click counted while this runs lands
+    in a fresh counter for the next flush. If the database transaction fails, the popped counts
+    are added back to Redis before the error propagates, so no click is lost or counted twice
+    (a crash between the pop and the commit can still lose that batch: at most one minute of
+    counts, which are statistics, never money; the click rows that attribution uses are written
+    by the request itself). Two flushes running at once pop disjoint counts and add them."""
+    store = get_runtime().store
+    counters = store.pop_counters(COUNTER_PREFIX)
+    if not counters:
+        return 0
+    try:
+        with task_session() as session:
+            flushed = add_daily_counts(session, parse_counters(counters))
+    except Exception:
+        restore_counters(store, counters)
+        raise
+    log.info("clicks_flushed", clicks=flushed, counters=len(counters))
+    return flushed
+
+
+register_beat("affiliates-flush-clicks", FLUSH_CLICKS, FLUSH_INTERVAL_SECONDS)

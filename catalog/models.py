@@ -1,0 +1,116 @@
+"""Catalog tables: sellers (the supply side), products, and their levels/variants.
+
+A variant (a level such as Basic / Pro, or a size) is what a buyer orders: it has the SKU,
+the price (integer minor units + currency) and the stock. `seller_id` is repeated on the
+variant so ownership checks and order routing need no join.
+
+Nothing here is ever deleted: orders refer to sellers, products and variants (and snapshot the
+name and price they bought), so a product is archived and a variant deactivated instead.
+
+Full-text search on PostgreSQL uses a GIN expression index that exists only in the migration
+(`ix_products_search` on `to_tsvector('simple', name || ' ' || description)`): SQLite has no
+such index, and catalog.browse builds exactly that expression so the planner can use it.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from marketplace.clock import clock
+from marketplace.db import Base, TimestampMixin, new_id
+from marketplace.payout_accounts import PayoutAccountStatus
+
+
+class SellerStatus(enum.StrEnum):
+    PENDING = "pending"  # applied, waiting for an operator
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class ProductStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"  # never hard-deleted: orders refer to it
+
+
+class Seller(TimestampMixin, Base):
+    __tablename__ = "sellers"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    website: Mapped[str | None] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=SellerStatus.PENDING.value, index=True)
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    payout_status: Mapped[str] = mapped_column(String(20), default=PayoutAccountStatus.NOT_STARTED.value)
+    stripe_account_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Unix seconds of the last Stripe `account.updated` event applied: Stripe does not promise
+    # delivery order, so an older event never undoes a newer one.
+    stripe_account_synced_at: Mapped[int | None] = mapped_column(BigInteger)
+    bank_reference: Mapped[str | None] = mapped_column(String(200))  # manual rail: where to wire money
+    # The platform's webhook to this seller (order.created, sub_order.*, payout.paid ...).
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(default=lambda: clock.now(), onupdate=lambda: clock.now())
+
+
+# Tags are a JSON array of lower-case strings; JSONB on PostgreSQL so `tags @> '["x"]'` can filter.
+TagList = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Product(TimestampMixin, Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        # Catalog pages: published products by price (keyset pagination on (min_price, id)).
+        Index("ix_products_status_min_price", "status", "min_price_amount", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    seller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sellers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str | None] = mapped_column(String(100), index=True)
+    tags: Mapped[list[str]] = mapped_column(TagList, default=list)
+    currency: Mapped[str] = mapped_column(String(3))  # every variant of a product shares it
+    status: Mapped[str] = mapped_column(String(16), default=ProductStatus.DRAFT.value, index=True)
+    # Bumped by the catalog service on every change to the product, its variants or their stock
+    # (not on order reservations); clients compare it to see that a product changed.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # The lowest price among active variants (minor units of `currency`), kept by the catalog
+    # service whenever a variant's price or active flag changes; NULL with no active variant.
+    # Denormalised so catalog pages can sort and paginate by price with an index.
+    min_price_amount: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=lambda: clock.now(), onupdate=lambda: clock.now())
+
+    variants: Mapped[list[Variant]] = relationship(
+        back_populates="product", order_by="Variant.position", lazy="selectin"
+    )
+
+
+class Variant(TimestampMixin, Base):
+    __tablename__ = "variants"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "sku"),
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("price_amount > 0", name="price_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id"), index=True)
+    seller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sellers.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))  # the level: "Pro", "Enterprise", "XL"
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    price_amount: Mapped[int] = mapped_column(BigInteger)  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=lambda: clock.now(), onupdate=lambda: clock.now())
+
+    product: Mapped[Product] = relationship(back_populates="variants")

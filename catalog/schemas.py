@@ -1,0 +1,229 @@
+"""Catalog request and response shapes. Amounts are integer minor units with a currency."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, EmailStr, Field, field_validator, model_validator
+
+from catalog.models import PayoutAccountStatus, ProductStatus, SellerStatus
+from marketplace.money import MoneyError, normalize_currency
+from marketplace.schemas import MAX_AMOUNT, Currency, MoneyOut, StrictModel
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Description = Annotated[str, Field(max_length=20_000)]
+Sku = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+          description="letters, digits and . _ / - ; unique among the seller's variants", examples=["PRO-1Y"]),
+]
+Tag = Annotated[str, Field(min_length=1, max_length=50)]
+Category = Annotated[str, Field(min_length=1, max_length=100)]
+StockLevel = Annotated[int, Field(ge=0, le=1_000_000_000)]
+Url = Annotated[AnyHttpUrl, Field(description="http(s) URL, at most 500 characters")]
+
+MAX_VARIANTS = 100
+
+
+def _currency(value: str) -> str:
+    try:
+        return normalize_currency(value)
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _url(value: AnyHttpUrl | None) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    if len(text) > 500:
+        raise ValueError("URL longer than 500 characters")
+    return text
+
+
+# --- sellers ------------------------------------------------------------------------------------
+
+
+class SellerApply(StrictModel):
+    name: Name
+    email: EmailStr
+    website: Url | None = None
+    description: Description = ""
+
+    @field_validator("website")
+    @classmethod
+    def _website(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        _url(value)
+        return value
+
+
+class SellerUpdate(StrictModel):
+    """Only the fields sent change; send `null` to clear website or webhook_url."""
+
+    name: Name | None = None
+    website: Url | None = None
+    description: Description | None = None
+    webhook_url: Url | None = Field(default=None, description="where the platform POSTs your signed events")
+
+    @field_validator("website", "webhook_url")
+    @classmethod
+    def _length(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        _url(value)
+        return value
+
+
+class SellerReject(StrictModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class SellerOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    email: str
+    website: str | None
+    description: str
+    status: SellerStatus
+    status_reason: str | None
+    payout_status: PayoutAccountStatus
+    stripe_account_id: str | None
+    bank_reference: str | None
+    webhook_url: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SellerApplicationOut(BaseModel):
+    seller: SellerOut
+    api_key: str = Field(description="the seller's API key, shown once: store it now")
+    api_key_id: uuid.UUID
+    api_key_prefix: str
+
+
+# --- products -----------------------------------------------------------------------------------
+
+
+class PriceIn(StrictModel):
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="integer minor units (cents for USD, yen for JPY)")
+    currency: Currency
+
+    @field_validator("currency")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _currency(value)
+
+
+class VariantIn(StrictModel):
+    sku: Sku
+    name: Name
+    price: PriceIn
+    stock: StockLevel = 0
+    active: bool = True
+
+
+class ProductCreate(StrictModel):
+    name: Name
+    description: Description = ""
+    category: Category | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    currency: Currency
+    variants: list[VariantIn] = Field(min_length=1, max_length=MAX_VARIANTS)
+
+    @field_validator("currency")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _currency(value)
+
+
+class ProductUpdate(StrictModel):
+    """Only the fields sent change; `category: null` clears it. The currency cannot change."""
+
+    name: Name | None = None
+    description: Description | None = None
+    category: Category | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=20)
+
+
+class VariantUpdate(StrictModel):
+    name: Name | None = None
+    price: PriceIn | None = None
+    active: bool | None = None
+
+
+class StockChange(StrictModel):
+    """Exactly one of `delta` (add or remove units) or `set` (the new level). Stock never goes negative."""
+
+    delta: int | None = Field(default=None, ge=-1_000_000_000, le=1_000_000_000)
+    set_: StockLevel | None = Field(default=None, alias="set")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StockChange:
+        if (self.delta is None) == (self.set_ is None):
+            raise ValueError('send exactly one of "delta" or "set"')
+        return self
+
+
+class VariantOut(BaseModel):
+    id: uuid.UUID
+    product_id: uuid.UUID
+    sku: str
+    name: str
+    position: int
+    price: MoneyOut
+    stock: int
+    active: bool
+    product_version: int = Field(description="the product's version after this change")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductOut(BaseModel):
+    id: uuid.UUID
+    seller_id: uuid.UUID
+    name: str
+    description: str
+    category: str | None
+    tags: list[str]
+    currency: str
+    status: ProductStatus
+    version: int
+    from_price: MoneyOut | None = Field(description="lowest price among active variants")
+    variants: list[VariantOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- the public catalog ---------------------------------------------------------------------
+
+
+CatalogSort = Literal["newest", "price_asc", "price_desc", "name"]
+
+
+class CatalogVariantOut(BaseModel):
+    id: uuid.UUID
+    sku: str
+    name: str
+    price: MoneyOut
+    stock: int
+    in_stock: bool
+
+
+class CatalogProductOut(BaseModel):
+    """A published product of an approved seller, as affiliates and storefronts see it
+    (active variants only)."""
+
+    id: uuid.UUID
+    seller_id: uuid.UUID
+    seller_name: str
+    name: str
+    description: str
+    category: str | None
+    tags: list[str]
+    currency: str
+    from_price: MoneyOut
+    in_stock: bool
+    version: int
+    variants: list[CatalogVariantOut]
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,32 @@
+"""The catalog's public service API: what the HTTP layer and other domains call.
+
+The rules live in smaller modules (sellers, products, browse, stock, cache); this module names
+the functions other domains may rely on, so their imports do not follow internal moves.
+
+For checkout (marketplace.orders):
+* `load_variants_for_checkout(session, variant_ids) -> dict[UUID, VariantForCheckout]`
+* `reserve_stock(session, variant_id, quantity) -> bool`
+* `release_stock(session, variant_id, quantity) -> None`
+
+For storefronts (affiliates): `catalog_product(session, store, ttl_seconds, product_id)` (cached)
+and `search_catalog(session, CatalogQuery(...))`.
+"""
+
+from __future__ import annotations
+
+from catalog.browse import CatalogQuery
+from catalog.browse import search as search_catalog
+from catalog.cache import invalidate_after_commit
+from catalog.products import catalog_view as catalog_product
+from catalog.stock import VariantForCheckout, load_variants_for_checkout, release_stock, reserve_stock
+
+__all__ = [
+    "CatalogQuery",
+    "VariantForCheckout",
+    "catalog_product",
+    "invalidate_after_commit",
+    "load_variants_for_checkout",
+    "release_stock",
+    "reserve_stock",
+    "search_catalog",
+]

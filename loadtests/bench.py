@@ -1,0 +1,366 @@
+"""The benchmark: `python -m loadtests.bench --duration 30`.
+
+On this machine, in one run: start PostgreSQL-backed API servers the way production runs them
+(several worker processes), seed sellers, products with ample stock, affiliates, storefronts and
+plans, run the Locust users headless against the hot order path, then measure the database's own
+ceiling (pgbench's built-in TPC-B-like script, 8 clients, 15 s, on a scratch database), run the
+ledger audit, and print one JSON object last. Figures are ratios to pgbench measured in the same
+run, because these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BENCH_DB = "marketplace_bench"
+PGBENCH_DB = "marketplace_pgbench"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def recreate_database(name: str) -> str:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_ADMIN.rsplit('/', 1)[0].replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def server_env(database_url: str, metrics_dir: str, pool_size: int, threads: int | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "CELERY_"))}
+    env.update({
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "CELERY_BROKER_URL": "memory://",  # no worker in the bench: enqueued tasks are not run
+        "RATE_LIMIT_PER_KEY_PER_MINUTE": "0",
+        "RATE_LIMIT_PUBLIC_PER_MINUTE": "0",
+        "DB_POOL_SIZE": str(pool_size),
+        "DB_MAX_OVERFLOW": "4",
+        "LOG_LEVEL": "WARNING",
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        **({"SERVER_THREADS": str(threads)} if threads else {}),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO)]),
+    })
+    return env
+
+
+def server_command(server: str, port: int, workers: int) -> list[str]:
+    """The production command line of each ASGI server we measured (see loadtests/README.md)."""
+    if server == "granian":
+        return [
+            sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "marketplace.app:create_app",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--loop", "uvloop", "--log-level", "warning", "--no-ws",
+        ]
+    return [
+        sys.executable, "-m", "uvicorn", "marketplace.app:create_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
+    ]
+
+
+def start_servers(env: dict[str, str], port: int, workers: int, server: str = "uvicorn") -> subprocess.Popen[bytes]:
+    command = server_command(server, port, workers)
+    process = subprocess.Popen(command, env=env, cwd=REPO, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError("the API server exited during start-up")
+        time.sleep(0.3)
+    raise RuntimeError("the API server did not become ready in 60 s")
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (from /proc: the parent id is field 4 of /proc/N/stat)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    except OSError:
+        return None
+    return int(match.group(1)) / 1024 if match else None
+
+
+def worker_pids(server: subprocess.Popen[bytes]) -> list[int]:
+    """The server's worker processes: descendants that run the app (not multiprocessing's
+    resource tracker, which uvicorn's supervisor also starts)."""
+    pids = []
+    for pid in descendants(server.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"resource_tracker" not in cmdline:
+            pids.append(pid)
+    return pids
+
+
+def worker_rss_mb(server: subprocess.Popen[bytes]) -> list[float]:
+    """Resident memory of each server worker process, MiB."""
+    return [size for size in (rss_mb(pid) for pid in worker_pids(server)) if size is not None]
+
+
+# Both checkout endpoints: in a storefront, and outside one (referral link or coupon).
+CHECKOUT_ROUTES = ("/v1/storefronts/{slug}/orders", "/v1/checkout")
+
+
+def checkout_statements(port: int) -> tuple[float, float]:
+    """(statements, requests) of the checkout routes so far, summed over every server process."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    found = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for part in found:
+            if line.startswith(f"sql_statements_per_request_{part}{{") and any(
+                f'route="{route}"' in line for route in CHECKOUT_ROUTES
+            ):
+                found[part] += float(line.rsplit(" ", 1)[1])
+    return found["sum"], found["count"]
+
+
+def run_locust(host: str, seed_file: Path, users: int, duration: int, out_prefix: Path) -> dict[str, Any]:
+    spawn_rate = max(1, users)
+    env = {**os.environ, "MARKETPLACE_SEED_FILE": str(seed_file)}
+    command = [
+        sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"), "--headless",
+        "-u", str(users), "-r", str(spawn_rate), "-t", f"{duration}s", "--host", host,
+        "--csv", str(out_prefix), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5",
+    ]
+    subprocess.run(command, env=env, cwd=REPO, check=False, stdout=subprocess.DEVNULL)
+    with open(f"{out_prefix}_stats.csv", newline="") as handle:
+        rows = {row["Name"]: row for row in csv.DictReader(handle)}
+    checkout = rows.get("checkout")
+    if checkout is None:
+        raise RuntimeError("locust recorded no checkout requests")
+    aggregated = rows["Aggregated"]
+    return {
+        "orders": int(checkout["Request Count"]),
+        "orders_per_s": float(checkout["Requests/s"]),
+        "p50_ms": float(checkout["50%"]),
+        "p95_ms": float(checkout["95%"]),
+        "p99_ms": float(checkout["99%"]),
+        "errors": int(aggregated["Failure Count"]),
+        "requests_per_s": float(aggregated["Requests/s"]),
+    }
+
+
+def run_pgbench(seconds: int) -> float:
+    recreate_database(PGBENCH_DB)
+    base = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
+    subprocess.run(["pgbench", *base, "-i", "-s", "10", "-q", PGBENCH_DB], check=True, capture_output=True)
+    result = subprocess.run(
+        ["pgbench", *base, "-c", "8", "-j", "2", "-T", str(seconds), PGBENCH_DB],
+        check=True, capture_output=True, text=True,
+    )
+    drop_database(PGBENCH_DB)
+    match = re.search(r"tps = ([\d.]+)", result.stdout)
+    if match is None:
+        raise RuntimeError(f"cannot read pgbench output:\n{result.stdout}")
+    return float(match.group(1))
+
+
+def run_audit(database_url: str) -> bool:
+    env = {**os.environ, "DATABASE_URL": database_url,
+           "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO)])}
+    result = subprocess.run([sys.executable, "-m", "marketplace.cli", "ledger", "audit"], env=env, cwd=REPO,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        log(result.stdout[-2000:] + result.stderr[-2000:])
+    return result.returncode == 0
+
+
+def summarize_profile(path: Path, top: int = 25) -> str:
+    """The functions with the most samples (self and total) in a py-spy collapsed-stack file."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        samples += count
+        frames = stack.split(";")
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+    def table(counts: dict[str, int]) -> str:
+        rows = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        return "\n".join(f"  {100 * n / max(samples, 1):5.1f}%  {frame}" for frame, n in rows)
+    return f"{samples} samples\nself:\n{table(own)}\ntotal (inclusive):\n{table(total)}"
+
+
+def start_profiler(server: subprocess.Popen[bytes], out_dir: Path, seconds: int) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every server worker for `seconds`: collapsed stacks of the thread holding the GIL
+    (where the CPU goes)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        raise RuntimeError("--profile needs py-spy: pip install py-spy")
+    return [
+        subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
+                          "--gil", "--format", "raw", "--output", str(out_dir / f"worker-{pid}.txt"), "--nonblocking"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for pid in worker_pids(server)
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=30, help="seconds of load")
+    parser.add_argument("--users", type=int, default=8,
+                        help="concurrent Locust users (closed loop; 8 gives the most orders per second here)")
+    parser.add_argument("--workers", type=int, default=2, help="API server processes")
+    parser.add_argument("--pool-size", type=int, default=int(os.environ.get("BENCH_DB_POOL_SIZE", "8")),
+                        help="database connections per server process (plus 4 overflow)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per server process for the sync handlers (SERVER_THREADS; default anyio's 40)")
+    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn", help="ASGI server")
+    parser.add_argument("--pgbench-seconds", type=int, default=15)
+    parser.add_argument("--skip-pgbench", action="store_true", help="smoke runs: no ceiling, no ratio")
+    parser.add_argument("--profile", metavar="DIR", help="record every server worker with py-spy into DIR "
+                        "(collapsed stacks) and print a summary of where the time goes")
+    args = parser.parse_args(argv)
+
+    from loadtests.seed import oversold_variants, seed_platform
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    metrics_dir = workdir / "metrics"
+    metrics_dir.mkdir()
+    server: subprocess.Popen[bytes] | None = None
+    profilers: list[subprocess.Popen[bytes]] = []
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        database_url = recreate_database(BENCH_DB)
+        subprocess.run([sys.executable, "-m", "marketplace.cli", "db", "upgrade"], check=True, cwd=REPO,
+                       env={**os.environ, "DATABASE_URL": database_url,
+                            "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO)])},
+                       stdout=subprocess.DEVNULL)
+        port = free_port()
+        env = server_env(database_url, str(metrics_dir), args.pool_size, args.threads)
+        server = start_servers(env, port, args.workers, args.server)
+        host = f"http://127.0.0.1:{port}"
+        log(f"{args.server} up on {host} ({args.workers} workers, pool {args.pool_size}, threads {args.threads}); "
+            "seeding")
+        seed_file = workdir / "seed.json"
+        seed = seed_platform(database_url, host)
+        seed_file.write_text(json.dumps(seed))
+        statements_before, checkouts_before = checkout_statements(port)
+        if args.profile:
+            profilers = start_profiler(server, Path(args.profile), max(1, args.duration - 2))
+        log(f"running {args.users} users for {args.duration} s")
+        load = run_locust(host, seed_file, args.users, args.duration, workdir / "locust")
+        statements_after, checkouts_after = checkout_statements(port)
+        statements, checkouts = statements_after - statements_before, checkouts_after - checkouts_before
+        rss = worker_rss_mb(server)
+        for profiler in profilers:
+            profiler.wait(timeout=60)
+        if args.profile:
+            for path in sorted(Path(args.profile).glob("worker-*.txt")):
+                log(f"profile {path}:\n{summarize_profile(path)}")
+        stop(server)
+        server = None
+        log("load done; checking stock, auditing the ledger")
+        oversold = oversold_variants(database_url, seed)
+        audit_ok = run_audit(database_url)
+        pgbench_tps = None
+        if not args.skip_pgbench:
+            log(f"pgbench: 8 clients, {args.pgbench_seconds} s, scratch database")
+            pgbench_tps = run_pgbench(args.pgbench_seconds)
+        result = {
+            "orders_per_s": round(load["orders_per_s"], 1),
+            "p50_ms": load["p50_ms"], "p95_ms": load["p95_ms"], "p99_ms": load["p99_ms"],
+            "errors": load["errors"],
+            "oversold": oversold,
+            "audit_ok": audit_ok,
+            # From the servers' own counter: SQL statements per checkout request.
+            "statements_per_order": round(statements / checkouts, 1) if checkouts else None,
+            "rss_mb_per_worker": round(max(rss), 1) if rss else None,
+            "pgbench_tps": pgbench_tps,
+            "ratio": round(load["orders_per_s"] / pgbench_tps, 3) if pgbench_tps else None,
+            "orders": load["orders"], "requests_per_s": round(load["requests_per_s"], 1), "users": args.users,
+            "workers": args.workers, "pool_size": args.pool_size, "threads": args.threads, "server": args.server,
+            "duration_s": args.duration,
+        }
+        print(json.dumps(result), flush=True)
+        return 0 if result["errors"] == 0 and oversold == 0 and audit_ok else 1
+    finally:
+        for profiler in profilers:
+            if profiler.poll() is None:
+                profiler.terminate()
+                profiler.wait(timeout=10)
+        stop(server)
+        try:
+            drop_database(BENCH_DB)
+            drop_database(PGBENCH_DB)
+        except psycopg.Error:
+            pass
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""Errors of the payouts domain, each a stable problem type."""
+
+from __future__ import annotations
+
+from marketplace.errors import Conflict, NotFound, Unprocessable
+
+
+class BatchNotFound(NotFound):
+    type = "payout-batch-not-found"
+
+
+class PayoutNotFound(NotFound):
+    type = "payout-not-found"
+
+
+class BatchStateConflict(Conflict):
+    type = "payout-batch-state"
+    title = "Not allowed in the batch's current state"
+
+
+class OpenBatchExists(Conflict):
+    type = "payout-batch-open"
+    title = "An open payout batch exists for this currency"
+
+
+class NothingToPay(Unprocessable):
+    type = "payout-nothing-to-pay"
+    title = "No payee can be paid"
+
+
+class InvalidItemTransition(Conflict):
+    """A payout item may only move forward (queued -> frozen -> sending -> paid | failed)."""
+
+    type = "payout-item-transition"
+    title = "Payout items only move forward"
+
+
+class RailMismatch(Conflict):
+    type = "payout-rail-mismatch"
+    title = "The batch belongs to another payment rail"

@@ -1,0 +1,82 @@
+"""Payees: the sellers and affiliates a payout can pay, and whether it may pay them now.
+
+Payees live in other domains (catalog, affiliates); this module is the one place payouts reads
+them, with the same fields on both (`status`, `payout_status`, `stripe_account_id`,
+`bank_reference`, `webhook_url`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from affiliates.models import Affiliate
+from catalog.models import Seller
+from marketplace.ledger import AFFILIATE, SELLER
+
+PayeeKey = tuple[str, uuid.UUID]  # (owner_type, owner_id), the ledger's account owner
+PAYEE_TYPES = (SELLER, AFFILIATE)
+PAYOUTS_ENABLED = "payouts_enabled"
+APPROVED = "approved"
+
+
+@dataclass(frozen=True, slots=True)
+class Payee:
+    owner_type: str
+    owner_id: uuid.UUID
+    name: str | None
+    status: str | None  # None: no seller / affiliate with this id
+    payout_status: str | None
+    stripe_account_id: str | None
+    bank_reference: str | None
+    webhook_url: str | None
+
+    @property
+    def key(self) -> PayeeKey:
+        return (self.owner_type, self.owner_id)
+
+    def destination(self, rail: str) -> str | None:
+        """Where the rail sends the money: the connected account (Stripe) or the bank reference."""
+        return self.stripe_account_id if rail == "stripe" else self.bank_reference
+
+    def blocked_reason(self, rail: str) -> str | None:
+        """Why this payee cannot be paid now on `rail`, or None if it can."""
+        if self.status is None:
+            return f"unknown {self.owner_type}"
+        if self.status != APPROVED:
+            return f"{self.owner_type} is {self.status}"
+        if self.payout_status != PAYOUTS_ENABLED:
+            return f"payout account is {self.payout_status or 'not set up'}, not payouts_enabled"
+        if not self.destination(rail):
+            return "no Stripe connected account" if rail == "stripe" else "no bank reference"
+        return None
+
+
+def unknown_payee(key: PayeeKey) -> Payee:
+    return Payee(key[0], key[1], None, None, None, None, None, None)
+
+
+def load_payees(session: Session, keys: Iterable[PayeeKey]) -> dict[PayeeKey, Payee]:
+    """Every payee of `keys` in two queries (one per type); missing ones come back as unknown."""
+    wanted = list(keys)
+    found: dict[PayeeKey, Payee] = {}
+    for owner_type, model in ((SELLER, Seller), (AFFILIATE, Affiliate)):
+        ids = [owner_id for kind, owner_id in wanted if kind == owner_type]
+        for start in range(0, len(ids), 1000):  # stay below every backend's bound-parameter limit
+            rows = session.execute(
+                select(model.id, model.name, model.status, model.payout_status, model.stripe_account_id,
+                       model.bank_reference, model.webhook_url).where(model.id.in_(ids[start:start + 1000]))
+            ).all()
+            for row in rows:
+                found[(owner_type, row[0])] = Payee(owner_type, *row)
+    return {key: found.get(key) or unknown_payee(key) for key in wanted}
+
+
+def webhook_url(session: Session, owner_type: str, owner_id: uuid.UUID) -> str | None:
+    model = Seller if owner_type == SELLER else Affiliate
+    url: str | None = session.scalar(select(model.webhook_url).where(model.id == owner_id))
+    return url

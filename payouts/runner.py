@@ -1,0 +1,364 @@
+"""Running a batch: freeze, send through the rail, record. Safe to run on many workers at once,
+to kill at any instruction, and to run again.
+
+A run is many short units of work on purpose (the one service here that commits): each step
+commits before the next begins, so a crash loses at most the step in progress, and the next run
+(another worker, a redelivered task, `marketplace payouts run`) picks up exactly where the data
+says the batch is:
+
+1. freeze (one transaction per chunk of `payout_chunk_size` items): lock `queued` items with
+   `FOR UPDATE SKIP LOCKED` (two workers take disjoint chunks and never wait on each other), lock
+   what they will claim, read the payees' available balances, and post `payout.freeze` for each
+   (or skip a payee that became blocked or fell below the minimum). Items become `frozen` with
+   their amount and destination fixed for good.
+2. mark sending (one transaction per chunk): lock `frozen` items, and `sending` items whose retry
+   time has come, with `SKIP LOCKED`; they become `sending`, committed BEFORE the rail is called,
+   so after any crash we know a transfer may exist and never return that money to the balance
+   without a definite answer from the rail.
+3. send and record: lock the item (`FOR UPDATE SKIP LOCKED`) and keep the lock while the rail is
+   called, so no other worker sends it at the same time; a worker that dies mid-call drops its
+   connection and PostgreSQL releases the lock, so the item is free to be resumed. The rail gets
+   the idempotency key `payout-{item.id}` and the same parameters every time: a re-send (after a
+   timeout, a 500, a killed worker, a duplicated task) gets the original transfer back. Then
+   `payout.paid`, or `payout.failed` for a definite refusal; a retryable error leaves the item
+   `sending` with a retry time (exponential backoff).
+   Manual rail: the chunk's lines go into the batch's bank export under the batch row lock, in
+   the transaction that records them paid (see export.py: the file is cut back to its committed
+   length first, so a line is never duplicated).
+4. finish: when no item is left in flight the batch is `completed` (the manual export rewritten
+   from the items once more) and its reconciliation enqueued.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from marketplace import outbound
+from marketplace.clock import clock
+from marketplace.db import session_scope
+from marketplace.money import format_minor
+from marketplace.payment_rail import PaymentRail, PaymentRailError
+from marketplace.runtime import Runtime
+from marketplace.settings import Settings
+from marketplace.tasking import enqueue_after_commit
+from payouts import export, journal
+from payouts.errors import RailMismatch
+from payouts.models import (
+    IN_FLIGHT_ITEM_STATUSES,
+    BatchStatus,
+    ItemStatus,
+    PayoutBatch,
+    PayoutItem,
+)
+from payouts.payees import load_payees, webhook_url
+from payouts.planning import lock_batch
+from payouts.states import advance
+
+log = structlog.get_logger(__name__)
+
+RECONCILE_TASK = "payouts.reconcile"
+MAX_BACKOFF_SECONDS = 600.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:100]
+
+
+@dataclass
+class RunResult:
+    batch_id: uuid.UUID
+    status: str  # the batch's status when the run ended
+    frozen: int = 0
+    skipped: int = 0
+    paid: int = 0
+    failed: int = 0
+    deferred: int = 0  # retryable rail errors: still `sending`, retried later
+    retry_in: float | None = None  # seconds until the earliest deferred item is due, if any
+
+    def as_dict(self) -> dict[str, object]:
+        return {"batch_id": str(self.batch_id), "status": self.status, "frozen": self.frozen,
+                "skipped": self.skipped, "paid": self.paid, "failed": self.failed, "deferred": self.deferred,
+                "retry_in": self.retry_in}
+
+
+def run_batch(runtime: Runtime, batch_id: uuid.UUID) -> RunResult:
+    """Work on the batch until nothing is left that this worker can take. Idempotent: running a
+    completed, cancelled or unapproved batch does nothing."""
+    settings, rail = runtime.settings, runtime.rail
+    with session_scope(runtime.sessions) as session:
+        batch = _start(session, batch_id, rail.name)
+        result = RunResult(batch_id, batch.status)
+        if batch.status != BatchStatus.RUNNING:
+            return result
+        currency, minimum = batch.currency, batch.minimum_amount
+    me = worker_name()
+    while True:
+        with session_scope(runtime.sessions) as session:
+            frozen, skipped = freeze_chunk(session, settings, batch_id, currency, minimum, rail.name, me)
+        result.frozen += frozen
+        result.skipped += skipped
+        with session_scope(runtime.sessions) as session:
+            sending = mark_sending(session, batch_id, settings.payout_chunk_size, me)
+        settled = 0
+        if rail.name == "manual":
+            settled = send_manual(runtime, batch_id, sending)
+            result.paid += settled
+        else:
+            for item_id in sending:
+                outcome = send_one(runtime, item_id)
+                if outcome == "paid":
+                    result.paid += 1
+                elif outcome == "failed":
+                    result.failed += 1
+                elif outcome == "deferred":
+                    result.deferred += 1
+                settled += outcome in ("paid", "failed")
+        # Stop when this pass moved nothing forward: what is left is queued or in flight in
+        # another worker's hands, or deferred until its retry time (finish() says when).
+        if not (frozen or skipped or settled):
+            break
+    with session_scope(runtime.sessions) as session:
+        result.status, result.retry_in = finish(session, settings, batch_id)
+    log.info("payout_run_ended", worker=me, **result.as_dict())
+    return result
+
+
+def _start(session: Session, batch_id: uuid.UUID, rail: str) -> PayoutBatch:
+    """approved -> running (under the batch row lock, so two starting workers agree)."""
+    batch = lock_batch(session, batch_id)
+    if batch.status not in (BatchStatus.APPROVED, BatchStatus.RUNNING):
+        return batch
+    if batch.rail != rail:
+        raise RailMismatch(f"payout batch {batch.id} was planned for the {batch.rail} rail; this process "
+                           f"is configured for {rail}")
+    if batch.status == BatchStatus.APPROVED:
+        batch.status = BatchStatus.RUNNING.value
+        batch.started_at = clock.now()
+    return batch
+
+
+def freeze_chunk(
+    session: Session, settings: Settings, batch_id: uuid.UUID, currency: str, minimum: int, rail: str, me: str
+) -> tuple[int, int]:
+    """Freeze (or skip) up to one chunk of queued items. Returns (frozen, skipped).
+
+    Locks: the items with `SKIP LOCKED` (another worker's chunk is simply not ours), then the
+    commissions / sub-orders to claim (see journal.lock_claimable), then the balances are read.
+    """
+    items = list(session.scalars(
+        select(PayoutItem).where(PayoutItem.batch_id == batch_id, PayoutItem.status == ItemStatus.QUEUED)
+        .order_by(PayoutItem.id).limit(settings.payout_chunk_size).with_for_update(skip_locked=True)
+    ))
+    if not items:
+        return 0, 0
+    keys = [(item.owner_type, item.owner_id) for item in items]
+    payees = load_payees(session, keys)
+    claimable = journal.lock_claimable(session, currency, keys)
+    balances = journal.available_balances(session, currency, keys)
+    frozen = skipped = 0
+    txns: list[journal.Txn] = []
+    for item in items:
+        key = (item.owner_type, item.owner_id)
+        payee, amount = payees[key], balances[key]
+        item.worker = me
+        reason = payee.blocked_reason(rail)
+        if reason is None and amount < 0:
+            reason = f"negative balance ({format_minor(amount, currency)}) when the batch ran"
+        elif reason is None and (amount <= 0 or amount < minimum):
+            reason = (f"balance {format_minor(amount, currency)} below the minimum payout of "
+                      f"{format_minor(minimum, currency)} when the batch ran")
+        if reason is not None:
+            item.failure_reason = reason
+            advance(item, ItemStatus.SKIPPED)
+            skipped += 1
+            continue
+        item.amount = amount
+        item.payee_name = payee.name
+        item.destination = payee.destination(rail)
+        journal.claim(session, item, claimable[key])
+        txns.append(journal.freeze_txn(item, amount))
+        advance(item, ItemStatus.FROZEN)
+        frozen += 1
+    journal.write(session, txns)
+    return frozen, skipped
+
+
+def mark_sending(session: Session, batch_id: uuid.UUID, limit: int, me: str) -> list[uuid.UUID]:
+    """Take up to `limit` frozen items, or sending items due for a retry, and mark them sending
+    (committed before any rail call). `SKIP LOCKED`: an item another worker is sending right now
+    is locked by it and not taken."""
+    now = clock.now()
+    items = list(session.scalars(
+        select(PayoutItem).where(
+            PayoutItem.batch_id == batch_id,
+            PayoutItem.status.in_(IN_FLIGHT_ITEM_STATUSES),
+            or_(PayoutItem.next_attempt_at.is_(None), PayoutItem.next_attempt_at <= now),
+        ).order_by(PayoutItem.id).limit(limit).with_for_update(skip_locked=True)
+    ))
+    for item in items:
+        if item.status == ItemStatus.FROZEN:
+            advance(item, ItemStatus.SENDING)
+        item.attempts += 1
+        item.worker = me
+        item.next_attempt_at = None
+    return [item.id for item in items]
+
+
+def _lock_sending(session: Session, item_ids: Sequence[uuid.UUID]) -> list[PayoutItem]:
+    return list(session.scalars(
+        select(PayoutItem).where(PayoutItem.id.in_(item_ids), PayoutItem.status == ItemStatus.SENDING)
+        .order_by(PayoutItem.id).with_for_update(skip_locked=True)
+    ))
+
+
+def send_one(runtime: Runtime, item_id: uuid.UUID) -> str:
+    """Send one item through the (Stripe) rail and record the outcome, holding the item's row lock
+    during the call. Returns "paid", "failed", "deferred" or "skipped" (not ours / already done)."""
+    settings, rail = runtime.settings, runtime.rail
+    with session_scope(runtime.sessions) as session:
+        locked = _lock_sending(session, [item_id])
+        if not locked:
+            return "skipped"
+        item = locked[0]
+        url = webhook_url(session, item.owner_type, item.owner_id)
+        try:
+            reference = transfer(rail, item)
+        except PaymentRailError as exc:
+            if exc.retryable:
+                defer(settings, item, exc)
+                return "deferred"
+            journal.write(session, [record_failed(session, item, f"{exc.code or 'rail_error'}: {exc.message}", url)])
+            return "failed"
+        _pause(settings)
+        journal.write(session, [record_paid(session, item, reference, url)])
+        return "paid"
+
+
+def send_manual(runtime: Runtime, batch_id: uuid.UUID, item_ids: Sequence[uuid.UUID]) -> int:
+    """Manual rail: append the chunk to the batch's bank export and record it paid, in one
+    transaction under the batch row lock (two workers never write the file at the same time, and
+    each starts from the length the previous writer committed)."""
+    if not item_ids:
+        return 0
+    settings, rail = runtime.settings, runtime.rail
+    with session_scope(runtime.sessions) as session:
+        batch = lock_batch(session, batch_id)
+        items = _lock_sending(session, item_ids)
+        if not items:
+            return 0
+        references = {item.id: transfer(rail, item) for item in items}  # ManualRail: never raises
+        for item in items:
+            item.rail_reference = references[item.id]
+        export.append(session, settings, batch, items)
+        _pause(settings)
+        payees = load_payees(session, [(item.owner_type, item.owner_id) for item in items])
+        journal.write(session, [
+            record_paid(session, item, references[item.id], payees[(item.owner_type, item.owner_id)].webhook_url)
+            for item in items
+        ])
+        return len(items)
+
+
+def transfer(rail: PaymentRail, item: PayoutItem) -> str:
+    """The rail call. Every parameter comes from the frozen item, so a re-send is identical and
+    the rail's idempotency returns the first result."""
+    assert item.amount is not None and item.destination is not None
+    return rail.transfer(
+        destination=item.destination, amount=item.amount, currency=item.currency,
+        transfer_group=f"payout-batch-{item.batch_id}",
+        metadata={"payout_item_id": str(item.id), "payout_batch_id": str(item.batch_id),
+                  "payee": f"{item.owner_type}:{item.owner_id}"},
+        idempotency_key=item.idempotency_key,
+    )
+
+
+def _pause(settings: Settings) -> None:
+    # Test and demo hook (0 in production): widens the window between the rail call and the
+    # commit that records it, where a killed worker leaves a transfer made but not recorded.
+    if settings.payout_rail_pause_seconds > 0:
+        time.sleep(settings.payout_rail_pause_seconds)
+
+
+def defer(settings: Settings, item: PayoutItem, exc: PaymentRailError) -> None:
+    """A retryable rail error: keep the item `sending` (the transfer may exist) and retry it later
+    with the same key, after `payout_retry_base_seconds * 2**(attempts-1)` (capped)."""
+    delay = min(MAX_BACKOFF_SECONDS, settings.payout_retry_base_seconds * 2 ** max(item.attempts - 1, 0))
+    item.last_error = f"{exc.code or 'rail_error'}: {exc.message}"[:500]
+    item.next_attempt_at = clock.now() + timedelta(seconds=delay)
+    log.warning("payout_send_deferred", item_id=str(item.id), attempts=item.attempts, error=item.last_error,
+                retry_in=delay)
+
+
+def record_paid(session: Session, item: PayoutItem, reference: str, url: str | None) -> journal.Txn:
+    """The rail confirmed the transfer: `paid`, and the payee's webhook (`url`, if any). Returns
+    the `payout.paid` transaction for the caller to write (a chunk at a time)."""
+    item.rail_reference = reference
+    item.last_error = None
+    item.next_attempt_at = None
+    advance(item, ItemStatus.PAID)
+    _notify(session, item, "payout.paid", url)
+    return journal.paid_txn(item)
+
+
+def record_failed(session: Session, item: PayoutItem, reason: str, url: str | None) -> journal.Txn:
+    """The rail refused it for good: `failed` with the reason, claims given back; returns the
+    `payout.failed` transaction (money back to available) for the caller to write."""
+    item.failure_reason = reason[:2000]
+    item.next_attempt_at = None
+    advance(item, ItemStatus.FAILED)
+    journal.release_claims(session, item)
+    _notify(session, item, "payout.failed", url)
+    log.warning("payout_failed", item_id=str(item.id), reason=reason)
+    return journal.failed_txn(item)
+
+
+def _notify(session: Session, item: PayoutItem, event_type: str, url: str | None) -> None:
+    outbound.emit(
+        session, recipient_type=item.owner_type, recipient_id=item.owner_id, url=url, event_type=event_type,
+        data={"payout_id": str(item.id), "batch_id": str(item.batch_id), "status": item.status,
+              "amount": {"amount": item.amount, "currency": item.currency},
+              "rail": item.rail, "rail_reference": item.rail_reference, "failure_reason": item.failure_reason},
+    )
+
+
+def finish(session: Session, settings: Settings, batch_id: uuid.UUID) -> tuple[str, float | None]:
+    """Complete the batch once no item is queued or in flight; else say when to try again.
+
+    Returns (batch status, seconds until the earliest deferred item is due or None)."""
+    batch = lock_batch(session, batch_id)
+    if batch.status != BatchStatus.RUNNING:
+        return batch.status, None
+    open_items = session.scalar(
+        select(func.count()).select_from(PayoutItem).where(
+            PayoutItem.batch_id == batch_id,
+            PayoutItem.status.in_((ItemStatus.QUEUED, *IN_FLIGHT_ITEM_STATUSES)),
+        )
+    ) or 0
+    if open_items == 0:
+        if batch.rail == "manual":
+            export.finalize(session, settings, batch)
+        batch.status = BatchStatus.COMPLETED.value
+        batch.completed_at = clock.now()
+        batch.open_currency = None
+        enqueue_after_commit(session, RECONCILE_TASK, str(batch.id))
+        log.info("payout_batch_completed", batch_id=str(batch.id))
+        return batch.status, None
+    due = session.scalar(
+        select(func.min(PayoutItem.next_attempt_at)).where(
+            PayoutItem.batch_id == batch_id, PayoutItem.status == ItemStatus.SENDING,
+            PayoutItem.next_attempt_at.is_not(None),
+        )
+    )
+    if due is None:
+        return batch.status, None  # the rest is in another worker's hands right now
+    return batch.status, max((due - clock.now()).total_seconds(), 0.0)

@@ -1,0 +1,103 @@
+"""Celery tasks of payouts (thin: the work is in runner.py, reconcile.py and planning.py).
+
+`payouts.run_batch` is acknowledged late (the app default): a worker killed mid-run has its
+task redelivered, and the redelivered run resumes from the items' states. Delivering it twice,
+or to two workers at once, is safe by construction (see runner.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from marketplace.clock import clock
+from marketplace.ledger import AVAILABLE, JournalEntry
+from marketplace.runtime import get_runtime
+from marketplace.settings import get_settings
+from marketplace.tasking import celery_app, register_beat, task_session
+from payouts import planning, reconcile, runner
+from payouts.errors import NothingToPay, OpenBatchExists
+from payouts.models import BatchStatus, PayoutBatch, PayoutItem
+
+log = structlog.get_logger(__name__)
+
+MAX_RUN_RETRIES = 50
+
+
+@celery_app.task(
+    name="payouts.run_batch", bind=True, max_retries=MAX_RUN_RETRIES, acks_late=True,
+    # A deadlock or a dropped connection aborts one unit of work, never half of one: run again.
+    autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=120,
+)
+def run_batch(self: Any, batch_id: str) -> dict[str, object]:
+    """Run (or resume) a batch. Items waiting after a retryable rail error are retried by a
+    Celery retry of this task, scheduled for when the earliest of them is due."""
+    result = runner.run_batch(get_runtime(), uuid.UUID(batch_id))
+    if result.retry_in is not None and not self.request.is_eager:
+        raise self.retry(countdown=max(result.retry_in, 1.0))
+    return result.as_dict()
+
+
+@celery_app.task(name="payouts.reconcile")
+def reconcile_batch(batch_id: str) -> dict[str, object]:
+    """Compare a batch's paid items with the rail; the result is stored on the batch."""
+    found = reconcile.reconcile(get_runtime(), uuid.UUID(batch_id))
+    if found.status != "ok":
+        log.error("payout_reconciliation_mismatches", batch_id=batch_id, mismatches=found.mismatches[:20])
+    return {"status": found.status, "mismatches": len(found.mismatches)}
+
+
+@celery_app.task(name="payouts.create_scheduled")
+def create_scheduled() -> list[str]:
+    """Beat (settings.payout_schedule_seconds): one batch per currency in which some payee has a
+    positive available balance. Batches wait for approval unless settings.payout_auto_approve.
+    A currency with an open batch is left alone until that batch is finished."""
+    runtime = get_runtime()
+    with task_session() as session:
+        currencies = list(session.scalars(
+            select(JournalEntry.currency).where(JournalEntry.purpose == AVAILABLE).group_by(JournalEntry.currency)
+            .having(func.sum(JournalEntry.amount) != 0)
+        ))
+    created: list[str] = []
+    for currency in sorted(currencies):
+        try:
+            with task_session() as session:
+                batch, _ = planning.create_batch(session, runtime.settings, runtime.rail.name, currency,
+                                                 created_by="schedule")
+                created.append(str(batch.id))
+        except (NothingToPay, OpenBatchExists) as exc:
+            log.info("scheduled_payout_skipped", currency=currency, reason=exc.detail)
+    return created
+
+
+@celery_app.task(name="payouts.resume_stalled")
+def resume_stalled() -> list[str]:
+    """Beat safety net: re-enqueue runs of approved or running batches whose items have not moved
+    for settings.payout_stall_seconds (a lost task; Celery normally redelivers a killed worker's
+    task itself). A run that joins a live one only shares its items."""
+    settings = get_runtime().settings
+    cutoff = clock.now().timestamp() - settings.payout_stall_seconds
+    resumed: list[str] = []
+    with task_session() as session:
+        batches = session.execute(
+            select(PayoutBatch.id, PayoutBatch.approved_at, func.max(PayoutItem.updated_at))
+            .join(PayoutItem, PayoutItem.batch_id == PayoutBatch.id)
+            .where(PayoutBatch.status.in_((BatchStatus.APPROVED, BatchStatus.RUNNING)))
+            .group_by(PayoutBatch.id, PayoutBatch.approved_at)
+        ).all()
+    for batch_id, approved_at, last_move in batches:
+        latest = max(t.timestamp() for t in (approved_at, last_move) if t is not None)
+        if latest < cutoff:
+            celery_app.tasks["payouts.run_batch"].apply_async(args=(str(batch_id),))
+            resumed.append(str(batch_id))
+    return resumed
+
+
+register_beat("payouts-resume-stalled", "payouts.resume_stalled", 60.0)
+_schedule = get_settings().payout_schedule_seconds
+if _schedule:
+    register_beat("payouts-create-scheduled", "payouts.create_scheduled", _schedule)

@@ -1,0 +1,71 @@
+"""The FastAPI assembly: the only module (with the worker and CLI) that imports every domain."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from affiliates import api as affiliates_api
+from catalog import api as catalog_api
+from marketplace import stripe_webhooks, system_api
+from marketplace.errors import COMMON_RESPONSES, install_error_handlers
+from marketplace.logs import configure_logging
+from marketplace.middleware import RequestContextMiddleware
+from marketplace.orders import api as orders_api
+from marketplace.runtime import Runtime, set_runtime
+from marketplace.settings import Settings, get_settings
+from marketplace.tasking import celery_app
+from payouts import api as payouts_api
+
+log = structlog.get_logger(__name__)
+
+API_DESCRIPTION = """
+Many sellers list products once; many affiliates (market makers) sell them through their
+storefronts; buyers order across sellers in one cart; every order settles into one exact
+double-entry ledger, and operators run payout batches.
+
+Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem details.
+Amounts are integer minor units with an ISO 4217 currency.
+"""
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+    configure_logging(settings.log_level, settings.log_json)
+    runtime = runtime or Runtime(settings)
+    # Every task module, so in-process (no broker) tasks and webhook handlers are registered.
+    celery_app.loader.import_default_modules()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        set_runtime(runtime)
+        log.info(
+            "platform_started",
+            database="sqlite" if settings.is_sqlite else "postgresql",
+            background_tasks="in-process (no broker configured)" if settings.tasks_run_in_process
+            else "celery",
+            payment_rail="stripe" if settings.stripe_enabled else "manual (bank export)",
+            cache="redis" if settings.redis_url else "in-process",
+        )
+        yield
+
+    app = FastAPI(
+        title="Marketplace platform API",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        responses=COMMON_RESPONSES,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(system_api.router)
+    app.include_router(catalog_api.router)
+    app.include_router(affiliates_api.router)
+    app.include_router(orders_api.router)
+    app.include_router(payouts_api.router)
+    app.include_router(stripe_webhooks.router)
+    return app

@@ -1,0 +1,129 @@
+"""A small key/value cache and counter store: Redis when configured, in-process otherwise.
+
+Used for hot catalog reads, rate limits and click counters. The in-process variant exists so
+the embedded default needs no Redis; it is per process, which is fine for one process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+import redis
+
+
+class Store(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+    def set(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
+    def delete(self, *keys: str) -> None: ...
+    def incr_window(self, key: str, window_seconds: int) -> tuple[int, int]:
+        """Increment a fixed-window counter; return (count, seconds until the window resets)."""
+        ...
+    def incr(self, key: str, amount: int = 1) -> int: ...
+    def pop_counters(self, pattern_prefix: str) -> dict[str, int]:
+        """Atomically read and reset every counter whose key starts with the prefix."""
+        ...
+    def ping(self) -> bool: ...
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[bytes, float]] = {}
+        self._counters: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            value, expires = item
+            if expires < time.monotonic():
+                del self._data[key]
+                return None
+            return value
+
+    def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        with self._lock:
+            self._data[key] = (value, time.monotonic() + ttl_seconds)
+
+    def delete(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._data.pop(key, None)
+
+    def incr_window(self, key: str, window_seconds: int) -> tuple[int, int]:
+        now = time.time()
+        window = int(now // window_seconds)
+        reset_in = int(window_seconds - (now % window_seconds)) or 1
+        window_key = f"{key}:{window}"
+        with self._lock:
+            count = self._counters.get(window_key, 0) + 1
+            self._counters[window_key] = count
+            stale = [k for k in self._counters if k.startswith(f"{key}:") and k != window_key]
+            for k in stale:
+                del self._counters[k]
+        return count, reset_in
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        with self._lock:
+            self._counters[key] = self._counters.get(key, 0) + amount
+            return self._counters[key]
+
+    def pop_counters(self, pattern_prefix: str) -> dict[str, int]:
+        with self._lock:
+            found = {k: v for k, v in self._counters.items() if k.startswith(pattern_prefix)}
+            for k in found:
+                del self._counters[k]
+        return found
+
+    def ping(self) -> bool:
+        return True
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    def get(self, key: str) -> bytes | None:
+        value = self.client.get(key)
+        return value if isinstance(value, bytes) else None
+
+    def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        self.client.set(key, value, ex=ttl_seconds)
+
+    def delete(self, *keys: str) -> None:
+        if keys:
+            self.client.delete(*keys)
+
+    def incr_window(self, key: str, window_seconds: int) -> tuple[int, int]:
+        now = time.time()
+        window = int(now // window_seconds)
+        reset_in = int(window_seconds - (now % window_seconds)) or 1
+        window_key = f"{key}:{window}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.incr(window_key)
+        pipe.expire(window_key, window_seconds + 1)
+        count, _ = pipe.execute()
+        return int(count), reset_in
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        return int(self.client.incrby(key, amount))
+
+    def pop_counters(self, pattern_prefix: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for raw_key in self.client.scan_iter(match=f"{pattern_prefix}*", count=500):
+            key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+            # GETDEL is atomic: a click counted after this read lands in a fresh counter.
+            value = self.client.getdel(key)
+            if value is not None:
+                found[key] = int(value)
+        return found
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+
+def make_store(redis_url: str | None) -> Store:
+    return RedisStore(redis_url) if redis_url else MemoryStore()

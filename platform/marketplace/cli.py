@@ -1,0 +1,161 @@
+"""The `marketplace` command: serve, worker, beat, db, keys (and later demo, payouts, ledger)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from marketplace import auth, migrate
+from marketplace.auth import ApiKey, Role
+from marketplace.db import session_scope
+from marketplace.runtime import Runtime
+from marketplace.settings import get_settings
+from payouts import cli as payouts_cli
+
+app = typer.Typer(help="Many-to-many marketplace platform.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The double-entry journal.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(payouts_cli.app, name="payouts")
+console = Console()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -> None:
+    """Bring the schema in DATABASE_URL up to date."""
+    settings = get_settings()
+    migrate.upgrade(settings.database_url, revision)
+    console.print(f"[green]schema at {revision}[/green] ({settings.database_url.split('@')[-1]})")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Role = typer.Option(Role.OPERATOR, help="operator, seller or affiliate"),
+    subject_id: str | None = typer.Option(None, help="the seller or affiliate id the key acts for"),
+    name: str = typer.Option("cli", help="a label to recognise the key by"),
+) -> None:
+    """Issue an API key (bootstrap the first operator key with this). Shown once."""
+    import uuid
+
+    runtime = Runtime(get_settings())
+    subject = uuid.UUID(subject_id) if subject_id else None
+    with session_scope(runtime.sessions) as session:
+        issued = auth.issue_key(session, role, subject, name)
+    console.print(f"{role.value} key (shown once): [bold]{issued.key}[/bold]")
+
+
+def _bootstrap_embedded(runtime: Runtime) -> None:
+    """First start on the embedded default: an operator key to explore with, and a little demo
+    data (sellers, products, programs, affiliates, two storefronts) to browse."""
+    with session_scope(runtime.sessions) as session:
+        if session.scalar(select(func.count()).select_from(ApiKey)):
+            console.print("Operator key: printed at first start; make another with "
+                          "[bold]marketplace keys create --role operator[/bold]")
+            return
+        issued = auth.issue_key(session, Role.OPERATOR, None, "bootstrap")
+    from fastapi.testclient import TestClient
+
+    from marketplace.app import create_app
+    from marketplace.demo import seed_storefront_demo
+
+    with TestClient(create_app(runtime=runtime)) as client:
+        seed_storefront_demo(client, {"Authorization": f"Bearer {issued.key}"})
+    console.print(f"Operator API key (shown once): [bold]{issued.key}[/bold]")
+    console.print("Demo data: storefronts [bold]makers-guild-demo[/bold] and [bold]outdoor-alliance-demo[/bold] "
+                  "(GET /v1/storefronts/makers-guild-demo/products)")
+
+
+@ledger_app.command("audit")
+def ledger_audit() -> None:
+    """Recompute every balance from the journal and check every invariant; exit 1 on a finding."""
+    raise typer.Exit(run_ledger_audit(Runtime(get_settings())))
+
+
+def run_ledger_audit(runtime: Runtime) -> int:
+    import marketplace.models  # noqa: F401  (registers every domain's audit checks)
+    from marketplace.ledger import audit_check_names, run_audit
+
+    with session_scope(runtime.sessions) as session:
+        findings = run_audit(session)
+    if not findings:
+        console.print(f"[green]ledger audit clean[/green]: {len(audit_check_names())} checks passed")
+        return 0
+    table = Table("check", "finding", title=f"ledger audit: {len(findings)} finding(s)")
+    for finding in findings:
+        table.add_row(finding.check, finding.detail)
+    console.print(table)
+    return 1
+
+
+@app.command()
+def demo() -> None:
+    """Run the many-to-many story through the API on this platform (DATABASE_URL, or the embedded
+    default): onboarding, storefronts, orders, fulfilment, a refund, a payout batch, the audit."""
+    from marketplace import demo as story
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        migrate.upgrade(settings.database_url)
+    raise typer.Exit(story.run_story(Runtime(settings), console))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    workers: int = typer.Option(1, help="server processes (PostgreSQL only; SQLite serves from one)"),
+) -> None:
+    """Run the HTTP API. On the embedded SQLite default it migrates the schema first."""
+    import uvicorn
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        migrate.upgrade(settings.database_url)
+        _bootstrap_embedded(Runtime(settings))
+        workers = 1
+    console.print(f"API docs: http://{host}:{port}/docs   health: http://{host}:{port}/healthz")
+    uvicorn.run(
+        "marketplace.app:create_app", factory=True, host=host, port=port, workers=workers,
+        log_level="warning", access_log=False,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(2),
+    queues: str = typer.Option("celery"),
+) -> None:
+    """Run a Celery worker (needs CELERY_BROKER_URL or REDIS_URL)."""
+    _require_broker()
+    raise typer.Exit(subprocess.call([
+        sys.executable, "-m", "celery", "-A", "marketplace.worker", "worker",
+        f"--concurrency={concurrency}", f"--queues={queues}", "--loglevel=INFO",
+    ]))
+
+
+@app.command()
+def beat() -> None:
+    """Run Celery beat: the schedule (payout batches, click flush, holding periods)."""
+    _require_broker()
+    raise typer.Exit(subprocess.call([
+        sys.executable, "-m", "celery", "-A", "marketplace.worker", "beat", "--loglevel=INFO",
+    ]))
+
+
+def _require_broker() -> None:
+    if get_settings().tasks_run_in_process:
+        console.print("[red]No broker configured: set REDIS_URL or CELERY_BROKER_URL.[/red] "
+                      "Without one, tasks already run inside `marketplace serve`.")
+        raise typer.Exit(2)
+
+
+if __name__ == "__main__":
+    app()

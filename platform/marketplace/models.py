@@ -1,0 +1,16 @@
+"""Every table of the platform, imported in one place so Alembic and tests see the whole schema."""
+
+from __future__ import annotations
+
+from affiliates import models as affiliates_models  # noqa: F401
+from catalog import models as catalog_models
+from marketplace import auth, ledger, outbound, tasks
+from marketplace import stripe_webhooks as webhook_inbox  # noqa: F401  (the webhook_events table)
+from marketplace.db import Base
+from marketplace.orders import audit as orders_audit  # noqa: F401  (the order domain's audit checks)
+from marketplace.orders import models as orders_models  # noqa: F401
+from payouts import models as payouts_models  # noqa: F401  (with its ledger audit check)
+
+metadata = Base.metadata
+
+__all__ = ["auth", "catalog_models", "ledger", "metadata", "outbound", "tasks"]

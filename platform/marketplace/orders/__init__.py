@@ -1,0 +1,1 @@
+"""Order routing and settlement: one cart across many sellers, paid once, split exactly."""

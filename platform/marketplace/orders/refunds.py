@@ -1,0 +1,154 @@
+"""Refunds: full or partial (by line and quantity), with an exact clawback in the journal.
+
+For each refunded line the refund reverses, with the design's rule, `share * qty / line qty`
+(round half to even) of the platform fee and of each commission; the refund that empties a line
+reverses exactly what is left of each share. What the buyer gets back for the line is prorated
+the same way and the seller's reversal is the residual, so every refund transaction sums to zero
+and, once a line is fully refunded, every share of it is back to exactly zero.
+
+Each reversal debits the account the share sits in now: `pending` inside the holding period,
+`available` after it. If the share was already paid out, `available` goes negative and the next
+payout nets it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from marketplace import ledger
+from marketplace.ledger import AFFILIATE, AVAILABLE, CLEARING, FEES, PENDING, PLATFORM, SELLER, Posting
+from marketplace.money import prorate
+from marketplace.orders.errors import InvalidTransition, RefundInvalid
+from marketplace.orders.models import (
+    Commission,
+    CommissionStatus,
+    OrderLine,
+    OrderStatus,
+    Refund,
+    SubOrder,
+    SubOrderStatus,
+)
+from marketplace.orders.settlement import lock_order
+from marketplace.tasking import enqueue_after_commit
+
+
+@dataclass(frozen=True, slots=True)
+class RefundItem:
+    order_line_id: uuid.UUID
+    quantity: int
+
+
+def _share_reversal(share: int, already: int, qty: int, refunded_before: int, line_qty: int) -> int:
+    if refunded_before + qty == line_qty:
+        return share - already  # the refund that empties the line takes exactly what is left
+    return prorate(share, qty, line_qty)
+
+
+def refund_order(
+    session: Session, order_id: uuid.UUID, items: Sequence[RefundItem] | None, *, reason: str,
+    requested_by: str, seller_id: uuid.UUID | None = None,
+) -> Refund:
+    """Refund the given lines (None: everything left, or everything left of `seller_id`'s part)."""
+    order = lock_order(session, order_id)
+    if order.status != OrderStatus.PAID:
+        raise InvalidTransition(f"order {order.id} is {order.status}; only paid orders can be refunded")
+    lines_by_id = {line.id: line for line in order.lines}
+    if items is None:
+        items = [
+            RefundItem(line.id, line.quantity - line.refunded_quantity) for line in order.lines
+            if line.quantity > line.refunded_quantity and (seller_id is None or line.seller_id == seller_id)
+        ]
+    if not items:
+        raise RefundInvalid("nothing left to refund")
+    seen: set[uuid.UUID] = set()
+    for item in items:
+        line = lines_by_id.get(item.order_line_id)
+        if line is None or (seller_id is not None and line.seller_id != seller_id):
+            raise RefundInvalid(f"order line {item.order_line_id} is not part of this order")
+        if item.order_line_id in seen:
+            raise RefundInvalid(f"order line {item.order_line_id} is listed twice")
+        seen.add(item.order_line_id)
+        left = line.quantity - line.refunded_quantity
+        if not 1 <= item.quantity <= left:
+            raise RefundInvalid(f"order line {line.id} has {left} unit(s) left to refund, not {item.quantity}")
+
+    subs = {sub.id: sub for sub in order.sub_orders}
+    commissions_by_line: dict[uuid.UUID, list[Commission]] = {}
+    for commission in order.commissions:
+        commissions_by_line.setdefault(commission.order_line_id, []).append(commission)
+
+    refund = Refund(
+        order_id=order.id, currency=order.currency, amount=0, reason=reason,
+        requested_by=requested_by, lines=[], sub_order_id=None,
+    )
+    session.add(refund)
+    session.flush()
+    postings: list[Posting] = []
+    recorded_lines = []
+    for item in items:
+        line = lines_by_id[item.order_line_id]
+        sub = subs[line.sub_order_id]
+        amount, fee, commission_parts = _reverse_line(line, item.quantity, commissions_by_line.get(line.id, []))
+        seller_part = amount - fee - sum(part for _, part in commission_parts)
+        line.refunded_quantity += item.quantity
+        line.refunded_amount += amount
+        line.refunded_platform_fee += fee
+        line.refunded_seller_net += seller_part
+        sub.refunded_amount += amount
+        refund.amount += amount
+        seller_account = AVAILABLE if sub.seller_share_released else PENDING
+        postings.append(Posting(SELLER, sub.seller_id, seller_account, -seller_part, "sub_order", sub.id))
+        postings.append(Posting(PLATFORM, None, FEES, -fee, "order_line", line.id))
+        for commission, part in commission_parts:
+            account = PENDING if commission.status == CommissionStatus.PENDING else AVAILABLE
+            commission.reversed_amount += part
+            if commission.reversed_amount == commission.amount and commission.status == CommissionStatus.PENDING:
+                commission.status = CommissionStatus.REVERSED.value
+            postings.append(Posting(AFFILIATE, commission.affiliate_id, account, -part, "commission", commission.id))
+        recorded_lines.append({"order_line_id": str(line.id), "quantity": item.quantity, "amount": amount})
+    postings.append(Posting(PLATFORM, None, CLEARING, refund.amount, "refund", refund.id))
+    refund.lines = recorded_lines
+    touched_subs = {lines_by_id[item.order_line_id].sub_order_id for item in items}
+    if len(touched_subs) == 1:
+        refund.sub_order_id = next(iter(touched_subs))
+    order.refunded_amount += refund.amount
+    ledger.post(
+        session, kind="order.refund", reference_type="refund", reference_id=refund.id, currency=order.currency,
+        order_id=order.id, postings=postings, memo=reason[:200] or "refund",
+    )
+    if order.payment_rail == "stripe":
+        # The money goes back through Stripe after this transaction commits (idempotent task).
+        enqueue_after_commit(session, "orders.send_refund", str(refund.id))
+    return refund
+
+
+def _reverse_line(
+    line: OrderLine, qty: int, commissions: list[Commission]
+) -> tuple[int, int, list[tuple[Commission, int]]]:
+    before = line.refunded_quantity
+    amount = _share_reversal(line.amount, line.refunded_amount, qty, before, line.quantity)
+    fee = _share_reversal(line.platform_fee_amount, line.refunded_platform_fee, qty, before, line.quantity)
+    parts = [
+        (c, _share_reversal(c.amount, c.reversed_amount, qty, before, line.quantity)) for c in commissions
+    ]
+    return amount, fee, parts
+
+
+def reject_sub_order(session: Session, sub: SubOrder, reason: str) -> Refund | None:
+    """A seller refuses its part before shipping: refund it and put the stock back."""
+    from catalog.service import release_stock
+
+    if sub.status not in (SubOrderStatus.PAID, SubOrderStatus.ACCEPTED):
+        raise InvalidTransition(f"sub-order {sub.id} is {sub.status}; only paid or accepted ones can be rejected")
+    refund = refund_order(session, sub.order_id, None, reason=reason or "rejected by seller",
+                          requested_by="seller", seller_id=sub.seller_id)
+    sub.status = SubOrderStatus.REJECTED.value
+    sub.reject_reason = reason
+    for line in sorted(sub.lines, key=lambda item: item.variant_id):
+        release_stock(session, line.variant_id, line.quantity)
+    return refund
+

@@ -1,0 +1,117 @@
+"""Health, readiness and API key management."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from marketplace import auth
+from marketplace.auth import Role
+from marketplace.deps import CurrentPrincipal, DbSession, OperatorPrincipal, get_runtime
+from marketplace.errors import Unprocessable
+from marketplace.metrics import exposition_registry
+from marketplace.runtime import Runtime
+from marketplace.schemas import StrictModel
+
+router = APIRouter()
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+@router.get("/healthz", response_model=Health, tags=["system"])
+def healthz() -> Health:
+    """The process is alive (no dependencies are touched)."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz", response_model=Readiness, tags=["system"],
+    responses={503: {"model": Readiness, "description": "a dependency does not answer"}},
+)
+def readyz(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Response:
+    """The database and (when configured) Redis answer; 503 names the part that failed."""
+    checks: dict[str, str] = {}
+    try:
+        with runtime.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    if runtime.settings.redis_url:
+        try:
+            runtime.store.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"unavailable: {type(exc).__name__}"
+    ok = all(value == "ok" for value in checks.values())
+    body = Readiness(status="ready" if ok else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get("/metrics", tags=["system"], response_class=Response, include_in_schema=False)
+def metrics() -> Response:
+    return Response(generate_latest(exposition_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+class KeyCreate(StrictModel):
+    role: Role
+    subject_id: uuid.UUID | None = Field(default=None, description="the seller or affiliate the key acts for")
+    name: str = Field(default="", max_length=100)
+
+
+class KeyOut(BaseModel):
+    id: uuid.UUID
+    prefix: str
+    role: Role
+    subject_id: uuid.UUID | None
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class IssuedKeyOut(BaseModel):
+    id: uuid.UUID
+    key: str = Field(description="shown once: store it now, it cannot be read again")
+    prefix: str
+    role: Role
+    subject_id: uuid.UUID | None
+
+
+@router.post("/v1/api-keys", status_code=201, response_model=IssuedKeyOut, tags=["api keys"])
+def create_key(body: KeyCreate, session: DbSession, principal: OperatorPrincipal) -> IssuedKeyOut:
+    """Operator: issue a key for an operator, seller or affiliate. The key is shown once."""
+    if body.role is not Role.OPERATOR and body.subject_id is None:
+        raise Unprocessable(f"a {body.role.value} key needs subject_id (the {body.role.value} it acts for)")
+    if body.role is Role.OPERATOR and body.subject_id is not None:
+        raise Unprocessable("an operator key does not act for a subject; leave subject_id out")
+    issued = auth.issue_key(session, body.role, body.subject_id, body.name)
+    return IssuedKeyOut(
+        id=issued.id, key=issued.key, prefix=issued.prefix, role=issued.role, subject_id=issued.subject_id
+    )
+
+
+@router.get("/v1/api-keys", response_model=list[KeyOut], tags=["api keys"])
+def list_keys(session: DbSession, principal: CurrentPrincipal) -> list[KeyOut]:
+    """Your own keys (an operator sees every key). Secrets are never shown again."""
+    return [KeyOut.model_validate(row, from_attributes=True) for row in auth.list_keys(session, principal)]
+
+
+@router.delete("/v1/api-keys/{key_id}", response_model=KeyOut, tags=["api keys"])
+def revoke_key(key_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> KeyOut:
+    """Revoke a key at once; requests with it get 401 from now on."""
+    row = auth.revoke_key(session, principal, key_id)
+    return KeyOut.model_validate(row, from_attributes=True)

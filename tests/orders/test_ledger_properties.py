@@ -1,0 +1,101 @@
+"""Random sequences of checkouts, payments, fulfilment, partial refunds and the clock moving
+keep every invariant of the ledger audit (hypothesis, through the HTTP API)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from marketplace import ledger
+from marketplace.clock import clock
+from marketplace.db import session_scope
+from marketplace.tasking import celery_app
+from tests.conftest import Backend
+from tests.orders.world import cart, checkout, ok, worked_example
+
+_stores = itertools.count(1)
+SKUS = ["X-PRO", "X-BASIC", "Y-KIT"]
+
+
+def test_random_order_histories_keep_the_ledger_exact(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    class OrderHistories(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            slug = f"prop-{next(_stores)}"
+            self.slug = slug
+            self.world = worked_example(client, operator, slug=slug)
+            ok(client.post(f"/v1/storefronts/{slug}/listings", headers=self.world.affiliates["A"].headers,
+                           json={"product_id": self.world.products["X-BASIC"]}), 201)
+            self.awaiting: list[dict[str, Any]] = []
+            self.paid: list[dict[str, Any]] = []
+
+        @rule(items=st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 3)), min_size=1, max_size=3))
+        def place(self, items: list[tuple[str, int]]) -> None:
+            response = checkout(client, self.slug, cart(self.world, *items, email="p@example.com"))
+            assert response.status_code == 201, response.text
+            self.awaiting.append(response.json())
+
+        @precondition(lambda self: self.awaiting)
+        @rule(data=st.data())
+        def pay(self, data: st.DataObject) -> None:
+            order = self.awaiting.pop(data.draw(st.integers(0, len(self.awaiting) - 1)))
+            response = client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator)
+            if response.status_code == 409:  # it expired unpaid meanwhile: cancelled, stock back
+                assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "cancelled"
+                return
+            ok(response)
+            self.paid.append(order)
+
+        @precondition(lambda self: self.paid)
+        @rule(data=st.data())
+        def refund_some(self, data: st.DataObject) -> None:
+            order = data.draw(st.sampled_from(self.paid))
+            current = ok(client.get(f"/v1/orders/{order['id']}", headers=operator))
+            open_lines = [line for line in current["lines"] if line["refunded_quantity"] < line["quantity"]]
+            if not open_lines:
+                return
+            line = data.draw(st.sampled_from(open_lines))
+            qty = data.draw(st.integers(1, line["quantity"] - line["refunded_quantity"]))
+            ok(client.post(f"/v1/orders/{order['id']}/refunds", headers=operator,
+                           json={"lines": [{"order_line_id": line["id"], "quantity": qty}]}), 201)
+
+        @precondition(lambda self: self.paid)
+        @rule(data=st.data())
+        def deliver(self, data: st.DataObject) -> None:
+            order = data.draw(st.sampled_from(self.paid))
+            sub = data.draw(st.sampled_from(order["sub_orders"]))
+            seller = "X" if sub["seller_id"] == self.world.sellers["X"].id else "Y"
+            headers = self.world.sellers[seller].headers
+            for action in ("accept", "deliver"):
+                client.post(f"/v1/sub-orders/{sub['id']}/{action}", headers=headers)  # may be 409: fine
+
+        @rule(days=st.integers(1, 40))
+        def time_passes(self, days: int) -> None:
+            clock.advance(timedelta(days=days))
+            celery_app.tasks["orders.release_matured"].apply()
+            celery_app.tasks["orders.expire_unpaid"].apply()
+
+        @invariant()
+        def audit_is_clean(self) -> None:
+            with session_scope(env.runtime.sessions) as session:
+                assert ledger.run_audit(session) == []
+
+        @invariant()
+        def everything_held_is_owed_to_someone(self) -> None:
+            for row in ok(client.get("/v1/platform/balances", headers=operator)):
+                owed = row["payees_pending"] + row["payees_available"] + row["payees_in_transit"] + row["fees"]
+                assert owed == -row["clearing"] - row["paid_out"]
+
+    run_state_machine_as_test(
+        OrderHistories,
+        settings=settings(max_examples=4, stateful_step_count=12, deadline=None,
+                          suppress_health_check=list(HealthCheck)),
+    )

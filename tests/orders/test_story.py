@@ -1,0 +1,230 @@
+"""The whole order story through the HTTP API: many sellers, a market maker splitting with a
+specialist, a storefront, several orders, payment, fulfilment, a partial refund, the holding
+period passing, and balances that match to the minor unit. Plus the Stripe rail end to end."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from catalog.models import Variant
+from marketplace import ledger
+from marketplace.clock import clock
+from marketplace.db import session_scope
+from marketplace.orders.models import Order
+from marketplace.tasking import celery_app
+from tests.catalog.conftest import WEBHOOK_SECRET
+from tests.conftest import Backend, bearer, issue_key
+from tests.fake_stripe import FakeStripe
+from tests.fake_stripe.server import webhook_request
+from tests.orders.world import World, cart, checkout, ok, worked_example
+
+
+def balances(client: TestClient, world: World) -> dict[str, tuple[int, int]]:
+    out = {}
+    for name, party in [*world.sellers.items(), *world.affiliates.items()]:
+        rows = ok(client.get("/v1/balances", headers=party.headers))["balances"]
+        out[name] = (rows[0]["pending"], rows[0]["available"]) if rows else (0, 0)
+    return out
+
+
+def run_task(name: str) -> object:
+    return celery_app.tasks[name].apply().get()
+
+
+def audit_clean(env: Backend) -> None:
+    with session_scope(env.runtime.sessions) as session:
+        assert ledger.run_audit(session) == []
+
+
+def fulfil(client: TestClient, world: World, seller: str, sub_order_id: str) -> None:
+    headers = world.sellers[seller].headers
+    ok(client.post(f"/v1/sub-orders/{sub_order_id}/accept", headers=headers))
+    ok(client.post(f"/v1/sub-orders/{sub_order_id}/ship", headers=headers,
+                   json={"tracking_number": "1Z999", "carrier": "UPS"}))
+    ok(client.post(f"/v1/sub-orders/{sub_order_id}/deliver", headers=headers))
+
+
+def test_three_orders_settle_through_fulfilment_refund_and_holding_period_to_the_minor_unit(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    world = worked_example(client, operator)  # X: 800 bps, Y: 1.00/unit, A/S split 70/30, fee 10 %
+    orders = [
+        ok(checkout(client, "a-store", cart(world, ("X-PRO", 1), ("Y-KIT", 2), email="ann@example.com")), 201),
+        ok(checkout(client, "a-store", cart(world, ("Y-KIT", 1), email="bob@example.com")), 201),
+        ok(checkout(client, "a-store", cart(world, ("X-PRO", 2), email="cy@example.com")), 201),
+    ]
+    for order in orders:
+        ok(client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator))
+    # Paying twice changes nothing.
+    ok(client.post(f"/v1/orders/{orders[0]['id']}/mark-paid", headers=operator))
+
+    # Order 2: 1250 -> fee 125, commission 100 (A 70, S 30), Y 1025.
+    # Order 3: 9998 -> fee 1000, commission 800 (A 560, S 240), X 8198.
+    assert balances(client, world) == {
+        "X": (4099 + 8198, 0), "Y": (2050 + 1025, 0), "A": (420 + 70 + 560, 0), "S": (180 + 30 + 240, 0),
+    }
+
+    # Sellers see only their own sub-orders, with where to ship once paid (and no buyer email).
+    y_subs = ok(client.get("/v1/sub-orders", headers=world.sellers["Y"].headers))["items"]
+    assert len(y_subs) == 2 and all(s["ship_to"]["name"] == "Bea Buyer" for s in y_subs)
+    assert "buyer_email" not in y_subs[0] and "ann@example.com" not in str(y_subs)
+    x_sub = next(s for s in orders[0]["sub_orders"] if s["seller_id"] == world.sellers["X"].id)
+    assert client.get(f"/v1/sub-orders/{x_sub['id']}", headers=world.sellers["Y"].headers).status_code == 404
+
+    for order in orders:
+        for sub in order["sub_orders"]:
+            seller = "X" if sub["seller_id"] == world.sellers["X"].id else "Y"
+            fulfil(client, world, seller, sub["id"])
+
+    # A partial refund inside the window: one cable of order 1.
+    y_line = next(line for line in orders[0]["lines"] if line["sku"] == "Y-KIT")
+    y_sub = next(s for s in orders[0]["sub_orders"] if s["seller_id"] == world.sellers["Y"].id)
+    ok(client.post(f"/v1/sub-orders/{y_sub['id']}/refunds", headers=world.sellers["Y"].headers,
+                   json={"lines": [{"order_line_id": y_line["id"], "quantity": 1}], "reason": "damaged"}), 201)
+
+    # Before the windows pass nothing becomes available.
+    run_task("orders.release_matured")
+    assert all(available == 0 for _, available in balances(client, world).values())
+
+    clock.advance(timedelta(days=31))  # past the 14-day return window and the 30-day holding period
+    assert run_task("orders.release_matured") == {"seller_shares": 4, "commissions": 8}
+    assert balances(client, world) == {
+        "X": (0, 4099 + 8198), "Y": (0, 2050 + 1025 - 1025), "A": (0, 420 + 70 + 560 - 70),
+        "S": (0, 180 + 30 + 240 - 30),
+    }
+    platform = ok(client.get("/v1/platform/balances", headers=operator))[0]
+    assert platform["fees"] == 750 + 125 + 1000 - 125
+    assert platform["clearing"] == -(7499 + 1250 + 9998) + 1250
+    # Everything the buyers paid and kept is owed to someone: payees + fees == money held.
+    assert platform["payees_available"] + platform["fees"] == -platform["clearing"]
+    audit_clean(env)
+    commissions = ok(client.get("/v1/commissions", headers=world.affiliates["A"].headers))["items"]
+    assert {c["status"] for c in commissions} == {"available"}
+
+
+def test_unpaid_order_expires_and_gives_its_stock_back(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    world = worked_example(client, operator)
+    order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 3))), 201)
+    clock.advance(timedelta(minutes=59))
+    assert run_task("orders.expire_unpaid") == 0
+    clock.advance(timedelta(minutes=2))
+    assert run_task("orders.expire_unpaid") == 1
+    with session_scope(env.runtime.sessions) as session:
+        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["X-PRO"]))) == 100
+    paid = client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator)
+    assert paid.status_code == 409
+    audit_clean(env)
+
+
+def test_seller_rejecting_its_part_refunds_it_and_restocks(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    world = worked_example(client, operator)
+    order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 1), ("Y-KIT", 2))), 201)
+    ok(client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator))
+    y_sub = next(s for s in order["sub_orders"] if s["seller_id"] == world.sellers["Y"].id)
+    rejected = ok(client.post(f"/v1/sub-orders/{y_sub['id']}/reject", headers=world.sellers["Y"].headers,
+                              json={"reason": "out of cables"}))
+    assert rejected["status"] == "rejected"
+    assert rejected["refunded"]["amount"] == 2500
+    assert balances(client, world)["Y"] == (0, 0)
+    assert balances(client, world)["A"] == (280, 0)
+    with session_scope(env.runtime.sessions) as session:
+        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["Y-KIT"]))) == 100
+    again = client.post(f"/v1/sub-orders/{y_sub['id']}/ship", headers=world.sellers["Y"].headers,
+                        json={"tracking_number": "x"})
+    assert again.status_code == 409
+    audit_clean(env)
+
+
+def test_cart_validation_errors_are_clear_and_write_nothing(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    world = worked_example(client, operator)
+    world.product("X", "Unlisted", [("X-UNLISTED", "One", 1000, 5)])
+    cases = {
+        "unknown variant": cart(world, ("X-PRO", 1)) | {"items": [{"variant_id": str(uuid.uuid4()), "quantity": 1}]},
+        "not listed": cart(world, ("X-UNLISTED", 1)),
+        "zero quantity": cart(world, ("X-PRO", 1))
+        | {"items": [{"variant_id": world.variants["X-PRO"], "quantity": 0}]},
+        "bad email": cart(world, ("X-PRO", 1)) | {"buyer": {"email": "nope", "name": "B"}},
+        "client price": cart(world, ("X-PRO", 1)) | {"items": [{"variant_id": world.variants["X-PRO"],
+                                                                 "quantity": 1, "price": 1}]},
+    }
+    for name, body in cases.items():
+        response = checkout(client, "a-store", body)
+        assert response.status_code == 422, (name, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    assert checkout(client, "no-such-store", cart(world, ("X-PRO", 1))).status_code == 404
+    missing_key = client.post("/v1/storefronts/a-store/orders", json=cart(world, ("X-PRO", 1)))
+    assert missing_key.status_code == 422
+    with session_scope(env.runtime.sessions) as session:
+        assert session.scalar(select(Order.id)) is None
+
+
+def test_stripe_rail_payment_intent_webhook_replay_and_refund(
+    client: TestClient, operator: dict[str, str], env: Backend, stripe_env: FakeStripe
+) -> None:
+    world = worked_example(client, operator)
+    key = "stripe-order-1"
+    order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 1), ("Y-KIT", 2)), key=key), 201)
+    payment = order["payment"]
+    assert payment["rail"] == "stripe" and payment["client_secret"]
+    intents = stripe_env.objects("payment_intent")
+    assert len(intents) == 1
+    assert intents[0]["amount"] == 7499 and intents[0]["currency"] == "usd"
+    assert intents[0]["transfer_group"] == order["id"]
+    assert intents[0]["metadata"] == {"order_id": order["id"]}
+    # A retried checkout returns the same order and creates no second PaymentIntent.
+    again = ok(checkout(client, "a-store", cart(world, ("X-PRO", 1), ("Y-KIT", 2)), key=key), 201)
+    assert again["id"] == order["id"] and len(stripe_env.objects("payment_intent")) == 1
+
+    event = stripe_env.succeed_payment_intent(payment["payment_intent_id"])
+    body, headers = webhook_request(event, WEBHOOK_SECRET)
+    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
+    replay = client.post("/v1/webhooks/stripe", content=body, headers=headers)
+    assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
+    full = ok(client.get(f"/v1/orders/{order['id']}", headers=operator))
+    assert full["status"] == "paid"
+    assert balances(client, world)["X"] == (4099, 0)
+
+    y_line = next(line for line in order["lines"] if line["sku"] == "Y-KIT")
+    refund = ok(client.post(f"/v1/orders/{order['id']}/refunds", headers=operator,
+                            json={"lines": [{"order_line_id": y_line["id"], "quantity": 1}]}), 201)
+    refunds = stripe_env.objects("refund")
+    assert [(r["amount"], r["payment_intent"]) for r in refunds] == [(1250, payment["payment_intent_id"])]
+    listed = ok(client.get(f"/v1/orders/{order['id']}/refunds", headers=operator))
+    assert listed[0]["id"] == refund["id"] and listed[0]["status"] == "sent"
+    audit_clean(env)
+
+
+def test_failed_stripe_payment_releases_the_stock(
+    client: TestClient, operator: dict[str, str], env: Backend, stripe_env: FakeStripe
+) -> None:
+    world = worked_example(client, operator)
+    order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 4))), 201)
+    event = stripe_env.fail_payment_intent(order["payment"]["payment_intent_id"])
+    body, headers = webhook_request(event, WEBHOOK_SECRET)
+    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
+    assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "cancelled"
+    with session_scope(env.runtime.sessions) as session:
+        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["X-PRO"]))) == 100
+
+
+def test_affiliate_and_seller_keys_cannot_read_operator_order_views(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    world = worked_example(client, operator)
+    order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 1))), 201)
+    for party in (world.sellers["X"], world.affiliates["A"]):
+        assert client.get(f"/v1/orders/{order['id']}", headers=party.headers).status_code == 403
+        assert client.post(f"/v1/orders/{order['id']}/mark-paid", headers=party.headers).status_code == 403
+    assert client.get("/v1/sub-orders", headers=world.affiliates["A"].headers).status_code == 403
+    affiliate_key = issue_key(env, __import__("marketplace.auth", fromlist=["Role"]).Role.AFFILIATE, uuid.uuid4())
+    assert ok(client.get("/v1/commissions", headers=bearer(affiliate_key)))["items"] == []

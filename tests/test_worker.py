@@ -1,0 +1,78 @@
+"""A real Celery worker process on the real Redis broker runs a real task against PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from marketplace.db import session_scope
+from marketplace.settings import Settings
+from marketplace.tasking import make_celery
+from marketplace.tasks import WorkerHeartbeat
+from tests.conftest import REPO_ROOT, Backend, make_settings
+
+BROKER_DB = "redis://127.0.0.1:6379/14"
+
+
+def start_worker(env: Backend, *extra: str) -> subprocess.Popen[bytes]:
+    child_env = {
+        **os.environ,
+        "DATABASE_URL": env.settings.database_url,
+        "REDIS_URL": env.settings.redis_url or "",
+        "CELERY_BROKER_URL": BROKER_DB,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "platform"), str(REPO_ROOT)]),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "marketplace.worker", "worker", "--pool=solo",
+         "--loglevel=WARNING", "--without-gossip", "--without-mingle", *extra],
+        env=child_env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.fixture
+def broker_settings(env: Backend, redis_url: str) -> Settings:
+    import redis
+
+    redis.Redis.from_url(BROKER_DB).flushdb()
+    return make_settings(env.settings.database_url, env.settings.redis_url, celery_broker_url=BROKER_DB)
+
+
+@pytest.fixture
+def worker(env: Backend, broker_settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_worker(env)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_for(predicate: object, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.postgres_only
+@pytest.mark.celery_worker
+def test_worker_process_runs_a_task_sent_through_the_redis_broker(
+    env: Backend, broker_settings: Settings, worker: subprocess.Popen[bytes]
+) -> None:
+    sender = make_celery(broker_settings)
+    sender.send_task("system.heartbeat", args=["from-the-test"])
+
+    def heartbeat_recorded() -> bool:
+        with session_scope(env.runtime.sessions) as session:
+            return session.scalar(select(WorkerHeartbeat).where(WorkerHeartbeat.note == "from-the-test")) is not None
+
+    assert wait_for(heartbeat_recorded), (worker.stdout.read1().decode() if worker.stdout else "")  # type: ignore[union-attr]
