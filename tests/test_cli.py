@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import REPO_ROOT
+from tests.embedded_server import embedded_server
 
 
 def run_cli(*args: str, env_extra: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -45,35 +43,13 @@ def test_worker_without_a_broker_explains_that_tasks_run_in_process(tmp_path: Pa
     assert "No broker configured" in result.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_on_the_embedded_default_migrates_prints_a_key_and_answers_healthz(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "platform"), str(REPO_ROOT)])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "marketplace.cli", "serve", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        status = None
-        while time.monotonic() < deadline and status != 200:
-            try:
-                status = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
-            except httpx.TransportError:
-                time.sleep(0.3)
-        assert status == 200
-        assert httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()["openapi"].startswith("3.")
+    with embedded_server(tmp_path) as served:
+        assert httpx.get(f"{served.base_url}/openapi.json").json()["openapi"].startswith("3.")
         assert (tmp_path / "marketplace.db").exists()
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=20)
-    assert "Operator API key (shown once): mk_" in output
+        listing = httpx.get(f"{served.base_url}/v1/storefronts/makers-guild-demo/products")
+        assert listing.status_code == 200 and listing.json()["items"]
+    assert "Operator API key (shown once): mk_" in served.output()
 
 
 def test_demo_runs_the_whole_story_and_ends_with_a_clean_audit(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import typer
 from rich.console import Console
@@ -26,6 +27,10 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(payouts_cli.app, name="payouts")
 console = Console()
+
+# The demo and the first-start seeding drive the API in-process through Starlette's TestClient,
+# which warns that it will move to another HTTP client; nothing a user of the CLI can act on.
+warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
 
 
 @db_app.command("upgrade")
@@ -64,13 +69,19 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
     from fastapi.testclient import TestClient
 
     from marketplace.app import create_app
-    from marketplace.demo import seed_storefront_demo
+    from marketplace.demo import HISTORY_DAYS, seed_order_history, seed_storefront_demo, story_time
+    from marketplace.orders.tasks import release_matured
 
     with TestClient(create_app(runtime=runtime)) as client:
-        seed_storefront_demo(client, {"Authorization": f"Bearer {issued.key}"})
+        with story_time(days_ago=HISTORY_DAYS):
+            cast = seed_storefront_demo(client, {"Authorization": f"Bearer {issued.key}"})
+            orders = seed_order_history(cast)
+        release_matured()  # at real time: the history's holding periods have passed
     console.print(f"Operator API key (shown once): [bold]{issued.key}[/bold]")
     console.print("Demo data: storefronts [bold]makers-guild-demo[/bold] and [bold]outdoor-alliance-demo[/bold] "
-                  "(GET /v1/storefronts/makers-guild-demo/products)")
+                  "(GET /v1/storefronts/makers-guild-demo/products), and "
+                  f"{orders} orders delivered {HISTORY_DAYS} days ago whose earnings are ready to pay out "
+                  "(POST /v1/payout-batches)")
 
 
 @ledger_app.command("audit")

@@ -7,13 +7,19 @@ one asks for a partial refund, the holding period passes (the demo moves its own
 production has no way to), the operator runs a payout batch, and the ledger audit closes it.
 Then a summary: who sold what, who earned what, who was paid what, and the growth figures.
 
+The story starts in the past and ends now (`story_time`), so its timestamps never lie ahead of
+the real clock when the same database is served afterwards.
+
 `seed_storefront_demo` is the smaller part `marketplace serve` loads into a fresh embedded
-platform so there is something to browse.
+platform so there is something to browse, and `seed_order_history` gives it a few orders placed
+and delivered weeks ago, whose holding period has passed: balances a payout batch can pay.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -160,10 +166,42 @@ def seed_storefront_demo(client: TestClient, operator: dict[str, str], run: str 
     return cast
 
 
+@contextmanager
+def story_time(days_ago: int) -> Iterator[None]:
+    """Run a block as if it began `days_ago` days ago; the clock is back at real time afterwards.
+    Steps inside move time forward with `clock.advance`, at most `days_ago` days in all."""
+    clock.advance(-timedelta(days=days_ago))
+    try:
+        yield
+    finally:
+        clock.reset()
+
+
+HISTORY_DAYS = 45  # > the longest holding period in the seed (30 days) + delivery
+
+
+def seed_order_history(cast: Cast) -> int:
+    """Orders placed, paid and delivered `HISTORY_DAYS` ago (call inside `story_time`); the
+    caller releases their holding periods at real time: what a payout preview then finds."""
+    makers, outdoor = f"makers-guild-{cast.run}", f"outdoor-alliance-{cast.run}"
+    orders = [
+        cast.order(makers, "Ada", [("LUMEN-PRO", 1), ("NW-CABLE", 2)]),
+        cast.order(makers, "Grace", [("NW-HP", 1), ("LUMEN-PRO", 1)]),
+        cast.order(makers, "Linus", [("LUMEN-PRO", 2)]),
+        cast.order(outdoor, "Margaret", [("TH-PACK-S", 1), ("NW-CABLE", 1)]),
+    ]
+    for order in orders:
+        cast.fulfil(order)
+    return len(orders)
+
+
 def operator_headers(runtime: Runtime, name: str = "demo") -> dict[str, str]:
     with session_scope(runtime.sessions) as session:
         key = auth.issue_key(session, Role.OPERATOR, None, name).key
     return {"Authorization": f"Bearer {key}"}
+
+
+HOLDING_PASSES = 31  # days the story waits after delivery: past every holding period in it
 
 
 def run_story(runtime: Runtime, console: Console) -> int:
@@ -172,7 +210,7 @@ def run_story(runtime: Runtime, console: Console) -> int:
 
     celery_app.conf.task_always_eager = True  # the demo runs every task in this process
     run = uuid.uuid4().hex[:6]
-    with TestClient(create_app(runtime=runtime)) as client:
+    with TestClient(create_app(runtime=runtime)) as client, story_time(days_ago=HOLDING_PASSES + 1):
         operator = operator_headers(runtime)
         console.rule("[bold]1. Sellers, products, programs, affiliates, storefronts")
         cast = seed_storefront_demo(client, operator, run)
@@ -201,9 +239,9 @@ def run_story(runtime: Runtime, console: Console) -> int:
         _ok(client.post(f"/v1/orders/{orders[0]['id']}/refunds", headers=operator,
                         json={"lines": [{"order_line_id": cable["id"], "quantity": 1}], "reason": "arrived damaged"}),
             201)
-        clock.advance(timedelta(days=31))
+        clock.advance(timedelta(days=HOLDING_PASSES))
         released = celery_app.tasks["orders.release_matured"].apply().get()
-        console.print(f"refund of one cable; 31 days later: {released}")
+        console.print(f"refund of one cable; {HOLDING_PASSES} days later: {released}")
 
         console.rule("[bold]4. Payout batch")
         paid = _payout(client, operator, console)
@@ -233,8 +271,11 @@ def _summary(
 ) -> None:
     console.rule("[bold]5. Who sold, earned and was paid what")
     sellers = Table("seller", "orders", "customers", "sales (net of refunds)", "paid out")
+    names = {seller_id: name for name, (seller_id, _) in cast.sellers.items()}
     for row in _ok(client.get("/v1/reports/growth", params={"group_by": "seller"}, headers=operator)):
-        name = next(n for n, (i, _) in cast.sellers.items() if i == row["group_id"])
+        name = names.get(row["group_id"])
+        if name is None:
+            continue  # a seller of the platform outside this story (the demo may run on a live one)
         sellers.add_row(name, str(row["orders"]), str(row["customers"]), format_minor(row["revenue"], "USD"),
                         format_minor(paid.get(row["group_id"], 0), "USD"))
     console.print(sellers)

@@ -13,6 +13,8 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
+    # httpx logs every request at INFO: the demo seeding alone would print a hundred lines
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
