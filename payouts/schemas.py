@@ -6,10 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
-from marketplace.money import MoneyError, normalize_currency
-from marketplace.schemas import Currency, MoneyOut, StrictModel
+from marketplace.schemas import KnownCurrency, MoneyOut, StrictModel
 
 PayeeType = Literal["seller", "affiliate"]
 BatchStatusName = Literal["awaiting_approval", "approved", "running", "completed", "cancelled"]
@@ -17,16 +16,8 @@ ItemStatusName = Literal["queued", "frozen", "sending", "paid", "failed", "skipp
 
 
 class BatchCreateIn(StrictModel):
-    currency: Currency
+    currency: KnownCurrency
     preview: bool = Field(default=False, description="true: only say who would be paid; nothing is created")
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        try:
-            return normalize_currency(value)
-        except MoneyError as exc:
-            raise ValueError(str(exc)) from None
 
 
 class PreviewPayeeOut(BaseModel):

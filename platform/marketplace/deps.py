@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from marketplace import auth, ratelimit
 from marketplace.auth import Principal, Role
+from marketplace.db import session_scope
 from marketplace.errors import Unauthorized, Unprocessable
 from marketplace.runtime import Runtime
 from marketplace.settings import Settings
@@ -35,15 +36,8 @@ async def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Set
 def db_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Session]:
     """One transaction per request, committed before the response is sent (scope="function"),
     so a failed commit is a failed request, never a 200 for data that was not stored."""
-    session = runtime.sessions()
-    try:
+    with session_scope(runtime.sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 DbSession = Annotated[Session, Depends(db_session, scope="function")]

@@ -7,7 +7,7 @@ import binascii
 import uuid
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from marketplace.errors import Unprocessable
 from marketplace.money import CURRENCY_EXPONENTS, MoneyError, normalize_currency
@@ -15,6 +15,17 @@ from marketplace.money import CURRENCY_EXPONENTS, MoneyError, normalize_currency
 T = TypeVar("T")
 
 Currency = Annotated[str, Field(min_length=3, max_length=3, examples=["USD"], description="ISO 4217 code")]
+
+
+def _known_currency(value: str) -> str:
+    try:
+        return normalize_currency(value)
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from None
+
+
+KnownCurrency = Annotated[Currency, AfterValidator(_known_currency)]
+"""A currency code checked against the currencies the platform knows, upper-cased."""
 MAX_AMOUNT = 10**12  # minor units; a sanity bound far above any single order
 
 
@@ -26,15 +37,7 @@ class StrictModel(BaseModel):
 
 class MoneyIn(StrictModel):
     amount: int = Field(ge=0, le=MAX_AMOUNT, description="integer minor units (cents for USD)")
-    currency: Currency
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        try:
-            return normalize_currency(value)
-        except MoneyError as exc:
-            raise ValueError(str(exc)) from None
+    currency: KnownCurrency
 
 
 class MoneyOut(BaseModel):
