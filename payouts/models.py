@@ -33,6 +33,10 @@ KIND_PAID = "payout.paid"
 KIND_FAILED = "payout.failed"
 PAYOUT_KINDS = (KIND_FREEZE, KIND_PAID, KIND_FAILED)
 REFERENCE_TYPE = "payout_item"
+# A transfer reversal that took back money a refund clawed from an already-paid payout
+# (see payouts/recoveries.py), reference ("payout_recovery", id).
+KIND_RECOVERED = "payout.recovered"
+RECOVERY_REFERENCE_TYPE = "payout_recovery"
 
 
 class BatchStatus(enum.StrEnum):
@@ -171,6 +175,47 @@ class PayoutReconciliation(Base):
     # [{"kind": "missing_at_rail" | "amount_differs" | "unknown_transfer" | ..., "item_id", "reference",
     #   "expected", "actual", "detail"}]
     mismatches: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class RecoveryStatus(enum.StrEnum):
+    PENDING = "pending"  # planned; the rail has not confirmed the reversal yet
+    RECOVERED = "recovered"  # the rail reversed it (journal: payout.recovered)
+    FAILED = "failed"  # the rail refused; the balance stays negative and the next payout nets it
+
+
+class PayoutRecovery(Base):
+    """Money taken back from a connected account with a Stripe Transfer Reversal, because a refund
+    clawed a share back after the payout that carried it had already left (the payee's available
+    balance went negative). Amounts are integer minor units of the item's currency."""
+
+    __tablename__ = "payout_recoveries"
+    __table_args__ = (
+        CheckConstraint(_in_list("status", RecoveryStatus), name="status_known"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("status <> 'recovered' OR rail_reference IS NOT NULL", name="recovered_has_reference"),
+        UniqueConstraint("rail_reference"),
+        Index("ix_payout_recoveries_owner", "owner_type", "owner_id", "currency"),
+        Index("ix_payout_recoveries_item", "payout_item_id"),
+        Index("ix_payout_recoveries_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    payout_item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payout_items.id"))  # whose transfer
+    owner_type: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[uuid.UUID] = mapped_column()
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    transfer_id: Mapped[str] = mapped_column(String(100))  # the paid item's rail reference
+    status: Mapped[str] = mapped_column(String(12), default=RecoveryStatus.PENDING.value)
+    rail_reference: Mapped[str | None] = mapped_column(String(100))  # the reversal's id (trr_...)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
+    settled_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payout-recovery-{self.id}"
 
 
 # Loading the payout tables registers their ledger audit check (`marketplace ledger audit` and

@@ -40,6 +40,26 @@ def order_splits_are_exact(session: Session) -> Iterable[AuditFinding]:
             yield AuditFinding("order_splits_are_exact", f"order {order.id}: sub-orders do not add up to its total")
 
 
+@check("refunds_never_exceed_shares")
+def refunds_never_exceed_shares(session: Session) -> Iterable[AuditFinding]:
+    """What refunds took back of each share lies between 0 and the share: no partner ever gives
+    back more than it earned on a line, and the buyer never gets back more than the line cost."""
+    for commission_id, amount, reversed_amount in session.execute(
+        select(Commission.id, Commission.amount, Commission.reversed_amount)
+    ):
+        if not 0 <= reversed_amount <= amount:
+            yield AuditFinding("refunds_never_exceed_shares",
+                               f"commission {commission_id}: reversed {reversed_amount} of {amount}")
+    for line in session.scalars(select(OrderLine).where(OrderLine.refunded_quantity > 0)):
+        for name, taken, share in (
+            ("amount", line.refunded_amount, line.amount),
+            ("platform fee", line.refunded_platform_fee, line.platform_fee_amount),
+            ("seller net", line.refunded_seller_net, line.seller_net_amount),
+        ):
+            if not 0 <= taken <= share:
+                yield AuditFinding("refunds_never_exceed_shares", f"line {line.id}: refunded {taken} of {name} {share}")
+
+
 @check("paid_orders_posted_once")
 def paid_orders_posted_once(session: Session) -> Iterable[AuditFinding]:
     """Every paid order has exactly one `order.paid` transaction debiting clearing by its total;

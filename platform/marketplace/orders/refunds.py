@@ -1,14 +1,19 @@
 """Refunds: full or partial (by line and quantity), with an exact clawback in the journal.
 
-For each refunded line the refund reverses, with the design's rule, `share * qty / line qty`
-(round half to even) of the platform fee and of each commission; the refund that empties a line
-reverses exactly what is left of each share. What the buyer gets back for the line is prorated
-the same way and the seller's reversal is the residual, so every refund transaction sums to zero
-and, once a line is fully refunded, every share of it is back to exactly zero.
+For each refunded line the refunds reverse, with the design's rule, `share * refunded qty / line
+qty` (round half to even) of the platform fee and of each commission, counted cumulatively: each
+refund takes what that figure for all units refunded so far says, minus what earlier refunds
+already took. Rounding each refund on its own would drift: a commission of 4 on 6 units refunded
+one unit at a time would reverse 1+1+1+1+1 (5 > 4) and then -1. Cumulative rounding never takes
+more than the share, and the refund that empties a line reverses exactly what is left. What the
+buyer gets back for the line is prorated the same way and the seller's reversal is the residual,
+so every refund transaction sums to zero and, once a line is fully refunded, every share of it is
+back to exactly zero.
 
 Each reversal debits the account the share sits in now: `pending` inside the holding period,
-`available` after it. If the share was already paid out, `available` goes negative and the next
-payout nets it.
+`available` after it. If the share was already paid out, `available` goes negative: on the Stripe
+rail the payout's transfer is partly reversed (payouts/recoveries.py); otherwise, or if the
+reversal is refused, the next payout nets it.
 """
 
 from __future__ import annotations
@@ -43,9 +48,10 @@ class RefundItem:
 
 
 def _share_reversal(share: int, already: int, qty: int, refunded_before: int, line_qty: int) -> int:
-    if refunded_before + qty == line_qty:
-        return share - already  # the refund that empties the line takes exactly what is left
-    return prorate(share, qty, line_qty)
+    """What this refund of `qty` more units reverses of `share`, given `already` reversed for the
+    `refunded_before` units refunded earlier. Rounding is monotone in the quantity, so this is
+    never negative; at `line_qty` it is exactly `share - already`."""
+    return prorate(share, refunded_before + qty, line_qty) - already
 
 
 def refund_order(
