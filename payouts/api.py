@@ -157,4 +157,4 @@ def get_payout(payout_id: uuid.UUID, session: DbSession, principal: PayeeOrOpera
     """One payout with the commissions (affiliates) or sales (sellers) it covers."""
     item = queries.get_item(session, principal, payout_id)
     return views.payout_detail(item, queries.covered_commissions(session, item.id),
-                               queries.covered_sub_orders(session, item.id))
+                               queries.covered_sub_orders(session, item.id), queries.recoveries_of(session, item.id))

@@ -40,9 +40,12 @@ from payouts.models import (
     KIND_FAILED,
     KIND_FREEZE,
     KIND_PAID,
+    KIND_RECOVERED,
     PAYOUT_KINDS,
     ItemStatus,
     PayoutItem,
+    PayoutRecovery,
+    RecoveryStatus,
 )
 
 CHECK = "payouts_never_pay_twice"
@@ -87,6 +90,7 @@ def check_payouts(session: Session) -> Iterator[AuditFinding]:
     yield from _check_postings(session, items)
     yield from _check_in_transit(session)
     yield from _check_claims(session, items)
+    yield from _check_recoveries(session, items)
 
 
 def _check_postings(session: Session, items: dict[str, _Item]) -> Iterator[AuditFinding]:
@@ -175,3 +179,40 @@ def _check_claims(session: Session, items: dict[str, _Item]) -> Iterator[AuditFi
             yield _finding(f"sub-order {sub_id} is claimed by item {item_id} of another payee or currency")
         elif item.status not in LIVE_CLAIM_STATUSES:
             yield _finding(f"sub-order {sub_id} is claimed by item {item_id}, which is {item.status}")
+
+
+def _check_recoveries(session: Session, items: dict[str, _Item]) -> Iterator[AuditFinding]:
+    """A recovered recovery has one `payout.recovered` transaction (platform paid_out -X, payee
+    available +X); a pending or failed one has none; an item never gives back more than it paid."""
+    posted: dict[str, dict[tuple[bool, str], int]] = defaultdict(dict)
+    recoveries = {str(r.id): r for r in session.scalars(select(PayoutRecovery))}
+    counted: dict[str, set[object]] = defaultdict(set)
+    for txn_id, reference, owner_type, owner_id, purpose, amount in session.execute(
+        select(JournalTransaction.id, JournalTransaction.reference_id, JournalEntry.owner_type,
+               JournalEntry.owner_id, JournalEntry.purpose, JournalEntry.amount)
+        .join(JournalEntry, JournalEntry.transaction_id == JournalTransaction.id)
+        .where(JournalTransaction.kind == KIND_RECOVERED)
+    ):
+        counted[reference].add(txn_id)
+        recovery = recoveries.get(reference)
+        if recovery is None:
+            yield _finding(f"payout.recovered posting names no recovery ({reference})")
+            continue
+        leg = (owner_type, owner_id) == (recovery.owner_type, recovery.owner_id), purpose
+        posted[reference][leg] = posted[reference].get(leg, 0) + int(amount)
+    given_back: Counter[str] = Counter()
+    for reference, recovery in recoveries.items():
+        if recovery.status != RecoveryStatus.FAILED:
+            given_back[str(recovery.payout_item_id)] += recovery.amount
+        if recovery.status == RecoveryStatus.RECOVERED:
+            expected = {(True, AVAILABLE): recovery.amount, (False, PAID_OUT): -recovery.amount}
+            if len(counted[reference]) != 1 or posted[reference] != expected:
+                yield _finding(f"recovery {reference} is recovered but posts {posted.get(reference)} in "
+                               f"{len(counted[reference])} transaction(s), not {recovery.amount} once")
+        elif counted[reference]:
+            yield _finding(f"recovery {reference} is {recovery.status} but has a payout.recovered posting")
+    for item_id, amount in given_back.items():
+        item = items.get(item_id)
+        if item is None or item.status != ItemStatus.PAID.value or amount > (item.amount or 0):
+            yield _finding(f"payout item {item_id} has recoveries of {amount}, more than it paid "
+                           f"({item.amount if item else None}, {item.status if item else 'missing'})")

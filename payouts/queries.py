@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from marketplace.auth import Principal
 from marketplace.orders.models import Commission, SubOrder
 from payouts.errors import BatchNotFound, PayoutNotFound
-from payouts.models import ItemStatus, PayoutBatch, PayoutItem
+from payouts.models import ItemStatus, PayoutBatch, PayoutItem, PayoutRecovery
 
 
 @dataclass
@@ -105,3 +105,9 @@ def covered_commissions(session: Session, item_id: uuid.UUID) -> list[Commission
 
 def covered_sub_orders(session: Session, item_id: uuid.UUID) -> list[SubOrder]:
     return list(session.scalars(select(SubOrder).where(SubOrder.payout_item_id == item_id).order_by(SubOrder.id)))
+
+
+def recoveries_of(session: Session, item_id: uuid.UUID) -> list[PayoutRecovery]:
+    return list(session.scalars(
+        select(PayoutRecovery).where(PayoutRecovery.payout_item_id == item_id).order_by(PayoutRecovery.id)
+    ))

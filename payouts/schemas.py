@@ -97,9 +97,21 @@ class CoveredSaleOut(BaseModel):
     amount: MoneyOut = Field(description="the seller's net share of the sale")
 
 
+class RecoveryOut(BaseModel):
+    id: uuid.UUID
+    amount: MoneyOut = Field(description="taken back from this payout's transfer")
+    status: Literal["pending", "recovered", "failed"]
+    rail_reference: str | None = Field(description="the Stripe transfer reversal id (trr_...)")
+    failure_reason: str | None = Field(description="why Stripe refused; the next payout nets the amount instead")
+    created_at: datetime
+    settled_at: datetime | None
+
+
 class PayoutDetailOut(PayoutOut):
     commissions: list[CoveredCommissionOut] = Field(description="affiliates: the commissions this payout covers")
     sales: list[CoveredSaleOut] = Field(description="sellers: the sales (sub-orders) this payout covers")
+    recoveries: list[RecoveryOut] = Field(
+        description="Stripe transfer reversals of this payout: refunds of sales it covered, taken back")
 
 
 class MismatchOut(BaseModel):

@@ -19,7 +19,7 @@ from marketplace.ledger import AVAILABLE, JournalEntry
 from marketplace.runtime import get_runtime
 from marketplace.settings import get_settings
 from marketplace.tasking import celery_app, register_beat, task_session
-from payouts import planning, reconcile, runner
+from payouts import planning, reconcile, recoveries, runner
 from payouts.errors import NothingToPay, OpenBatchExists
 from payouts.models import BatchStatus, PayoutBatch, PayoutItem
 
@@ -39,6 +39,17 @@ def run_batch(self: Any, batch_id: str) -> dict[str, object]:
     result = runner.run_batch(get_runtime(), uuid.UUID(batch_id))
     if result.retry_in is not None and not self.request.is_eager:
         raise self.retry(countdown=max(result.retry_in, 1.0))
+    return result.as_dict()
+
+
+@celery_app.task(name="payouts.recover_clawbacks", bind=True, max_retries=10)
+def recover_clawbacks(self: Any, accounts: list[list[str]] | None = None) -> dict[str, object]:
+    """After a refund (the payees it clawed from available) and on beat (every payee below zero):
+    take back from paid Stripe payouts what balances cannot cover (payouts/recoveries.py)."""
+    wanted = None if accounts is None else [(t, uuid.UUID(i), c) for t, i, c in accounts]
+    result = recoveries.recover(get_runtime(), wanted)
+    if result.retry and not self.request.is_eager:
+        raise self.retry(countdown=30)
     return result.as_dict()
 
 
@@ -98,6 +109,7 @@ def resume_stalled() -> list[str]:
 
 
 register_beat("payouts-resume-stalled", "payouts.resume_stalled", 60.0)
+register_beat("payouts-recover-clawbacks", "payouts.recover_clawbacks", 300.0)
 _schedule = get_settings().payout_schedule_seconds
 if _schedule:
     register_beat("payouts-create-scheduled", "payouts.create_scheduled", _schedule)

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from marketplace.schemas import money
-from payouts.models import PayoutBatch, PayoutItem, PayoutReconciliation
+from payouts.models import PayoutBatch, PayoutItem, PayoutReconciliation, PayoutRecovery
 from payouts.planning import Preview, PreviewLine
 from payouts.queries import Progress
 from payouts.schemas import (
@@ -19,6 +19,7 @@ from payouts.schemas import (
     PayoutPreviewOut,
     PreviewPayeeOut,
     ReconciliationOut,
+    RecoveryOut,
     StateTotalOut,
 )
 
@@ -68,7 +69,9 @@ def payout_out(item: PayoutItem) -> PayoutOut:
     return PayoutOut(**_item_fields(item))
 
 
-def payout_detail(item: PayoutItem, commissions: list[Any], sub_orders: list[Any]) -> PayoutDetailOut:
+def payout_detail(
+    item: PayoutItem, commissions: list[Any], sub_orders: list[Any], recoveries: list[PayoutRecovery]
+) -> PayoutDetailOut:
     return PayoutDetailOut(
         **_item_fields(item),
         commissions=[CoveredCommissionOut(commission_id=c.id, order_id=c.order_id,
@@ -76,6 +79,9 @@ def payout_detail(item: PayoutItem, commissions: list[Any], sub_orders: list[Any
                      for c in commissions],
         sales=[CoveredSaleOut(sub_order_id=s.id, order_id=s.order_id, amount=money(s.seller_net_amount, s.currency))
                for s in sub_orders],
+        recoveries=[RecoveryOut(id=r.id, amount=money(r.amount, r.currency), status=r.status,
+                                rail_reference=r.rail_reference, failure_reason=r.failure_reason,
+                                created_at=r.created_at, settled_at=r.settled_at) for r in recoveries],
     )
 
 

@@ -129,6 +129,14 @@ def refund_order(
     if order.payment_rail == "stripe":
         # The money goes back through Stripe after this transaction commits (idempotent task).
         enqueue_after_commit(session, "orders.send_refund", str(refund.id))
+    clawed_from_available = sorted({
+        (p.owner_type, str(p.owner_id), order.currency) for p in postings
+        if p.purpose == AVAILABLE and p.amount < 0 and p.owner_id is not None
+    })
+    if clawed_from_available:
+        # A share that was already released may have been paid out too: payouts takes back from
+        # the paid transfer what the balance cannot cover (payouts/recoveries.py).
+        enqueue_after_commit(session, "payouts.recover_clawbacks", [list(a) for a in clawed_from_available])
     return refund
 
 
