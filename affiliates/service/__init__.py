@@ -14,6 +14,6 @@ Names other packages use are re-exported here (checkout imports `record_attribut
 from __future__ import annotations
 
 from affiliates.service.checkout_support import CheckoutStorefront, storefront_for_checkout
-from affiliates.service.sales import monthly_sales, record_attributed_sale
+from affiliates.service.sales import count_sales, monthly_sales, record_attributed_sale
 
-__all__ = ["CheckoutStorefront", "monthly_sales", "record_attributed_sale", "storefront_for_checkout"]
+__all__ = ["CheckoutStorefront", "count_sales", "monthly_sales", "record_attributed_sale", "storefront_for_checkout"]

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from affiliates.engine import ROLE_AFFILIATE, ROLE_SPLIT_PARTNER, CartLine, Settlement, month_key
+from affiliates.engine import CartLine, Settlement, attributed_sale_amounts, month_key
 from affiliates.models import AffiliateMonthlySales
 
 
@@ -25,24 +25,21 @@ def record_attributed_sale(
     session: Session, *, settlement: Settlement, lines: Sequence[CartLine], at: datetime, sign: int = 1
 ) -> dict[uuid.UUID, int]:
     """Count one order for the attributed affiliate with every seller whose lines earned it
-    commission (a line with an "affiliate" or "split_partner" share), in the calendar month (UTC)
-    of `at`. The amount counted is what the buyer pays for that seller's lines, in the order's
-    currency. Returns {seller_id: amount counted}; nothing is written for self-referrals or
-    unattributed orders. `sign=-1` takes a cancelled order back out (same `at` as the order).
-    """
-    attribution = settlement.attribution
-    if attribution.affiliate_id is None or attribution.self_referral or not lines:
-        return {}
-    amounts: dict[uuid.UUID, int] = {}
-    for line, settled in zip(lines, settlement.lines, strict=True):
-        if any(c.role in (ROLE_AFFILIATE, ROLE_SPLIT_PARTNER) for c in settled.commissions):
-            amounts[line.seller_id] = amounts.get(line.seller_id, 0) + settled.amount
-    if not amounts:
-        return {}
-    currency = lines[0].currency
-    month = month_key(at)
+    commission (`engine.attributed_sale_amounts`), in the calendar month (UTC) of `at`. Returns
+    {seller_id: amount counted}; nothing is written for self-referrals or unattributed orders."""
+    amounts = attributed_sale_amounts(settlement, lines)
+    if amounts and settlement.attribution.affiliate_id is not None:
+        count_sales(session, settlement.attribution.affiliate_id, lines[0].currency, at, amounts, sign)
+    return amounts
+
+
+def count_sales(
+    session: Session, affiliate_id: uuid.UUID, currency: str, at: datetime, amounts: dict[uuid.UUID, int], sign: int
+) -> None:
+    """Add (`sign=1`) or take back (`sign=-1`: an order cancelled unpaid, with the order's own
+    `at`) one order and `amounts` per seller in the affiliate's month-to-date counters."""
     rows = [
-        {"affiliate_id": attribution.affiliate_id, "seller_id": seller_id, "month": month, "currency": currency,
+        {"affiliate_id": affiliate_id, "seller_id": seller_id, "month": month_key(at), "currency": currency,
          "orders": sign, "amount": sign * amount}
         for seller_id, amount in sorted(amounts.items())  # fixed order: no deadlock between two upserts
     ]
@@ -54,7 +51,6 @@ def record_attributed_sale(
               "amount": AffiliateMonthlySales.amount + stmt.excluded.amount},
     )
     session.execute(stmt)
-    return amounts
 
 
 def monthly_sales(session: Session, affiliate_id: uuid.UUID, month: str) -> list[AffiliateMonthlySales]:

@@ -14,7 +14,9 @@ from catalog.models import Variant
 from marketplace import ledger
 from marketplace.clock import clock
 from marketplace.db import session_scope
+from marketplace.orders import settlement
 from marketplace.orders.models import Order
+from marketplace.stripe_webhooks import WebhookEvent
 from marketplace.tasking import celery_app
 from tests.catalog.conftest import WEBHOOK_SECRET
 from tests.conftest import Backend, bearer, issue_key
@@ -215,6 +217,30 @@ def test_failed_stripe_payment_releases_the_stock(
     assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "cancelled"
     with session_scope(env.runtime.sessions) as session:
         assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["X-PRO"]))) == 100
+    # The PaymentIntent is cancelled at Stripe too: the buyer cannot pay the cancelled order later.
+    assert stripe_env.object(order["payment"]["payment_intent_id"])["status"] == "canceled"
+
+
+def test_a_payment_that_succeeds_after_the_order_was_cancelled_is_refunded_in_full(
+    client: TestClient, operator: dict[str, str], env: Backend, stripe_env: FakeStripe
+) -> None:
+    world = worked_example(client, operator)
+    order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 2))), 201)
+    with session_scope(env.runtime.sessions) as session:  # expiry won the race against the buyer's card
+        settlement.cancel_unpaid(session, uuid.UUID(order["id"]), reason="payment timeout")
+    intent = order["payment"]["payment_intent_id"]
+
+    event = stripe_env.succeed_payment_intent(intent)
+    body, headers = webhook_request(event, WEBHOOK_SECRET)
+    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
+
+    assert [(r["amount"], r["payment_intent"]) for r in stripe_env.objects("refund")] == [(9998, intent)]
+    assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "cancelled"
+    with session_scope(env.runtime.sessions) as session:
+        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["X-PRO"]))) == 100
+        event_row = session.scalars(select(WebhookEvent)).one()
+        assert event_row.handled_at is not None and event_row.last_error is None
+    audit_clean(env)
 
 
 def test_affiliate_and_seller_keys_cannot_read_operator_order_views(

@@ -7,6 +7,13 @@ from the order id, so a retried checkout never creates a second PaymentIntent. T
 `payment_intent.succeeded` webhook marks the order paid; `payment_intent.payment_failed` and
 `payment_intent.canceled` release the stock.
 
+A failed attempt leaves a PaymentIntent open at Stripe (`requires_payment_method`): the buyer could
+pay it later with another card. So before the order is cancelled on `payment_failed`, the
+PaymentIntent is cancelled at Stripe too; if Stripe refuses because the payment went through
+meanwhile, the order stays and the `succeeded` event pays it. Should a payment still succeed for
+an order that was cancelled (a race with expiry), the buyer gets the money back at once: the
+order cannot be revived, because its stock has already been released.
+
 Manual rail: an operator marks the order paid (`POST /v1/orders/{id}/mark-paid`).
 """
 
@@ -22,6 +29,7 @@ from sqlalchemy.orm import Session
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.settlement import cancel_unpaid, mark_paid
 from marketplace.payment_rail import PaymentRail, PaymentRailError
+from marketplace.runtime import get_runtime
 from marketplace.stripe_webhooks import on_stripe_event
 
 log = structlog.get_logger(__name__)
@@ -62,13 +70,47 @@ def handle_payment_succeeded(session: Session, event: dict[str, Any]) -> None:
     if order_id is None:
         log.warning("payment_for_unknown_order", payment_intent=intent.get("id"))
         return
+    order = session.get(Order, order_id)
+    if order is not None and order.status == OrderStatus.CANCELLED:
+        _refund_late_payment(order, intent)
+        return
     mark_paid(session, order_id, payment_reference=intent.get("id"))
 
 
+def _refund_late_payment(order: Order, intent: dict[str, Any]) -> None:
+    """The buyer paid an order that had already been cancelled: give all of it back."""
+    refund_id = get_runtime().rail.refund(
+        payment_id=str(intent["id"]), amount=int(intent.get("amount_received") or intent["amount"]),
+        metadata={"order_id": str(order.id), "reason": "paid after cancellation"},
+        idempotency_key=f"order-{order.id}-late-payment-refund",
+    )  # a PaymentRailError fails this event's handling; the inbox retries it with the same key
+    log.warning("payment_after_cancellation_refunded", order_id=str(order.id), payment_intent=intent["id"],
+                refund=refund_id)
+
+
 @on_stripe_event("payment_intent.payment_failed")
-@on_stripe_event("payment_intent.canceled")
 def handle_payment_failed(session: Session, event: dict[str, Any]) -> None:
     intent = event["data"]["object"]
     order_id = _order_for_intent(session, intent)
+    if order_id is None:
+        return
+    order = session.get(Order, order_id)
+    if order is None or order.status != OrderStatus.AWAITING_PAYMENT:
+        return
+    try:
+        get_runtime().rail.cancel_payment(str(intent["id"]), idempotency_key=f"order-{order_id}-cancel")
+    except PaymentRailError as exc:
+        if exc.retryable:
+            raise  # the inbox retries this event
+        # Stripe refuses to cancel a PaymentIntent that succeeded or is processing: the buyer
+        # paid after all, and the succeeded event will say so. Keep the order.
+        log.info("payment_failed_but_not_cancellable", order_id=str(order_id), error=exc.message)
+        return
+    cancel_unpaid(session, order_id, reason=f"stripe {event['type']}")
+
+
+@on_stripe_event("payment_intent.canceled")
+def handle_payment_canceled(session: Session, event: dict[str, Any]) -> None:
+    order_id = _order_for_intent(session, event["data"]["object"])
     if order_id is not None:
         cancel_unpaid(session, order_id, reason=f"stripe {event['type']}")

@@ -21,6 +21,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from affiliates.engine import ROLE_AFFILIATE, ROLE_SPLIT_PARTNER
+from affiliates.service import count_sales
 from catalog.service import release_stock
 from marketplace import ledger
 from marketplace.clock import clock
@@ -98,7 +100,22 @@ def cancel_unpaid(session: Session, order_id: uuid.UUID, reason: str) -> bool:
         commission.status = CommissionStatus.CANCELLED.value
     for line in sorted(order.lines, key=lambda item: item.variant_id):
         release_stock(session, line.variant_id, line.quantity)
+    _uncount_attributed_sale(session, order)
     return True
+
+
+def _uncount_attributed_sale(session: Session, order: Order) -> None:
+    """Checkout counted the order in the affiliate's month-to-date sales (the volume tiers); an
+    order never paid must not lift an affiliate into a higher tier, so take it back out."""
+    if order.affiliate_id is None or order.self_referral:
+        return
+    earning_lines = {c.order_line_id for c in order.commissions if c.role in (ROLE_AFFILIATE, ROLE_SPLIT_PARTNER)}
+    amounts: dict[uuid.UUID, int] = {}
+    for line in order.lines:
+        if line.id in earning_lines:
+            amounts[line.seller_id] = amounts.get(line.seller_id, 0) + line.amount
+    if amounts:
+        count_sales(session, order.affiliate_id, order.currency, order.created_at, amounts, sign=-1)
 
 
 def expired_unpaid_order_ids(session: Session, limit: int = 500) -> list[uuid.UUID]:
