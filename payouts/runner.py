@@ -44,7 +44,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from marketplace import outbound
-from marketplace.clock import clock
+from marketplace.clock import as_utc, clock
 from marketplace.db import session_scope
 from marketplace.money import format_minor
 from marketplace.payment_rail import PaymentRail, PaymentRailError
@@ -269,10 +269,22 @@ def send_manual(runtime: Runtime, batch_id: uuid.UUID, item_ids: Sequence[uuid.U
         return len(items)
 
 
+# Stripe keeps idempotency keys for at least 24 hours. An item first sent longer ago than this
+# may have been made by a send whose answer was lost, and its key may be forgotten by now: a
+# re-send could then make a second transfer, so the rail is asked first.
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+
+
 def transfer(rail: PaymentRail, item: PayoutItem) -> str:
     """The rail call. Every parameter comes from the frozen item, so a re-send is identical and
-    the rail's idempotency returns the first result."""
+    the rail's idempotency returns the first result; past the idempotency window, a transfer the
+    rail already made for this item (its metadata names the item) is adopted instead."""
     assert item.amount is not None and item.destination is not None
+    if item.sending_at is not None and clock.now() - as_utc(item.sending_at) > IDEMPOTENCY_WINDOW:
+        made = [t for t in rail.list_transfers(transfer_group=f"payout-batch-{item.batch_id}")
+                if t.metadata.get("payout_item_id") == str(item.id)]
+        if made:
+            return made[0].id
     return rail.transfer(
         destination=item.destination, amount=item.amount, currency=item.currency,
         transfer_group=f"payout-batch-{item.batch_id}",

@@ -17,7 +17,8 @@ from marketplace.tasking import make_celery
 from marketplace.tasks import WorkerHeartbeat
 from tests.conftest import REPO_ROOT, Backend, make_settings
 
-BROKER_DB = "redis://127.0.0.1:6379/14"
+# Its own Redis database, apart from the store (TEST_REDIS_URL): override when runs share a Redis.
+BROKER_DB = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 
 def start_worker(env: Backend, *extra: str) -> subprocess.Popen[bytes]:

@@ -127,6 +127,31 @@ def test_errors_that_outlast_the_sdk_retries_leave_the_item_sending_and_a_later_
     assert audit(s.env) == []
 
 
+def test_an_item_resent_after_stripe_forgot_its_idempotency_key_adopts_the_transfer_already_made(
+    stripe_env: StripeBackend, operator: dict[str, str]
+) -> None:
+    s = stripe_env
+    account = stripe_account(s.fake)
+    payee = make_payee(s.env, SELLER, stripe_account=account, bank=None)
+    credit(s.env, SELLER, payee, 2500)
+    s.fake.fail_next("/v1/transfers", "drop_after_success", method="POST")  # made, then unreachable
+    s.fake.fail_next("/v1/transfers", "500", count=2, method="POST")
+    batch_id = start(s, operator)
+    [item] = items_of(s.env, batch_id)
+    assert item.status == "sending" and len(s.fake.objects("transfer")) == 1
+
+    s.fake._idempotency.clear()  # Stripe keeps keys about 24 hours
+    clock.advance(timedelta(hours=25))
+    resumed = s.client.post(f"/v1/payout-batches/{batch_id}/run", headers=operator)
+
+    assert resumed.status_code == 202
+    [item] = items_of(s.env, batch_id)
+    [transfer] = s.fake.objects("transfer")  # still one: the re-send found it instead of paying twice
+    assert (item.status, item.rail_reference, transfer["amount"]) == ("paid", transfer["id"], 2500)
+    assert balance(s.env, PLATFORM, None, PAID_OUT) == 2500
+    assert audit(s.env) == []
+
+
 def test_a_definite_refusal_fails_the_item_returns_the_money_and_claims_and_tells_the_payee(
     stripe_env: StripeBackend, operator: dict[str, str]
 ) -> None:
