@@ -77,3 +77,38 @@ def test_worker_process_runs_a_task_sent_through_the_redis_broker(
             return session.scalar(select(WorkerHeartbeat).where(WorkerHeartbeat.note == "from-the-test")) is not None
 
     assert wait_for(heartbeat_recorded), (worker.stdout.read1().decode() if worker.stdout else "")  # type: ignore[union-attr]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.celery_worker
+def test_marketplace_worker_runs_tasks_and_sigterm_stops_it_with_nothing_left_running(
+    env: Backend, broker_settings: Settings
+) -> None:
+    import signal
+    import uuid
+
+    queue = f"q-{uuid.uuid4().hex[:10]}"  # also marks every process the command starts
+    child_env = {
+        **os.environ, "DATABASE_URL": env.settings.database_url, "REDIS_URL": env.settings.redis_url or "",
+        "CELERY_BROKER_URL": BROKER_DB,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "platform"), str(REPO_ROOT)]),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "marketplace.cli", "worker", "--concurrency", "1", "--queues", queue],
+        env=child_env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        make_celery(broker_settings).send_task("system.heartbeat", args=[queue], queue=queue)
+
+        def heartbeat_recorded() -> bool:
+            with session_scope(env.runtime.sessions) as session:
+                return session.scalar(select(WorkerHeartbeat).where(WorkerHeartbeat.note == queue)) is not None
+
+        assert wait_for(heartbeat_recorded, timeout=60)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) is not None
+    finally:
+        if process.poll() is None:
+            process.kill()
+    left = subprocess.run(["pgrep", "-f", queue], capture_output=True, text=True).stdout.split()
+    assert left == [], f"processes still running after SIGTERM: {left}"

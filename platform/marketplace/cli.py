@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 import warnings
 
@@ -146,19 +146,25 @@ def worker(
 ) -> None:
     """Run a Celery worker (needs CELERY_BROKER_URL or REDIS_URL)."""
     _require_broker()
-    raise typer.Exit(subprocess.call([
-        sys.executable, "-m", "celery", "-A", "marketplace.worker", "worker",
+    _become([
+        "-m", "celery", "-A", "marketplace.worker", "worker",
         f"--concurrency={concurrency}", f"--queues={queues}", "--loglevel=INFO",
-    ]))
+    ])
 
 
 @app.command()
 def beat() -> None:
     """Run Celery beat: the schedule (payout batches, click flush, holding periods)."""
     _require_broker()
-    raise typer.Exit(subprocess.call([
-        sys.executable, "-m", "celery", "-A", "marketplace.worker", "beat", "--loglevel=INFO",
-    ]))
+    _become(["-m", "celery", "-A", "marketplace.worker", "beat", "--loglevel=INFO"])
+
+
+def _become(python_args: list[str]) -> None:
+    """Replace this process with the given Python command (Celery), so a supervisor's signals
+    (SIGTERM: warm shutdown) reach Celery itself and nothing is left running when it stops."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *python_args])
 
 
 def _require_broker() -> None:
