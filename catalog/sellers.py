@@ -28,7 +28,7 @@ from catalog.errors import (
     SellerNotApproved,
     SellerNotFound,
 )
-from catalog.models import PayoutAccountStatus, Product, Seller, SellerStatus
+from catalog.models import Product, Seller, SellerStatus
 from catalog.schemas import SellerApply, SellerUpdate
 from marketplace import auth, payout_accounts
 from marketplace.auth import IssuedKey, Role
@@ -179,12 +179,5 @@ def apply_stripe_account_update(session: Session, account: dict[str, Any], event
         return None
     if not payout_accounts.apply_account_update(seller, account, event_created):
         log.info("stripe_account_event_stale", seller_id=str(seller.id), account=account.get("id"))
-    session.flush()
-    return seller
-    seller.stripe_account_synced_at = event_created
-    # The account exists, so the seller is at least onboarding; Stripe may also disable payouts
-    # later (requirements past due), which takes the seller back to onboarding.
-    enabled = account.get("payouts_enabled") is True
-    seller.payout_status = (PayoutAccountStatus.PAYOUTS_ENABLED if enabled else PayoutAccountStatus.ONBOARDING).value
     session.flush()
     return seller

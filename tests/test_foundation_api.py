@@ -140,6 +140,15 @@ def test_unknown_route_is_404_problem(client: TestClient) -> None:
     assert response.headers["content-type"] == PROBLEM
 
 
+def test_wrong_method_is_405_problem_with_an_allow_header_naming_every_method_of_the_path(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    response = client.delete("/v1/products", headers=operator)
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["allow"] == "GET, POST"
+
+
 def test_every_response_carries_a_request_id_and_honours_the_callers(client: TestClient) -> None:
     assert len(client.get("/healthz").headers["x-request-id"]) == 16
     assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"

@@ -72,12 +72,13 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
     from marketplace.demo import HISTORY_DAYS, seed_order_history, seed_storefront_demo, story_time
     from marketplace.orders.tasks import release_matured
 
+    # Shown before the seeding: the key is already stored, and a seeding failure must not hide it.
+    console.print(f"Operator API key (shown once): [bold]{issued.key}[/bold]")
     with TestClient(create_app(runtime=runtime)) as client:
         with story_time(days_ago=HISTORY_DAYS):
             cast = seed_storefront_demo(client, {"Authorization": f"Bearer {issued.key}"})
             orders = seed_order_history(cast)
         release_matured()  # at real time: the history's holding periods have passed
-    console.print(f"Operator API key (shown once): [bold]{issued.key}[/bold]")
     console.print("Demo data: storefronts [bold]makers-guild-demo[/bold] and [bold]outdoor-alliance-demo[/bold] "
                   "(GET /v1/storefronts/makers-guild-demo/products), and "
                   f"{orders} orders delivered {HISTORY_DAYS} days ago whose earnings are ready to pay out "

@@ -13,7 +13,6 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -130,16 +129,16 @@ def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    """Starlette's 405 names only the first route's methods; HTTP wants every method the path has."""
-    methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match is not Match.NONE and isinstance(route, APIRoute):
-            for probe in route.methods or ():
-                if route.matches({**request.scope, "method": probe})[0] is Match.FULL:
-                    methods.add(probe)
-    return sorted(methods)
+    """Starlette's 405 names only the first route's methods; HTTP wants every method the path has.
+    Each method is probed through the app's own route matching (included routers too)."""
+    return [
+        method for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.routes)
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
