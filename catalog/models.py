@@ -18,7 +18,19 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -79,6 +91,9 @@ class Product(TimestampMixin, Base):
     tags: Mapped[list[str]] = mapped_column(TagList, default=list)
     currency: Mapped[str] = mapped_column(String(3))  # every variant of a product shares it
     status: Mapped[str] = mapped_column(String(16), default=ProductStatus.DRAFT.value, index=True)
+    # False for goods that are not shipped (software levels, services): a paid sale of them counts
+    # as delivered at payment, which starts the holding periods (orders/settlement.py).
+    requires_shipping: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     # Bumped by the catalog service on every change to the product, its variants or their stock
     # (not on order reservations); clients compare it to see that a product changed.
     version: Mapped[int] = mapped_column(Integer, default=1)

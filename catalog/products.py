@@ -70,9 +70,9 @@ def product_out(product: Product) -> ProductOut:
     return ProductOut(
         id=product.id, seller_id=product.seller_id, name=product.name, description=product.description,
         category=product.category, tags=list(product.tags or []), currency=product.currency,
-        status=ProductStatus(product.status), version=product.version, from_price=from_price,
-        variants=[variant_out(v, product.version) for v in product.variants], created_at=product.created_at,
-        updated_at=product.updated_at,
+        status=ProductStatus(product.status), requires_shipping=product.requires_shipping, version=product.version,
+        from_price=from_price, variants=[variant_out(v, product.version) for v in product.variants],
+        created_at=product.created_at, updated_at=product.updated_at,
     )
 
 
@@ -187,6 +187,7 @@ def create_product(session: Session, seller_id: uuid.UUID, data: ProductCreate) 
     product = Product(
         id=new_id(), seller_id=seller_id, name=data.name, description=data.description, category=data.category,
         tags=normalize_tags(data.tags), currency=data.currency, status=ProductStatus.DRAFT.value, version=1,
+        requires_shipping=data.requires_shipping,
     )
     product.variants = [_new_variant(product, v, position) for position, v in enumerate(data.variants)]
     product.min_price_amount = _min_active_price(product)
@@ -208,6 +209,10 @@ def update_product(session: Session, principal: Principal, product_id: uuid.UUID
         product.category = data.category
     if "tags" in sent:
         product.tags = normalize_tags(data.tags or [])
+    if "requires_shipping" in sent:
+        if data.requires_shipping is None:
+            raise InvalidProduct("requires_shipping cannot be null")
+        product.requires_shipping = data.requires_shipping
     _changed(session, product)
     return product
 

@@ -128,6 +128,9 @@ class ProductCreate(StrictModel):
     category: Category | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     currency: Currency
+    requires_shipping: bool = Field(
+        default=True, description="false for goods that are not shipped (software, services): a paid "
+        "sale counts as delivered at once, so its holding periods start at payment")
     variants: list[VariantIn] = Field(min_length=1, max_length=MAX_VARIANTS)
 
     @field_validator("currency")
@@ -143,6 +146,7 @@ class ProductUpdate(StrictModel):
     description: Description | None = None
     category: Category | None = None
     tags: list[Tag] | None = Field(default=None, max_length=20)
+    requires_shipping: bool | None = Field(default=None, description="applies to orders paid from now on")
 
 
 class VariantUpdate(StrictModel):
@@ -187,6 +191,7 @@ class ProductOut(BaseModel):
     tags: list[str]
     currency: str
     status: ProductStatus
+    requires_shipping: bool
     version: int
     from_price: MoneyOut | None = Field(description="lowest price among active variants")
     variants: list[VariantOut]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from affiliates.engine import ROLE_AFFILIATE, ROLE_SPLIT_PARTNER
 from affiliates.service import count_sales
+from catalog.models import Product
 from catalog.service import release_stock
 from marketplace import ledger
 from marketplace.clock import clock
@@ -37,6 +38,7 @@ from marketplace.orders.models import (
     SubOrderStatus,
 )
 from marketplace.orders.notifications import notify_seller
+from marketplace.runtime import get_runtime
 from marketplace.settings import Settings
 
 
@@ -67,10 +69,28 @@ def mark_paid(session: Session, order_id: uuid.UUID, *, payment_reference: str |
         session, kind="order.paid", reference_type="order", reference_id=order.id, currency=order.currency,
         order_id=order.id, postings=paid_postings(order), memo=f"order {order.id} paid",
     )
+    _deliver_unshipped(session, order)
     # Sellers hear of an order once it is paid: unpaid carts are not theirs to act on.
     for sub in order.sub_orders:
         notify_seller(session, sub, "order.created")
     return True
+
+
+def _deliver_unshipped(session: Session, order: Order) -> None:
+    """A sub-order with nothing to ship (software levels, services: `requires_shipping` false on
+    every product of it) is delivered when paid, so its holding periods start now; waiting for
+    a delivery that never comes would keep the seller's and partners' money pending forever."""
+    product_ids = {line.product_id for line in order.lines}
+    shipped = set(session.scalars(
+        select(Product.id).where(Product.id.in_(product_ids), Product.requires_shipping.is_(True))
+    ))
+    now = clock.now()
+    for sub in order.sub_orders:
+        if any(line.product_id in shipped for line in order.lines if line.sub_order_id == sub.id):
+            continue
+        sub.status = SubOrderStatus.DELIVERED.value
+        sub.delivered_at = now
+        start_holding_period(session, get_runtime().settings, sub)
 
 
 def paid_postings(order: Order) -> list[Posting]:
