@@ -13,11 +13,13 @@ from marketplace.errors import Forbidden
 from marketplace.runtime import Runtime
 from marketplace.schemas import Page, decode_cursor, encode_cursor
 from marketplace.tasking import enqueue_after_commit
-from payouts import planning, queries, reconcile, views
+from payouts import holds, planning, queries, reconcile, views
 from payouts import tasks as _tasks  # noqa: F401  (registers the tasks this process enqueues)
 from payouts.schemas import (
     BatchCreateIn,
     BatchStatusName,
+    HoldIn,
+    HoldOut,
     ItemStatusName,
     PayoutBatchOut,
     PayoutDetailOut,
@@ -158,3 +160,24 @@ def get_payout(payout_id: uuid.UUID, session: DbSession, principal: PayeeOrOpera
     item = queries.get_item(session, principal, payout_id)
     return views.payout_detail(item, queries.covered_commissions(session, item.id),
                                queries.covered_sub_orders(session, item.id), queries.recoveries_of(session, item.id))
+
+
+@router.post("/payout-holds", status_code=201, response_model=HoldOut, tags=["payout holds"])
+def place_hold(body: HoldIn, session: DbSession, principal: OperatorPrincipal) -> HoldOut:
+    """Operator: hold a flagged payee's payouts. Previews list it as blocked with the reason and
+    batches skip it until the hold is lifted; its balance stays put. 409 if already held."""
+    return views.hold_out(holds.place_hold(session, body.owner_type, body.owner_id, body.reason, _by(principal)))
+
+
+@router.post("/payout-holds/{hold_id}/release", response_model=HoldOut, tags=["payout holds"])
+def release_hold(hold_id: uuid.UUID, session: DbSession, principal: OperatorPrincipal) -> HoldOut:
+    """Operator: lift a hold; the next batch pays the payee's balance."""
+    return views.hold_out(holds.release_hold(session, hold_id, _by(principal)))
+
+
+@router.get("/payout-holds", response_model=list[HoldOut], tags=["payout holds"])
+def list_holds(
+    session: DbSession, principal: OperatorPrincipal, active: bool | None = None, limit: LimitQuery = 100,
+) -> list[HoldOut]:
+    """Operator: payout holds, newest first (`active=true`: only those in force)."""
+    return [views.hold_out(h) for h in holds.list_holds(session, active=active, limit=limit)]

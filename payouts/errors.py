@@ -13,6 +13,19 @@ class PayoutNotFound(NotFound):
     type = "payout-not-found"
 
 
+class PayeeNotFound(NotFound):
+    type = "payee-not-found"
+
+
+class HoldNotFound(NotFound):
+    type = "payout-hold-not-found"
+
+
+class HoldConflict(Conflict):
+    type = "payout-hold-conflict"
+    title = "The payout hold is not in a state that allows this"
+
+
 class BatchStateConflict(Conflict):
     type = "payout-batch-state"
     title = "Not allowed in the batch's current state"

@@ -21,7 +21,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.clock import clock
@@ -216,6 +227,29 @@ class PayoutRecovery(Base):
     @property
     def idempotency_key(self) -> str:
         return f"payout-recovery-{self.id}"
+
+
+class PayoutHold(Base):
+    """An operator's hold on a payee's payouts (a flagged account: fraud review, a dispute, a
+    compliance check). While a hold is active the payee is blocked: previews list it with the
+    reason and a running batch skips it; its balance stays where it is until the hold is lifted."""
+
+    __tablename__ = "payout_holds"
+    __table_args__ = (
+        CheckConstraint("owner_type IN ('seller', 'affiliate')", name="owner_type_payee"),
+        # One active hold per payee (NULL released_at); lifted holds stay as history.
+        Index("uq_payout_holds_active", "owner_type", "owner_id", unique=True,
+              sqlite_where=text("released_at IS NULL"), postgresql_where=text("released_at IS NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    owner_type: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[uuid.UUID] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
+    released_by: Mapped[str | None] = mapped_column(String(60))
+    released_at: Mapped[datetime | None] = mapped_column()
 
 
 # Loading the payout tables registers their ledger audit check (`marketplace ledger audit` and

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from affiliates.models import Affiliate
 from catalog.models import Seller
 from marketplace.ledger import AFFILIATE, SELLER
+from payouts.models import PayoutHold
 
 PayeeKey = tuple[str, uuid.UUID]  # (owner_type, owner_id), the ledger's account owner
 PAYEE_TYPES = (SELLER, AFFILIATE)
@@ -34,6 +35,7 @@ class Payee:
     stripe_account_id: str | None
     bank_reference: str | None
     webhook_url: str | None
+    hold_reason: str | None = None  # an operator's active payout hold (payouts/holds.py)
 
     @property
     def key(self) -> PayeeKey:
@@ -47,6 +49,8 @@ class Payee:
         """Why this payee cannot be paid now on `rail`, or None if it can."""
         if self.status is None:
             return f"unknown {self.owner_type}"
+        if self.hold_reason is not None:
+            return f"payouts held by the operator: {self.hold_reason}"
         if self.status != APPROVED:
             return f"{self.owner_type} is {self.status}"
         if self.payout_status != PAYOUTS_ENABLED:
@@ -73,7 +77,20 @@ def load_payees(session: Session, keys: Iterable[PayeeKey]) -> dict[PayeeKey, Pa
             ).all()
             for row in rows:
                 found[(owner_type, row[0])] = Payee(owner_type, *row)
+    for (owner_type, owner_id), reason in active_holds(session, found.keys()).items():
+        found[(owner_type, owner_id)] = replace(found[(owner_type, owner_id)], hold_reason=reason)
     return {key: found.get(key) or unknown_payee(key) for key in wanted}
+
+
+def active_holds(session: Session, keys: Iterable[PayeeKey]) -> dict[PayeeKey, str]:
+    """{payee: reason} of the active payout holds among `keys` (holds are few: one query)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(PayoutHold.owner_type, PayoutHold.owner_id, PayoutHold.reason).where(PayoutHold.released_at.is_(None))
+    ).all()
+    return {(t, i): reason for t, i, reason in rows if (t, i) in wanted}
 
 
 def webhook_url(session: Session, owner_type: str, owner_id: uuid.UUID) -> str | None:

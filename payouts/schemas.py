@@ -97,6 +97,24 @@ class CoveredSaleOut(BaseModel):
     amount: MoneyOut = Field(description="the seller's net share of the sale")
 
 
+class HoldIn(StrictModel):
+    owner_type: PayeeType
+    owner_id: uuid.UUID
+    reason: str = Field(min_length=1, max_length=500, description="why; shown in previews and to operators")
+
+
+class HoldOut(BaseModel):
+    id: uuid.UUID
+    owner_type: PayeeType
+    owner_id: uuid.UUID
+    reason: str
+    active: bool
+    created_by: str
+    created_at: datetime
+    released_by: str | None
+    released_at: datetime | None
+
+
 class RecoveryOut(BaseModel):
     id: uuid.UUID
     amount: MoneyOut = Field(description="taken back from this payout's transfer")

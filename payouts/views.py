@@ -6,12 +6,13 @@ import uuid
 from typing import Any
 
 from marketplace.schemas import money
-from payouts.models import PayoutBatch, PayoutItem, PayoutReconciliation, PayoutRecovery
+from payouts.models import PayoutBatch, PayoutHold, PayoutItem, PayoutReconciliation, PayoutRecovery
 from payouts.planning import Preview, PreviewLine
 from payouts.queries import Progress
 from payouts.schemas import (
     CoveredCommissionOut,
     CoveredSaleOut,
+    HoldOut,
     MismatchOut,
     PayoutBatchOut,
     PayoutDetailOut,
@@ -93,4 +94,12 @@ def reconciliation_out(batch_id: uuid.UUID, found: PayoutReconciliation | None) 
         batch_id=batch_id, status=found.status, ran_at=found.ran_at,
         paid_items=found.paid_items, rail_records=found.rail_records,
         mismatches=[MismatchOut(**m) for m in found.mismatches],
+    )
+
+
+def hold_out(hold: PayoutHold) -> HoldOut:
+    return HoldOut(
+        id=hold.id, owner_type=hold.owner_type, owner_id=hold.owner_id,
+        reason=hold.reason, active=hold.released_at is None, created_by=hold.created_by,
+        created_at=hold.created_at, released_by=hold.released_by, released_at=hold.released_at,
     )
