@@ -42,7 +42,15 @@ def test_referral_click_attributes_a_direct_checkout_and_preview_matches_it(
     assert [(c["affiliate_id"], c["amount"]["amount"]) for c in full["commissions"]] == [
         (world.affiliates["S"].id, 400)
     ]
-    assert json.dumps(preview).count("400") >= 1
+    # The preview named every party's share exactly as checkout then booked it.
+    booked = {("platform", None): full["platform_fee"]["amount"]}
+    for share in full["shares"]:
+        booked[("seller", share["seller_id"])] = share["seller_net"]["amount"]
+    for commission in full["commissions"]:
+        key = ("affiliate", commission["affiliate_id"])
+        booked[key] = booked.get(key, 0) + commission["amount"]["amount"]
+    assert {(p["party_type"], p["party_id"]): p["amount"]["amount"] for p in preview["parties"]} == booked
+    assert preview["total"]["amount"] == full["total"]["amount"]
 
 
 def test_coupon_discounts_the_buyer_and_credits_its_affiliate(

@@ -188,3 +188,15 @@ def stripe_env(
     finally:
         set_runtime(env.runtime)
         runtime.close()
+
+
+@pytest.fixture(autouse=True)
+def ledger_audit_clean_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whatever a payout test did, `marketplace ledger audit` must still be clean afterwards."""
+    skip = any(request.node.get_closest_marker(m) for m in ("slow", "ledger_corrupted"))
+    watched = "env" in request.fixturenames and not skip
+    env = request.getfixturevalue("env") if watched else None  # set up first, so torn down after this
+    yield
+    if env is not None:
+        findings = audit(env)
+        assert findings == [], findings

@@ -254,6 +254,7 @@ def test_payout_items_only_move_forward_in_the_service_and_in_the_database(
     assert audit(env) == []
 
 
+@pytest.mark.ledger_corrupted
 def test_the_audit_catches_money_in_transit_that_no_payout_item_explains(
     env: Backend, client: TestClient, operator: dict[str, str]
 ) -> None:
