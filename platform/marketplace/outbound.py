@@ -4,6 +4,11 @@ exponential backoff, and logged per attempt in `webhook_deliveries`.
 
 Signature: header `Marketplace-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
 the same scheme Stripe uses, so receivers can reuse their verification code.
+
+Each recipient has its own signing secret (`recipient_secret`), derived from the platform's
+`WEBHOOK_SIGNING_SECRET` and the recipient's identity, and reads it with its own API key at
+`GET /v1/webhook-secret`. One recipient's secret tells nothing about another's, so a seller can
+verify its deliveries but cannot forge another seller's. Rotating the platform secret rotates all.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ class WebhookDelivery(TimestampMixin, Base):
     delivered_at: Mapped[datetime | None] = mapped_column()
 
 
+def recipient_secret(platform_secret: str, recipient_type: str, recipient_id: uuid.UUID) -> str:
+    """The signing secret of one recipient: HMAC-SHA256 of its identity under the platform secret."""
+    derived = hmac.new(platform_secret.encode(), f"{recipient_type}:{recipient_id}".encode(), hashlib.sha256)
+    return f"whsec_{derived.hexdigest()}"
+
+
 def sign(secret: str, body: bytes, timestamp: int) -> str:
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
@@ -74,9 +85,11 @@ def emit(
     return delivery.id
 
 
-def attempt_delivery(session: Session, delivery: WebhookDelivery, secret: str) -> bool:
-    """One POST to the recipient; records the outcome on the row. True when delivered."""
+def attempt_delivery(session: Session, delivery: WebhookDelivery, platform_secret: str) -> bool:
+    """One POST to the recipient, signed with its own secret; records the outcome on the row.
+    True when delivered."""
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    secret = recipient_secret(platform_secret, delivery.recipient_type, delivery.recipient_id)
     headers = {
         "Content-Type": "application/json",
         "Marketplace-Signature": sign(secret, body, int(time.time())),

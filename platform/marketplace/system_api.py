@@ -12,10 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from marketplace import auth
+from marketplace import auth, outbound
 from marketplace.auth import Role
 from marketplace.deps import CurrentPrincipal, DbSession, OperatorPrincipal, get_runtime
-from marketplace.errors import Unprocessable
+from marketplace.errors import Forbidden, Unprocessable
 from marketplace.metrics import exposition_registry
 from marketplace.runtime import Runtime
 from marketplace.schemas import StrictModel
@@ -115,3 +115,21 @@ def revoke_key(key_id: uuid.UUID, session: DbSession, principal: CurrentPrincipa
     """Revoke a key at once; requests with it get 401 from now on."""
     row = auth.revoke_key(session, principal, key_id)
     return KeyOut.model_validate(row, from_attributes=True)
+
+
+class WebhookSecretOut(BaseModel):
+    secret: str = Field(description="verify each delivery's Marketplace-Signature with it (HMAC-SHA256)")
+    signature_header: str = "Marketplace-Signature"
+    scheme: str = 't=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>'
+
+
+@router.get("/v1/webhook-secret", response_model=WebhookSecretOut, tags=["webhooks"])
+def webhook_secret(
+    principal: CurrentPrincipal, runtime: Annotated[Runtime, Depends(get_runtime)]
+) -> WebhookSecretOut:
+    """A seller's or affiliate's own secret for verifying the webhooks the platform sends it."""
+    if principal.role not in (Role.SELLER, Role.AFFILIATE) or principal.subject_id is None:
+        raise Forbidden("webhook secrets belong to sellers and affiliates")
+    platform_secret = runtime.settings.webhook_signing_secret.get_secret_value()
+    secret = outbound.recipient_secret(platform_secret, principal.role.value, principal.subject_id)
+    return WebhookSecretOut(secret=secret)

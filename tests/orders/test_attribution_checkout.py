@@ -122,8 +122,13 @@ def test_seller_gets_a_signed_order_created_webhook_and_failures_are_logged_for_
     celery_app.tasks["webhooks.deliver"].apply(args=(str(delivery.id),))
     headers, body = _Receiver.received[0]
     timestamp = headers["Marketplace-Signature"].split(",")[0][2:]
-    secret = env.settings.webhook_signing_secret.get_secret_value()
+    # Verified with the seller's own secret, read with its own key; another seller's does not verify.
+    secret = ok(client.get("/v1/webhook-secret", headers=world.sellers["X"].headers))["secret"]
     assert headers["Marketplace-Signature"] == sign(secret, body, int(timestamp))
+    other = World(client, operator).seller("Other")
+    other_secret = ok(client.get("/v1/webhook-secret", headers=other.headers))["secret"]
+    assert other_secret != secret and headers["Marketplace-Signature"] != sign(other_secret, body, int(timestamp))
+    assert client.get("/v1/webhook-secret", headers=operator).status_code == 403
     assert json.loads(body)["type"] == "order.created"
     assert json.loads(body)["data"]["order_id"] == order["id"]
     with session_scope(env.runtime.sessions) as session:
