@@ -17,7 +17,7 @@ from tests.fake_stripe.core import Json, StripeError, new_id, parse_form
 from tests.fake_stripe.resources import Ctx, StripeAPI
 from tests.fake_stripe.webhooks import make_event, webhook_request
 
-FaultMode = Literal["500", "timeout", "drop_after_success"]
+FaultMode = Literal["500", "timeout", "drop_after_success", "500_after_success"]
 FAULT_MODES: tuple[str, ...] = get_args(FaultMode)
 
 
@@ -157,7 +157,8 @@ class FakeStripe:
 
     def fail_next(self, path_prefix: str | None, mode: FaultMode, count: int = 1, *, method: str | None = None) -> None:
         """Make the next `count` requests whose path starts with `path_prefix` (None: any path) and,
-        if given, whose `method` matches, fail with `mode`: "500", "timeout" or "drop_after_success"."""
+        if given, whose `method` matches, fail with `mode`: "500", "timeout", "drop_after_success" or
+        "500_after_success" (performed and stored, then answered with a 500)."""
         if mode not in FAULT_MODES:
             raise ValueError(f"unknown fault mode {mode!r}; expected one of {FAULT_MODES}")
         with self._lock:
@@ -274,6 +275,10 @@ class FakeStripe:
             return
         status, payload = self._execute(handler, method, url.path, params, key, request_id, headers)
         if fault == "drop_after_success":  # performed and stored; the client never hears about it
+            return
+        if fault == "500_after_success":  # performed and stored, yet the client is told it failed
+            error = StripeError(500, "An unknown error occurred. Please retry.", type_="api_error")
+            self._send(handler, 500, error.body(request_id), headers)
             return
         self._send(handler, status, payload, headers)
 

@@ -127,6 +127,24 @@ def test_errors_that_outlast_the_sdk_retries_leave_the_item_sending_and_a_later_
     assert audit(s.env) == []
 
 
+def test_a_transfer_made_but_answered_with_a_500_is_retried_with_the_same_key_and_paid_once(
+    stripe_env: StripeBackend, operator: dict[str, str]
+) -> None:
+    s = stripe_env
+    account = stripe_account(s.fake)
+    payee = make_payee(s.env, SELLER, stripe_account=account, bank=None)
+    credit(s.env, SELLER, payee, 3100)
+    s.fake.fail_next("/v1/transfers", "500_after_success", method="POST")
+
+    batch_id = start(s, operator)
+
+    [item] = items_of(s.env, batch_id)
+    [transfer] = s.fake.objects("transfer")
+    assert (item.status, item.rail_reference, transfer["amount"]) == ("paid", transfer["id"], 3100)
+    assert transfer_requests(s) == [f"payout-{item.id}"] * 2  # made (500), replayed with the same key
+    assert balance(s.env, PLATFORM, None, PAID_OUT) == 3100
+
+
 def test_an_item_resent_after_stripe_forgot_its_idempotency_key_adopts_the_transfer_already_made(
     stripe_env: StripeBackend, operator: dict[str, str]
 ) -> None:
