@@ -206,6 +206,29 @@ def test_stripe_rail_payment_intent_webhook_replay_and_refund(
     audit_clean(env)
 
 
+def test_a_refund_stripe_fails_later_is_marked_failed_with_the_reason_for_operators(
+    client: TestClient, operator: dict[str, str], env: Backend, stripe_env: FakeStripe
+) -> None:
+    world = worked_example(client, operator)
+    order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 1))), 201)
+    paid = stripe_env.succeed_payment_intent(order["payment"]["payment_intent_id"])
+    body, headers = webhook_request(paid, WEBHOOK_SECRET)
+    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
+    refund = ok(client.post(f"/v1/orders/{order['id']}/refunds", headers=operator, json={"reason": "returned"}), 201)
+    [stripe_refund] = stripe_env.objects("refund")
+
+    failed = stripe_env.fail_refund(stripe_refund["id"], "expired_or_canceled_card")
+    body, headers = webhook_request(failed, WEBHOOK_SECRET)
+    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
+
+    listed = ok(client.get("/v1/refunds", params={"status": "failed"}, headers=operator))
+    assert [(r["id"], r["status"], r["failure_reason"]) for r in listed] == [
+        (refund["id"], "failed", "expired_or_canceled_card")]
+    assert ok(client.get("/v1/refunds", params={"status": "sent"}, headers=operator)) == []
+    assert client.get("/v1/refunds", headers=world.sellers["X"].headers).status_code == 403
+    audit_clean(env)
+
+
 def test_failed_stripe_payment_releases_the_stock(
     client: TestClient, operator: dict[str, str], env: Backend, stripe_env: FakeStripe
 ) -> None:

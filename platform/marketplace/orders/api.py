@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from sqlalchemy.orm import Session
@@ -162,6 +162,17 @@ def refund_order(
 def list_refunds(order_id: uuid.UUID, session: DbSession, principal: OperatorPrincipal) -> list[RefundOut]:
     queries.get_order(session, order_id)
     return [views.refund_out(r) for r in queries.list_refunds(session, order_id)]
+
+
+@router.get("/refunds", response_model=list[RefundOut], tags=["refunds"])
+def list_all_refunds(
+    session: DbSession, principal: OperatorPrincipal,
+    status: Annotated[Literal["recorded", "sent", "failed"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[RefundOut]:
+    """Operator: refunds across orders, newest first; `status=failed` lists buyers the rail could
+    not pay back (with Stripe's reason), to settle another way."""
+    return [views.refund_out(r) for r in queries.refunds_by_status(session, status, limit)]
 
 
 def _seller_view(session: Session, sub_id: uuid.UUID, principal: CurrentPrincipal) -> SubOrderSellerOut:

@@ -183,7 +183,10 @@ class Refund(TimestampMixin, Base):
     requested_by: Mapped[str] = mapped_column(String(16))  # operator | seller
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{order_line_id, quantity, amount}]
     rail_refund_id: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="recorded")  # recorded | sent | failed
+    status: Mapped[str] = mapped_column(String(16), default="recorded", index=True)  # recorded | sent | failed
+    # Why the rail refused it or failed it later (Stripe's failure_reason): the buyer was not paid
+    # back, and an operator must settle it another way (operators list these: GET /v1/refunds).
+    failure_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class IdempotencyKey(Base):

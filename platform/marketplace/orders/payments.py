@@ -26,7 +26,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.orders.models import Order, OrderStatus
+from marketplace.orders.models import Order, OrderStatus, Refund
 from marketplace.orders.settlement import cancel_unpaid, mark_paid
 from marketplace.payment_rail import PaymentRail, PaymentRailError
 from marketplace.runtime import get_runtime
@@ -86,6 +86,24 @@ def _refund_late_payment(order: Order, intent: dict[str, Any]) -> None:
     )  # a PaymentRailError fails this event's handling; the inbox retries it with the same key
     log.warning("payment_after_cancellation_refunded", order_id=str(order.id), payment_intent=intent["id"],
                 refund=refund_id)
+
+
+@on_stripe_event("refund.failed")
+def handle_refund_failed(session: Session, event: dict[str, Any]) -> None:
+    """Stripe could not return the money after all (the card was closed, ...). The refund stays
+    in the journal as given; it is marked failed with Stripe's reason so operators see it in
+    `GET /v1/refunds?status=failed` and pay the buyer back another way."""
+    stripe_refund = event["data"]["object"]
+    refund = session.scalars(
+        select(Refund).where(Refund.rail_refund_id == stripe_refund.get("id")).with_for_update()
+    ).one_or_none()
+    if refund is None:
+        log.warning("failed_refund_unknown", stripe_refund=stripe_refund.get("id"))
+        return
+    refund.status = "failed"
+    refund.failure_reason = str(stripe_refund.get("failure_reason") or "failed at Stripe")[:500]
+    log.error("refund_failed_at_stripe", refund_id=str(refund.id), order_id=str(refund.order_id),
+              reason=refund.failure_reason)
 
 
 @on_stripe_event("payment_intent.payment_failed")

@@ -67,6 +67,13 @@ def list_refunds(session: Session, order_id: uuid.UUID) -> list[Refund]:
     return list(session.scalars(select(Refund).where(Refund.order_id == order_id).order_by(Refund.id)))
 
 
+def refunds_by_status(session: Session, status: str | None, limit: int) -> list[Refund]:
+    stmt = select(Refund).order_by(Refund.created_at.desc(), Refund.id.desc()).limit(limit)
+    if status is not None:
+        stmt = stmt.where(Refund.status == status)
+    return list(session.scalars(stmt))
+
+
 def payee_balances(session: Session, owner_type: str, owner_id: uuid.UUID) -> BalancesOut:
     by_currency: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for bal in ledger.balances(session, owner_type=owner_type, owner_id=owner_id):

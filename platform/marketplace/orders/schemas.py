@@ -186,7 +186,8 @@ class RefundOut(BaseModel):
     reason: str
     requested_by: str
     lines: list[dict[str, str | int]]
-    status: str
+    status: str = Field(description="recorded | sent | failed (the buyer was not paid back: see failure_reason)")
+    failure_reason: str | None
     created_at: datetime
 
 

@@ -115,5 +115,5 @@ def refund_out(refund: Refund) -> RefundOut:
     return RefundOut(
         id=refund.id, order_id=refund.order_id, sub_order_id=refund.sub_order_id,
         amount=money(refund.amount, refund.currency), reason=refund.reason, requested_by=refund.requested_by,
-        lines=refund.lines, status=refund.status, created_at=refund.created_at,
+        lines=refund.lines, status=refund.status, failure_reason=refund.failure_reason, created_at=refund.created_at,
     )
