@@ -269,9 +269,9 @@ def send_manual(runtime: Runtime, batch_id: uuid.UUID, item_ids: Sequence[uuid.U
         return len(items)
 
 
-# Stripe keeps idempotency keys for at least 24 hours. An item first sent longer ago than this
-# may have been made by a send whose answer was lost, and its key may be forgotten by now: a
-# re-send could then make a second transfer, so the rail is asked first.
+# Stripe keeps idempotency keys for at least 24 hours, and replays a stored 500 for its key. So a
+# re-send (an earlier attempt's answer was lost or was an error) asks the rail first whether the
+# transfer exists: past this window the key may be forgotten, and a new transfer would pay twice.
 IDEMPOTENCY_WINDOW = timedelta(hours=23)
 
 
@@ -280,7 +280,9 @@ def transfer(rail: PaymentRail, item: PayoutItem) -> str:
     the rail's idempotency returns the first result; past the idempotency window, a transfer the
     rail already made for this item (its metadata names the item) is adopted instead."""
     assert item.amount is not None and item.destination is not None
-    if item.sending_at is not None and clock.now() - as_utc(item.sending_at) > IDEMPOTENCY_WINDOW:
+    resend = item.attempts > 1
+    expired = item.sending_at is not None and clock.now() - as_utc(item.sending_at) > IDEMPOTENCY_WINDOW
+    if resend or expired:
         made = [t for t in rail.list_transfers(transfer_group=f"payout-batch-{item.batch_id}")
                 if t.metadata.get("payout_item_id") == str(item.id)]
         if made:
