@@ -283,8 +283,9 @@ def transfer(rail: PaymentRail, item: PayoutItem) -> str:
     resend = item.attempts > 1
     expired = item.sending_at is not None and clock.now() - as_utc(item.sending_at) > IDEMPOTENCY_WINDOW
     if resend or expired:
-        made = [t for t in rail.list_transfers(transfer_group=f"payout-batch-{item.batch_id}")
-                if t.metadata.get("payout_item_id") == str(item.id)]
+        # Both filters: one page (a payee has one item per batch), not the whole batch's transfers.
+        listed = rail.list_transfers(transfer_group=f"payout-batch-{item.batch_id}", destination=item.destination)
+        made = [t for t in listed if t.metadata.get("payout_item_id") == str(item.id)]
         if made:
             return made[0].id
     return rail.transfer(
