@@ -229,6 +229,21 @@ def test_a_refund_stripe_fails_later_is_marked_failed_with_the_reason_for_operat
     audit_clean(env)
 
 
+def test_a_payment_for_another_amount_than_the_order_does_not_mark_it_paid(
+    client: TestClient, operator: dict[str, str], env: Backend, stripe_env: FakeStripe
+) -> None:
+    world = worked_example(client, operator)
+    order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 1))), 201)
+    event = stripe_env.succeed_payment_intent(order["payment"]["payment_intent_id"])
+    event["data"]["object"]["amount_received"] = 1  # e.g. an intent edited outside the platform
+
+    body, headers = webhook_request(event, WEBHOOK_SECRET)
+    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
+
+    assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "awaiting_payment"
+    audit_clean(env)
+
+
 def test_failed_stripe_payment_releases_the_stock(
     client: TestClient, operator: dict[str, str], env: Backend, stripe_env: FakeStripe
 ) -> None:

@@ -74,7 +74,19 @@ def handle_payment_succeeded(session: Session, event: dict[str, Any]) -> None:
     if order is not None and order.status == OrderStatus.CANCELLED:
         _refund_late_payment(order, intent)
         return
+    if order is not None and not _pays_exactly(order, intent):
+        # Never book shares for money that did not arrive as the order says: the order stays
+        # unpaid (the event is kept as handled, with this error in the log) for an operator.
+        log.error("payment_does_not_match_order", order_id=str(order.id), payment_intent=intent.get("id"),
+                  received=intent.get("amount_received"), currency=intent.get("currency"),
+                  expected=order.total_amount, expected_currency=order.currency)
+        return
     mark_paid(session, order_id, payment_reference=intent.get("id"))
+
+
+def _pays_exactly(order: Order, intent: dict[str, Any]) -> bool:
+    received = intent.get("amount_received", intent.get("amount"))
+    return received == order.total_amount and str(intent.get("currency", "")).upper() == order.currency
 
 
 def _refund_late_payment(order: Order, intent: dict[str, Any]) -> None:
