@@ -42,6 +42,14 @@ def audit_clean(env: Backend) -> None:
         assert ledger.run_audit(session) == []
 
 
+def deliver_event(client: TestClient, event: dict[str, object]) -> dict[str, object]:
+    """POST a Stripe event to our webhook endpoint, signed as Stripe signs it; must be accepted."""
+    body, headers = webhook_request(event, WEBHOOK_SECRET)
+    response = client.post("/v1/webhooks/stripe", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
 def fulfil(client: TestClient, world: World, seller: str, sub_order_id: str) -> None:
     headers = world.sellers[seller].headers
     ok(client.post(f"/v1/sub-orders/{sub_order_id}/accept", headers=headers))
@@ -188,10 +196,8 @@ def test_stripe_rail_payment_intent_webhook_replay_and_refund(
     assert again["id"] == order["id"] and len(stripe_env.objects("payment_intent")) == 1
 
     event = stripe_env.succeed_payment_intent(payment["payment_intent_id"])
-    body, headers = webhook_request(event, WEBHOOK_SECRET)
-    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
-    replay = client.post("/v1/webhooks/stripe", content=body, headers=headers)
-    assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
+    deliver_event(client, event)
+    assert deliver_event(client, event)["status"] == "duplicate"  # the same event id again
     full = ok(client.get(f"/v1/orders/{order['id']}", headers=operator))
     assert full["status"] == "paid"
     assert balances(client, world)["X"] == (4099, 0)
@@ -212,14 +218,12 @@ def test_a_refund_stripe_fails_later_is_marked_failed_with_the_reason_for_operat
     world = worked_example(client, operator)
     order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 1))), 201)
     paid = stripe_env.succeed_payment_intent(order["payment"]["payment_intent_id"])
-    body, headers = webhook_request(paid, WEBHOOK_SECRET)
-    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
+    deliver_event(client, paid)
     refund = ok(client.post(f"/v1/orders/{order['id']}/refunds", headers=operator, json={"reason": "returned"}), 201)
     [stripe_refund] = stripe_env.objects("refund")
 
     failed = stripe_env.fail_refund(stripe_refund["id"], "expired_or_canceled_card")
-    body, headers = webhook_request(failed, WEBHOOK_SECRET)
-    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
+    deliver_event(client, failed)
 
     listed = ok(client.get("/v1/refunds", params={"status": "failed"}, headers=operator))
     assert [(r["id"], r["status"], r["failure_reason"]) for r in listed] == [
@@ -237,8 +241,7 @@ def test_a_payment_for_another_amount_than_the_order_does_not_mark_it_paid(
     event = stripe_env.succeed_payment_intent(order["payment"]["payment_intent_id"])
     event["data"]["object"]["amount_received"] = 1  # e.g. an intent edited outside the platform
 
-    body, headers = webhook_request(event, WEBHOOK_SECRET)
-    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
+    deliver_event(client, event)
 
     assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "awaiting_payment"
     audit_clean(env)
@@ -250,8 +253,7 @@ def test_failed_stripe_payment_releases_the_stock(
     world = worked_example(client, operator)
     order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 4))), 201)
     event = stripe_env.fail_payment_intent(order["payment"]["payment_intent_id"])
-    body, headers = webhook_request(event, WEBHOOK_SECRET)
-    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
+    deliver_event(client, event)
     assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "cancelled"
     with session_scope(env.runtime.sessions) as session:
         assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["X-PRO"]))) == 100
@@ -269,8 +271,7 @@ def test_a_payment_that_succeeds_after_the_order_was_cancelled_is_refunded_in_fu
     intent = order["payment"]["payment_intent_id"]
 
     event = stripe_env.succeed_payment_intent(intent)
-    body, headers = webhook_request(event, WEBHOOK_SECRET)
-    assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 200
+    deliver_event(client, event)
 
     assert [(r["amount"], r["payment_intent"]) for r in stripe_env.objects("refund")] == [(9998, intent)]
     assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "cancelled"

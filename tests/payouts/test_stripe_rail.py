@@ -27,6 +27,14 @@ from tests.payouts.conftest import (
 )
 
 
+def funded_payee(s: StripeBackend, kind: str, amount: int) -> tuple[str, uuid.UUID]:
+    """A payee with an onboarded connected account and `amount` available: (account, payee id)."""
+    account = stripe_account(s.fake)
+    payee = make_payee(s.env, kind, stripe_account=account, bank=None)
+    credit(s.env, kind, payee, amount)
+    return account, payee
+
+
 def start(s: StripeBackend, operator: dict[str, str]) -> str:
     created = s.client.post("/v1/payout-batches", json={"currency": "USD"}, headers=operator)
     assert created.status_code == 201, created.text
@@ -75,9 +83,7 @@ def test_a_response_dropped_after_the_transfer_was_made_is_retried_with_the_same
     stripe_env: StripeBackend, operator: dict[str, str]
 ) -> None:
     s = stripe_env
-    account = stripe_account(s.fake)
-    payee = make_payee(s.env, AFFILIATE, stripe_account=account, bank=None)
-    credit(s.env, AFFILIATE, payee, 4200)
+    _, payee = funded_payee(s, AFFILIATE, 4200)
     s.fake.fail_next("/v1/transfers", "drop_after_success", method="POST")
     s.fake.fail_next("/v1/transfers", "500", method="POST")  # and the retry meets a 500 first
 
@@ -96,9 +102,7 @@ def test_errors_that_outlast_the_sdk_retries_leave_the_item_sending_and_a_later_
     stripe_env: StripeBackend, operator: dict[str, str]
 ) -> None:
     s = stripe_env
-    account = stripe_account(s.fake)
-    payee = make_payee(s.env, SELLER, stripe_account=account, bank=None)
-    credit(s.env, SELLER, payee, 2500)
+    _, payee = funded_payee(s, SELLER, 2500)
     s.fake.fail_next("/v1/transfers", "drop_after_success", method="POST")  # made, then unreachable:
     s.fake.fail_next("/v1/transfers", "500", count=2, method="POST")  # every SDK retry fails
 
@@ -131,9 +135,7 @@ def test_a_transfer_made_but_answered_with_a_500_is_retried_with_the_same_key_an
     stripe_env: StripeBackend, operator: dict[str, str]
 ) -> None:
     s = stripe_env
-    account = stripe_account(s.fake)
-    payee = make_payee(s.env, SELLER, stripe_account=account, bank=None)
-    credit(s.env, SELLER, payee, 3100)
+    funded_payee(s, SELLER, 3100)
     s.fake.fail_next("/v1/transfers", "500_after_success", method="POST")
 
     batch_id = start(s, operator)
@@ -149,9 +151,7 @@ def test_an_item_resent_after_stripe_forgot_its_idempotency_key_adopts_the_trans
     stripe_env: StripeBackend, operator: dict[str, str]
 ) -> None:
     s = stripe_env
-    account = stripe_account(s.fake)
-    payee = make_payee(s.env, SELLER, stripe_account=account, bank=None)
-    credit(s.env, SELLER, payee, 2500)
+    funded_payee(s, SELLER, 2500)
     s.fake.fail_next("/v1/transfers", "drop_after_success", method="POST")  # made, then unreachable
     s.fake.fail_next("/v1/transfers", "500", count=2, method="POST")
     batch_id = start(s, operator)
