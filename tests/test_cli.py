@@ -35,6 +35,9 @@ def test_db_upgrade_then_keys_create_bootstraps_an_operator_key(tmp_path: Path) 
     created = run_cli("keys", "create", "--role", "operator", env_extra=env, cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     assert "mk_" in created.stdout
+    nobody = run_cli("keys", "create", "--role", "seller", "--subject-id", "0190d3f4-0000-7000-8000-000000000001",
+                     env_extra=env, cwd=tmp_path)
+    assert nobody.returncode == 2 and "there is no seller" in nobody.stdout
 
 
 def test_worker_without_a_broker_explains_that_tasks_run_in_process(tmp_path: Path) -> None:

@@ -63,17 +63,29 @@ def test_request_with_a_wrong_key_is_401(client: TestClient) -> None:
         assert response.headers["content-type"] == PROBLEM
 
 
+def new_seller_id(client: TestClient) -> str:
+    """A seller that applied through the public endpoint (what a seller key acts for)."""
+    import uuid
+
+    applied = client.post("/v1/sellers", json={"name": "Keyed", "email": f"k-{uuid.uuid4().hex[:8]}@example.com"})
+    assert applied.status_code == 201, applied.text
+    return str(applied.json()["seller"]["id"])
+
+
 def test_operator_issues_a_seller_key_shown_once_and_stored_hashed(
     client: TestClient, operator: dict[str, str], env: Backend
 ) -> None:
-    subject = "0190d3f4-0000-7000-8000-000000000001"
+    nobody = client.post("/v1/api-keys", json={"role": "seller", "subject_id": "0190d3f4-0000-7000-8000-000000000001"},
+                         headers=operator)
+    assert nobody.status_code == 422 and "no seller" in nobody.json()["detail"]
+    subject = new_seller_id(client)
     response = client.post("/v1/api-keys", json={"role": "seller", "subject_id": subject}, headers=operator)
     assert response.status_code == 201
     issued = response.json()
     assert issued["key"].startswith(issued["prefix"] + "_")
     listed = client.get("/v1/api-keys", headers=bearer(issued["key"])).json()
-    assert [k["id"] for k in listed] == [issued["id"]]
-    assert "key" not in listed[0]
+    assert issued["id"] in [k["id"] for k in listed]  # beside the key the seller got when it applied
+    assert all("key" not in k for k in listed)
     from sqlalchemy import text
 
     with env.runtime.engine.connect() as conn:
@@ -94,7 +106,7 @@ def test_revoked_key_is_refused_on_the_next_request(client: TestClient, operator
 
 def test_seller_key_cannot_issue_keys_403(client: TestClient, operator: dict[str, str]) -> None:
     seller = client.post(
-        "/v1/api-keys", json={"role": "seller", "subject_id": "0190d3f4-0000-7000-8000-000000000002"},
+        "/v1/api-keys", json={"role": "seller", "subject_id": new_seller_id(client)},
         headers=operator,
     ).json()
     response = client.post("/v1/api-keys", json={"role": "operator"}, headers=bearer(seller["key"]))
@@ -104,7 +116,7 @@ def test_seller_key_cannot_issue_keys_403(client: TestClient, operator: dict[str
 
 def test_seller_cannot_revoke_another_principals_key_404(client: TestClient, operator: dict[str, str]) -> None:
     one = client.post(
-        "/v1/api-keys", json={"role": "seller", "subject_id": "0190d3f4-0000-7000-8000-000000000003"},
+        "/v1/api-keys", json={"role": "seller", "subject_id": new_seller_id(client)},
         headers=operator,
     ).json()
     other = client.post("/v1/api-keys", json={"role": "operator"}, headers=operator).json()

@@ -113,3 +113,12 @@ def require_role(principal: Principal, *roles: Role) -> None:
     if principal.role not in roles:
         allowed = ", ".join(r.value for r in roles)
         raise Forbidden(f"this action needs a {allowed} key; yours is a {principal.role.value} key")
+
+
+def subject_exists(session: Session, role: Role, subject_id: uuid.UUID) -> bool:
+    """Whether the seller or affiliate a key would act for exists (a key for nobody is a mistake)."""
+    from affiliates.models import Affiliate
+    from catalog.models import Seller
+
+    model: type[Seller] | type[Affiliate] = Seller if role is Role.SELLER else Affiliate
+    return session.get(model, subject_id) is not None

@@ -52,7 +52,13 @@ def keys_create(
 
     runtime = Runtime(get_settings())
     subject = uuid.UUID(subject_id) if subject_id else None
+    if (role is Role.OPERATOR) != (subject is None):
+        console.print("[red]a seller or affiliate key needs --subject-id; an operator key takes none[/red]")
+        raise typer.Exit(2)
     with session_scope(runtime.sessions) as session:
+        if subject is not None and not auth.subject_exists(session, role, subject):
+            console.print(f"[red]there is no {role.value} {subject}[/red]")
+            raise typer.Exit(2)
         issued = auth.issue_key(session, role, subject, name)
     console.print(f"{role.value} key (shown once): [bold]{issued.key}[/bold]")
 

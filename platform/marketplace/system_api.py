@@ -98,6 +98,8 @@ def create_key(body: KeyCreate, session: DbSession, principal: OperatorPrincipal
         raise Unprocessable(f"a {body.role.value} key needs subject_id (the {body.role.value} it acts for)")
     if body.role is Role.OPERATOR and body.subject_id is not None:
         raise Unprocessable("an operator key does not act for a subject; leave subject_id out")
+    if body.subject_id is not None and not auth.subject_exists(session, body.role, body.subject_id):
+        raise Unprocessable(f"there is no {body.role.value} {body.subject_id}")
     issued = auth.issue_key(session, body.role, body.subject_id, body.name)
     return IssuedKeyOut(
         id=issued.id, key=issued.key, prefix=issued.prefix, role=issued.role, subject_id=issued.subject_id
