@@ -30,8 +30,10 @@ import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-BENCH_DB = "marketplace_bench"
-PGBENCH_DB = "marketplace_pgbench"
+# Overridable so two people (or two checkouts) benchmarking on one PostgreSQL do not drop each
+# other's databases mid-run.
+BENCH_DB = os.environ.get("BENCH_DB", "marketplace_bench")
+PGBENCH_DB = os.environ.get("BENCH_PGBENCH_DB", "marketplace_pgbench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 
