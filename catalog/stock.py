@@ -9,7 +9,9 @@ Callers reserving several variants do it in variant-id order so two carts never 
 other's rows in opposite orders (deadlock).
 
 Reservations do not bump `product.version`: the hot path would otherwise serialise every order on
-the product row. They do drop the product's cache entry after commit (stock is shown).
+the product row. Stock is shown, so after commit a reservation lowers the product's cached stock
+levels to the ones its UPDATE returned, and giving stock back drops them (catalog.cache: the
+cached product itself stays).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from catalog.cache import invalidate_after_commit
+from catalog.cache import StockLevel, drop_stock_after_commit, lower_stock_after_commit
 from catalog.models import Product, ProductStatus, Seller, SellerStatus, Variant
 
 
@@ -96,16 +98,17 @@ def reserve_stock(session: Session, variant_id: uuid.UUID, quantity: int) -> boo
     if not. Atomic: one conditional UPDATE, safe under any concurrency."""
     if quantity <= 0:
         raise ValueError("quantity must be positive")
-    product_id = session.execute(
+    row = session.execute(
         update(Variant)
         .where(Variant.id == variant_id, Variant.stock >= quantity)
         .values(stock=Variant.stock - quantity)
-        .returning(Variant.product_id)
+        .returning(Variant.product_id, Variant.stock, Variant.updated_at)
         .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    if product_id is None:
+    ).first()
+    if row is None:
         return False
-    invalidate_after_commit(session, [product_id])
+    product_id, stock, updated_at = row
+    lower_stock_after_commit(session, {product_id: {variant_id: StockLevel(stock, updated_at)}})
     return True
 
 
@@ -116,8 +119,9 @@ def reserve_cart_ctes(gate: str = "(SELECT ok FROM fits)", gate_ctes: str = "") 
     entry per variant, same order), %(now)s.
 
     CTEs: `locked` (id, stock) of the cart's variants, locked; `fits` (one row: ok) true when
-    every line fits; `reserved` (id, product_id) of the rows taken, empty unless `gate` (an SQL
-    condition evaluated once, e.g. `(SELECT ok FROM fits)` or "my key was claimed") holds.
+    every line fits; `reserved` (id, product_id, stock, updated_at) of the rows taken, as
+    updated, empty unless `gate` (an SQL condition evaluated once, e.g. `(SELECT ok FROM fits)`
+    or "my key was claimed") holds.
     `gate_ctes`: CTEs the gate reads (text starting with ", "), placed before `reserved`.
 
     Why it cannot oversell or deadlock: the MATERIALIZED `locked` CTE takes the row locks in
@@ -138,7 +142,7 @@ locked AS MATERIALIZED (
 ){gate_ctes}, reserved AS (
     UPDATE variants AS v SET stock = v.stock - wanted.q, updated_at = %(now)s
     FROM wanted WHERE v.id = wanted.id AND v.stock >= wanted.q AND {gate}
-    RETURNING v.id, v.product_id
+    RETURNING v.id, v.product_id, v.stock, v.updated_at
 )"""
 
 
@@ -154,4 +158,4 @@ def release_stock(session: Session, variant_id: uuid.UUID, quantity: int) -> Non
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     if product_id is not None:
-        invalidate_after_commit(session, [product_id])
+        drop_stock_after_commit(session, [product_id])
