@@ -42,10 +42,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import orjson
-import redis
 import structlog
 from pydantic import BaseModel
 from sqlalchemy import event
@@ -195,9 +193,6 @@ for i = 1, #ARGV, 3 do
 end
 return 0
 """
-_scripts: WeakKeyDictionary[redis.Redis, Any] = WeakKeyDictionary()
-
-
 def lower(store: Store, levels: Mapping[uuid.UUID, StockLevels]) -> None:
     """Lower cached stock levels after reservations committed (see the module docstring)."""
     if not levels:
@@ -206,15 +201,14 @@ def lower(store: Store, levels: Mapping[uuid.UUID, StockLevels]) -> None:
         if not isinstance(store, RedisStore):
             store.delete(*sorted(stock_key(pid) for pid in levels))
             return
-        script = _scripts.get(store.client)
-        if script is None:
-            script = _scripts[store.client] = store.client.register_script(_LOWER_LUA)
+        # EVAL, not a registered script: redis-py's pipelined scripts cost a SCRIPT EXISTS round
+        # trip per execute; Redis caches the compiled script by its text anyway.
         pipe = store.client.pipeline(transaction=False)
         for product_id, variants in sorted(levels.items()):
             args: list[Any] = []
             for variant_id, level in variants.items():
                 args += [str(variant_id), level.stock, level.encode()]
-            script(keys=[stock_key(product_id)], args=args, client=pipe)
+            pipe.eval(_LOWER_LUA, 1, stock_key(product_id), *args)
         pipe.execute()
     except Exception as exc:
         log.warning("catalog_cache_lower_failed", products=len(levels), error=f"{type(exc).__name__}: {exc}")
