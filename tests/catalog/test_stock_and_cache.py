@@ -208,13 +208,16 @@ def test_lowering_cached_stock_out_of_order_keeps_the_lower_level(env: Backend) 
     at = datetime(2030, 1, 1, tzinfo=UTC)
     cache.write_stock(store, pid, {vid: cache.StockLevel(10, at), other: cache.StockLevel(3, at)}, 60)
     assert cache.read(store, pid)[1] == {vid: cache.StockLevel(10, at), other: cache.StockLevel(3, at)}
-    cache.lower(store, {pid: {vid: cache.StockLevel(6, at)}})
+    pid2, vid2 = uuid.uuid4(), uuid.uuid4()
+    cache.write_stock(store, pid2, {vid2: cache.StockLevel(5, at)}, 60)
+    cache.lower(store, {pid: {vid: cache.StockLevel(6, at)}, pid2: {vid2: cache.StockLevel(4, at)}})
     cache.lower(store, {pid: {vid: cache.StockLevel(8, at), uuid.uuid4(): cache.StockLevel(1, at)}})
     levels = cache.read(store, pid)[1]
     if isinstance(store, RedisStore):
         assert levels == {vid: cache.StockLevel(6, at), other: cache.StockLevel(3, at)}
+        assert cache.read(store, pid2)[1] == {vid2: cache.StockLevel(4, at)}
     else:
-        assert levels is None
+        assert levels is None and cache.read(store, pid2)[1] is None
     cache.lower(store, {uuid.uuid4(): {vid: cache.StockLevel(1, at)}})  # no entry: nothing created
     cache.delete(store, [pid], stock_only=True)
     assert cache.read(store, pid) == (None, None)
