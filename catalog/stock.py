@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import any_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from catalog.cache import StockLevel, drop_stock_after_commit, lower_stock_after_commit
 from catalog.models import Product, ProductStatus, Seller, SellerStatus, Variant
+from marketplace.pgsql import is_postgres, precompile
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +58,13 @@ class VariantForCheckout:
         return self.variant_active and self.product_published and self.seller_status == SellerStatus.APPROVED
 
 
-@lru_cache(maxsize=1)
-def _checkout_variants_stmt() -> Any:
+@lru_cache(maxsize=2)
+def _checkout_variants_stmt(postgres: bool) -> Any:
     """Built once: building this join (and SQLAlchemy's cache key for it) on every checkout cost
-    more CPU than running it (see loadtests/README.md)."""
-    return (
+    more CPU than running it (see loadtests/README.md). On PostgreSQL it is compiled to text once
+    (`marketplace.pgsql`), the ids bound as one array."""
+    ids = Variant.id == any_(bindparam("ids")) if postgres else Variant.id.in_(bindparam("ids", expanding=True))
+    stmt = (
         select(
             Variant.id, Variant.product_id, Variant.seller_id, Variant.sku, Product.name, Variant.name,
             Variant.price_amount, Variant.currency, Variant.stock, Variant.active, Product.status,
@@ -69,8 +72,9 @@ def _checkout_variants_stmt() -> Any:
         )
         .join(Product, Product.id == Variant.product_id)
         .join(Seller, Seller.id == Variant.seller_id)
-        .where(Variant.id.in_(bindparam("ids", expanding=True)))
+        .where(ids)
     )
+    return precompile(stmt) if postgres else stmt
 
 
 def load_variants_for_checkout(
@@ -81,8 +85,11 @@ def load_variants_for_checkout(
     ids = sorted(set(variant_ids))
     if not ids:
         return {}
-    # Core execution on the session's connection: columns, not entities, so no ORM compile state.
-    rows = session.connection().execute(_checkout_variants_stmt(), {"ids": ids}).all()
+    if is_postgres(session):
+        rows = _checkout_variants_stmt(True).run(session, {"ids": ids}).all()
+    else:
+        # Core execution on the session's connection: columns, not entities, so no ORM compile state.
+        rows = session.connection().execute(_checkout_variants_stmt(False), {"ids": ids}).all()
     return {
         row[0]: VariantForCheckout(
             variant_id=row[0], product_id=row[1], seller_id=row[2], sku=row[3], product_name=row[4],
