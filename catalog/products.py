@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -341,12 +343,36 @@ def list_page(
     return rows[:limit], encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
 
 
+@lru_cache(maxsize=1)
+def _stock_levels_stmt() -> Any:
+    """Built once (it runs whenever a product's stock entry is missing)."""
+    return select(Variant.id, Variant.stock, Variant.updated_at).where(Variant.product_id == bindparam("pid"))
+
+
+def _levels_of(product: ProductOut) -> cache.StockLevels:
+    return {v.id: cache.StockLevel(v.stock, v.updated_at) for v in product.variants}
+
+
+def _with_stock(entry: cache.CachedProduct, levels: cache.StockLevels) -> cache.CachedProduct:
+    """The entry (freshly parsed, so ours to change) with the stock entry's levels laid over its
+    variants: stock moves on every order, the product entry only on catalog writes."""
+    for variant in entry.product.variants:
+        level = levels.get(variant.id)
+        if level is not None:
+            variant.stock, variant.updated_at = level.stock, level.updated_at
+    return entry
+
+
 def _cached_entry(
     session: Session, store: Store, ttl_seconds: int, product_id: uuid.UUID
 ) -> cache.CachedProduct | None:
-    entry = cache.read(store, product_id)
+    entry, levels = cache.read(store, product_id)
     if entry is not None:
-        return entry
+        if levels is None:  # stock dropped (or expired) alone: one small SELECT, not a rebuild
+            rows = session.connection().execute(_stock_levels_stmt(), {"pid": product_id}).all()
+            levels = {row[0]: cache.StockLevel(row[1], row[2]) for row in rows}
+            cache.write_stock(store, product_id, levels, ttl_seconds)
+        return _with_stock(entry, levels)
     row = session.execute(
         select(Product, Seller.name, Seller.status).join(Seller, Seller.id == Product.seller_id)
         .where(Product.id == product_id)
@@ -356,6 +382,7 @@ def _cached_entry(
     product, seller_name, seller_status = row
     entry = cache.CachedProduct(product=product_out(product), seller_name=seller_name, seller_status=seller_status)
     cache.write(store, entry, ttl_seconds)
+    cache.write_stock(store, product_id, _levels_of(entry.product), ttl_seconds)
     return entry
 
 

@@ -7,6 +7,8 @@ For checkout (marketplace.orders):
 * `load_variants_for_checkout(session, variant_ids) -> dict[UUID, VariantForCheckout]`
 * `reserve_stock(session, variant_id, quantity) -> bool`
 * `release_stock(session, variant_id, quantity) -> None`
+* `reserve_cart_ctes(...)`: a whole cart's reservation as CTEs of one PostgreSQL statement, and
+  `lower_stock_after_commit(session, levels)` for the cached stock levels it returns
 
 For storefronts (affiliates): `catalog_product(session, store, ttl_seconds, product_id)` (cached)
 and `search_catalog(session, CatalogQuery(...))`.
@@ -16,17 +18,26 @@ from __future__ import annotations
 
 from catalog.browse import CatalogQuery
 from catalog.browse import search as search_catalog
-from catalog.cache import invalidate_after_commit
+from catalog.cache import StockLevel, invalidate_after_commit, lower_stock_after_commit
 from catalog.products import catalog_view as catalog_product
-from catalog.stock import VariantForCheckout, load_variants_for_checkout, release_stock, reserve_stock
+from catalog.stock import (
+    VariantForCheckout,
+    load_variants_for_checkout,
+    release_stock,
+    reserve_cart_ctes,
+    reserve_stock,
+)
 
 __all__ = [
     "CatalogQuery",
+    "StockLevel",
     "VariantForCheckout",
     "catalog_product",
     "invalidate_after_commit",
     "load_variants_for_checkout",
+    "lower_stock_after_commit",
     "release_stock",
+    "reserve_cart_ctes",
     "reserve_stock",
     "search_catalog",
 ]

@@ -9,7 +9,9 @@ Callers reserving several variants do it in variant-id order so two carts never 
 other's rows in opposite orders (deadlock).
 
 Reservations do not bump `product.version`: the hot path would otherwise serialise every order on
-the product row. They do drop the product's cache entry after commit (stock is shown).
+the product row. Stock is shown, so after commit a reservation lowers the product's cached stock
+levels to the ones its UPDATE returned, and giving stock back drops them (catalog.cache: the
+cached product itself stays).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import any_, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from catalog.cache import invalidate_after_commit
+from catalog.cache import StockLevel, drop_stock_after_commit, lower_stock_after_commit
 from catalog.models import Product, ProductStatus, Seller, SellerStatus, Variant
+from marketplace.pgsql import is_postgres, precompile
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +58,13 @@ class VariantForCheckout:
         return self.variant_active and self.product_published and self.seller_status == SellerStatus.APPROVED
 
 
-@lru_cache(maxsize=1)
-def _checkout_variants_stmt() -> Any:
+@lru_cache(maxsize=2)
+def _checkout_variants_stmt(postgres: bool) -> Any:
     """Built once: building this join (and SQLAlchemy's cache key for it) on every checkout cost
-    more CPU than running it (see loadtests/README.md)."""
-    return (
+    more CPU than running it (see loadtests/README.md). On PostgreSQL it is compiled to text once
+    (`marketplace.pgsql`), the ids bound as one array."""
+    ids = Variant.id == any_(bindparam("ids")) if postgres else Variant.id.in_(bindparam("ids", expanding=True))
+    stmt = (
         select(
             Variant.id, Variant.product_id, Variant.seller_id, Variant.sku, Product.name, Variant.name,
             Variant.price_amount, Variant.currency, Variant.stock, Variant.active, Product.status,
@@ -67,8 +72,9 @@ def _checkout_variants_stmt() -> Any:
         )
         .join(Product, Product.id == Variant.product_id)
         .join(Seller, Seller.id == Variant.seller_id)
-        .where(Variant.id.in_(bindparam("ids", expanding=True)))
+        .where(ids)
     )
+    return precompile(stmt) if postgres else stmt
 
 
 def load_variants_for_checkout(
@@ -79,8 +85,11 @@ def load_variants_for_checkout(
     ids = sorted(set(variant_ids))
     if not ids:
         return {}
-    # Core execution on the session's connection: columns, not entities, so no ORM compile state.
-    rows = session.connection().execute(_checkout_variants_stmt(), {"ids": ids}).all()
+    if is_postgres(session):
+        rows = _checkout_variants_stmt(True).run(session, {"ids": ids}).all()
+    else:
+        # Core execution on the session's connection: columns, not entities, so no ORM compile state.
+        rows = session.connection().execute(_checkout_variants_stmt(False), {"ids": ids}).all()
     return {
         row[0]: VariantForCheckout(
             variant_id=row[0], product_id=row[1], seller_id=row[2], sku=row[3], product_name=row[4],
@@ -96,16 +105,17 @@ def reserve_stock(session: Session, variant_id: uuid.UUID, quantity: int) -> boo
     if not. Atomic: one conditional UPDATE, safe under any concurrency."""
     if quantity <= 0:
         raise ValueError("quantity must be positive")
-    product_id = session.execute(
+    row = session.execute(
         update(Variant)
         .where(Variant.id == variant_id, Variant.stock >= quantity)
         .values(stock=Variant.stock - quantity)
-        .returning(Variant.product_id)
+        .returning(Variant.product_id, Variant.stock, Variant.updated_at)
         .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    if product_id is None:
+    ).first()
+    if row is None:
         return False
-    invalidate_after_commit(session, [product_id])
+    product_id, stock, updated_at = row
+    lower_stock_after_commit(session, {product_id: {variant_id: StockLevel(stock, updated_at)}})
     return True
 
 
@@ -116,8 +126,9 @@ def reserve_cart_ctes(gate: str = "(SELECT ok FROM fits)", gate_ctes: str = "") 
     entry per variant, same order), %(now)s.
 
     CTEs: `locked` (id, stock) of the cart's variants, locked; `fits` (one row: ok) true when
-    every line fits; `reserved` (id, product_id) of the rows taken, empty unless `gate` (an SQL
-    condition evaluated once, e.g. `(SELECT ok FROM fits)` or "my key was claimed") holds.
+    every line fits; `reserved` (id, product_id, stock, updated_at) of the rows taken, as
+    updated, empty unless `gate` (an SQL condition evaluated once, e.g. `(SELECT ok FROM fits)`
+    or "my key was claimed") holds.
     `gate_ctes`: CTEs the gate reads (text starting with ", "), placed before `reserved`.
 
     Why it cannot oversell or deadlock: the MATERIALIZED `locked` CTE takes the row locks in
@@ -138,7 +149,7 @@ locked AS MATERIALIZED (
 ){gate_ctes}, reserved AS (
     UPDATE variants AS v SET stock = v.stock - wanted.q, updated_at = %(now)s
     FROM wanted WHERE v.id = wanted.id AND v.stock >= wanted.q AND {gate}
-    RETURNING v.id, v.product_id
+    RETURNING v.id, v.product_id, v.stock, v.updated_at
 )"""
 
 
@@ -154,4 +165,4 @@ def release_stock(session: Session, variant_id: uuid.UUID, quantity: int) -> Non
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     if product_id is not None:
-        invalidate_after_commit(session, [product_id])
+        drop_stock_after_commit(session, [product_id])

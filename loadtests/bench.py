@@ -30,8 +30,10 @@ import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-BENCH_DB = "marketplace_bench"
-PGBENCH_DB = "marketplace_pgbench"
+# Overridable so two people (or two checkouts) benchmarking on one PostgreSQL do not drop each
+# other's databases mid-run.
+BENCH_DB = os.environ.get("BENCH_DB", "marketplace_bench")
+PGBENCH_DB = os.environ.get("BENCH_PGBENCH_DB", "marketplace_pgbench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 
@@ -158,6 +160,18 @@ def worker_pids(server: subprocess.Popen[bytes]) -> list[int]:
     return pids
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (fields 14 and 15 of /proc/N/stat)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def worker_rss_mb(server: subprocess.Popen[bytes]) -> list[float]:
     """Resident memory of each server worker process, MiB."""
     return [size for size in (rss_mb(pid) for pid in worker_pids(server)) if size is not None]
@@ -203,6 +217,7 @@ def run_locust(host: str, seed_file: Path, users: int, duration: int, out_prefix
         "p99_ms": float(checkout["99%"]),
         "errors": int(aggregated["Failure Count"]),
         "requests_per_s": float(aggregated["Requests/s"]),
+        "requests": int(aggregated["Request Count"]),
     }
 
 
@@ -310,12 +325,18 @@ def main(argv: list[str] | None = None) -> int:
         seed = seed_platform(database_url, host)
         seed_file.write_text(json.dumps(seed))
         statements_before, checkouts_before = checkout_statements(port)
+        # The servers' own CPU per request: on a shared, noisy machine this moves much less than
+        # requests per second do, so it shows what a change saves even when the throughput
+        # figures of two runs are buried in other people's load.
+        workers = worker_pids(server)
+        cpu_before = cpu_seconds(workers)
         if args.profile:
             profilers = start_profiler(server, Path(args.profile), max(1, args.duration - 2))
         log(f"running {args.users} users for {args.duration} s")
         load = run_locust(host, seed_file, args.users, args.duration, workdir / "locust")
         statements_after, checkouts_after = checkout_statements(port)
         statements, checkouts = statements_after - statements_before, checkouts_after - checkouts_before
+        server_cpu = cpu_seconds(workers) - cpu_before
         rss = worker_rss_mb(server)
         for profiler in profilers:
             profiler.wait(timeout=60)
@@ -340,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             # From the servers' own counter: SQL statements per checkout request.
             "statements_per_order": round(statements / checkouts, 1) if checkouts else None,
             "rss_mb_per_worker": round(max(rss), 1) if rss else None,
+            # Server CPU (every worker, user + system) per request of the whole mix, ms.
+            "server_cpu_ms_per_request": round(1000 * server_cpu / load["requests"], 2) if load["requests"] else None,
             "pgbench_tps": pgbench_tps,
             "ratio": round(load["orders_per_s"] / pgbench_tps, 3) if pgbench_tps else None,
             "orders": load["orders"], "requests_per_s": round(load["requests_per_s"], 1), "users": args.users,

@@ -166,6 +166,63 @@ def test_checkout_reservations_drop_the_cached_stock(
     assert client.get(f"/v1/catalog/products/{product['id']}", headers=operator).json()["variants"][0]["stock"] == 2
 
 
+def test_reservations_lower_the_cached_stock_and_keep_the_cached_product(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    """Stock is cached apart from the product: an order must not make the next listing rebuild
+    the product from the database (loadtests/README.md), yet the next read shows its stock."""
+    _, headers = approved_seller(client, operator)
+    product = published_product(client, headers, variants=[variant("KEEP-1", 100, stock=9), variant("KEEP-2", 200)])
+    pid, vid = _uuid(product["id"]), _uuid(product["variants"][0]["id"])
+    url = f"/v1/catalog/products/{pid}"
+    assert client.get(url, headers=operator).json()["variants"][0]["stock"] == 9
+    cached = env.runtime.store.get(cache_key(pid))
+    with session_scope(env.runtime.sessions) as session:
+        assert reserve_stock(session, vid, 4)
+        assert reserve_stock(session, vid, 1)  # two in one transaction: the lower level wins
+    assert env.runtime.store.get(cache_key(pid)) == cached  # the product entry stayed
+    read = client.get(url, headers=operator).json()
+    assert [(v["stock"], v["in_stock"]) for v in read["variants"]] == [(4, True), (10, True)]
+    seller_view = client.get(f"/v1/products/{pid}", headers=headers).json()["variants"][0]
+    with session_scope(env.runtime.sessions) as session:
+        assert load_variants_for_checkout(session, [vid])[vid].stock == seller_view["stock"] == 4
+    with session_scope(env.runtime.sessions) as session:
+        assert reserve_stock(session, vid, 4)
+    assert client.get(url, headers=operator).json()["variants"][0]["in_stock"] is False
+    with session_scope(env.runtime.sessions) as session:
+        release_stock(session, vid, 2)
+    assert env.runtime.store.get(cache_key(pid)) == cached
+    assert client.get(url, headers=operator).json()["variants"][0]["stock"] == 2
+
+
+def test_lowering_cached_stock_out_of_order_keeps_the_lower_level(env: Backend) -> None:
+    """Two reservations' post-commit writes may arrive in either order: the lower (later) level
+    stays on Redis; other stores drop the level instead (the next read rebuilds it)."""
+    from datetime import UTC, datetime
+
+    from catalog import cache
+    from marketplace.cache import RedisStore
+
+    store = env.runtime.store
+    pid, vid, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    cache.write_stock(store, pid, {vid: cache.StockLevel(10, at), other: cache.StockLevel(3, at)}, 60)
+    assert cache.read(store, pid)[1] == {vid: cache.StockLevel(10, at), other: cache.StockLevel(3, at)}
+    pid2, vid2 = uuid.uuid4(), uuid.uuid4()
+    cache.write_stock(store, pid2, {vid2: cache.StockLevel(5, at)}, 60)
+    cache.lower(store, {pid: {vid: cache.StockLevel(6, at)}, pid2: {vid2: cache.StockLevel(4, at)}})
+    cache.lower(store, {pid: {vid: cache.StockLevel(8, at), uuid.uuid4(): cache.StockLevel(1, at)}})
+    levels = cache.read(store, pid)[1]
+    if isinstance(store, RedisStore):
+        assert levels == {vid: cache.StockLevel(6, at), other: cache.StockLevel(3, at)}
+        assert cache.read(store, pid2)[1] == {vid2: cache.StockLevel(4, at)}
+    else:
+        assert levels is None and cache.read(store, pid2)[1] is None
+    cache.lower(store, {uuid.uuid4(): {vid: cache.StockLevel(1, at)}})  # no entry: nothing created
+    cache.delete(store, [pid], stock_only=True)
+    assert cache.read(store, pid) == (None, None)
+
+
 def test_a_cached_read_does_not_touch_the_product_tables(
     client: TestClient, operator: dict[str, str], env: Backend
 ) -> None:

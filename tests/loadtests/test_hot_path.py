@@ -131,3 +131,30 @@ def test_volume_tier_counts_the_affiliates_earning_orders_but_not_self_referrals
     assert commission(w.affiliates["A"].email) == 0  # a self-referral: not counted toward the tier
     assert commission("two@buyers.example") == 50
     assert commission("three@buyers.example") == 90  # two earning orders before it this month
+
+
+def test_no_path_matches_routes_of_two_routers_so_inclusion_order_changes_only_cost() -> None:
+    """marketplace.app includes the hot routers first (FastAPI matches routes in inclusion
+    order). That is only a speed-up if no request path can match routes of two routers: then the
+    first full (or method-only) match is the same route whatever the order."""
+    import re
+
+    from starlette.routing import compile_path
+
+    from affiliates import api as affiliates_api
+    from catalog import api as catalog_api
+    from marketplace import stripe_webhooks, system_api
+    from marketplace.orders import api as orders_api
+    from payouts import api as payouts_api
+
+    routers = {"system": system_api, "catalog": catalog_api, "affiliates": affiliates_api, "orders": orders_api,
+               "payouts": payouts_api, "webhooks": stripe_webhooks}
+    paths = [(name, module.router.prefix + route.path if not route.path.startswith(module.router.prefix)
+              else route.path) for name, module in routers.items() for route in module.router.routes]
+    assert len(paths) > 90
+    overlaps = [
+        (a, path_a, b, path_b)
+        for a, path_a in paths for b, path_b in paths
+        if a != b and compile_path(path_b)[0].match(re.sub(r"\{[^}]+\}", "x", path_a))
+    ]
+    assert overlaps == []

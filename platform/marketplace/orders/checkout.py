@@ -33,8 +33,13 @@ from sqlalchemy.orm import Session
 
 from affiliates import engine
 from affiliates.service import record_attributed_sale, storefront_for_checkout
-from catalog.service import invalidate_after_commit, load_variants_for_checkout, reserve_stock
-from catalog.stock import reserve_cart_ctes  # not re-exported by catalog.service yet
+from catalog.service import (
+    StockLevel,
+    load_variants_for_checkout,
+    lower_stock_after_commit,
+    reserve_cart_ctes,
+    reserve_stock,
+)
 from marketplace.clock import clock
 from marketplace.db import new_id
 from marketplace.orders.errors import CartInvalid, IdempotencyKeyReused, OutOfStock
@@ -232,7 +237,8 @@ def place_order(session: Session, settings: Settings, request: CheckoutRequest) 
     if postgres:
         # One statement for every cart size: the key, the whole reservation, every order row and
         # the affiliate's month-to-date counters, all or nothing.
-        twin = _write(session, scope, request, items, order, now, _monthly_rows(settlement, lines, now))
+        twin = _write(session, scope, request, items, order, now, _monthly_rows(settlement, lines, now),
+                      {line.variant_id: line.product_id for line in lines})
         if twin is not None:
             return _replay(session, twin)
         return CheckoutResult(order, replayed=False)
@@ -358,19 +364,20 @@ def _write_sql() -> str:
     parts += [f"w{n} AS ({writer.sql} WHERE {_CLAIMED})" for n, writer in enumerate(_writers())]
     parts.append(_MONTHLY_CTE)
     return (f"WITH {', '.join(parts)}\nSELECT (SELECT ok FROM fits), (SELECT count(*) FROM k), "
-            "ARRAY(SELECT product_id FROM reserved), ARRAY(SELECT id FROM locked), ARRAY(SELECT stock FROM locked)")
+            "ARRAY(SELECT id FROM reserved ORDER BY id), ARRAY(SELECT stock FROM reserved ORDER BY id), "
+            "ARRAY(SELECT id FROM locked), ARRAY(SELECT stock FROM locked)")
 
 
 def _write(
     session: Session, scope: str, request: CheckoutRequest, items: Sequence[CartItem], order: Order,
-    now: datetime, monthly: list[dict[str, Any]],
+    now: datetime, monthly: list[dict[str, Any]], product_of: dict[uuid.UUID, uuid.UUID],
 ) -> uuid.UUID | None:
     """Claim the key, reserve the whole cart and insert every row of the order in ONE statement
     (PostgreSQL; see _write_sql), all or nothing. Returns None when written; the order id of a
     committed twin with this key (a replay); raises OutOfStock for the first line (in variant-id
     order) that does not fit. The order objects stay out of the session (the caller renders the
-    response from them). The reserved products' catalog cache entries are dropped after commit,
-    as `catalog.service.reserve_stock` does."""
+    response from them). After commit the reserved variants' cached stock levels are lowered to
+    what the UPDATE left, as `catalog.service.reserve_stock` does (the cached products stay)."""
     ordered = sorted(items, key=lambda i: i.variant_id)
     params: dict[str, Any] = {
         "ids": [i.variant_id for i in ordered], "qs": [i.quantity for i in ordered], "now": now,
@@ -382,11 +389,15 @@ def _write(
     for n, (writer, objects) in enumerate(zip(_writers(), groups, strict=True)):
         # orjson writes UUIDs and aware datetimes (ISO 8601 with offset) the way PostgreSQL reads them.
         params[f"rows{n}"] = orjson.dumps(writer.rows(objects)).decode()
-    fits, claimed, product_ids, locked_ids, locked_stock = (
+    fits, claimed, reserved_ids, reserved_stock, locked_ids, locked_stock = (
         session.connection().exec_driver_sql(_write_sql(), params).one()
     )
     if claimed:
-        invalidate_after_commit(session, set(product_ids))
+        # The UPDATE set updated_at to `now` on every row it took.
+        levels: dict[uuid.UUID, dict[uuid.UUID, StockLevel]] = {}
+        for variant_id, stock in zip(reserved_ids, reserved_stock, strict=True):
+            levels.setdefault(product_of[variant_id], {})[variant_id] = StockLevel(stock, now)
+        lower_stock_after_commit(session, levels)
         return None
     if fits:  # the key was taken by a twin that committed while we waited on it
         return _committed_twin(session, scope, request)
