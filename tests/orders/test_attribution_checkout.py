@@ -104,6 +104,22 @@ def receiver() -> Iterator[str]:
     server.shutdown()
 
 
+def test_a_browser_that_followed_a_referral_link_is_attributed_by_its_mk_ref_cookie(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    world = worked_example(client, operator)
+    link = ok(client.post("/v1/referral-links", headers=world.affiliates["S"].headers,
+                          json={"target_url": "https://shop.example/x"}), 201)
+    client.cookies.clear()
+    assert client.get(f"/r/{link['code']}", follow_redirects=False).cookies.get("mk_ref")  # the browser keeps it
+
+    order = ok(checkout(client, None, cart(world, ("X-PRO", 1))), 201)  # no token in the body
+
+    full = ok(client.get(f"/v1/orders/{order['id']}", headers=operator))
+    assert (full["attribution_source"], full["affiliate_id"]) == ("click", world.affiliates["S"].id)
+    client.cookies.clear()
+
+
 def test_seller_gets_a_signed_order_created_webhook_and_failures_are_logged_for_retry(
     client: TestClient, operator: dict[str, str], env: Backend, receiver: str
 ) -> None:

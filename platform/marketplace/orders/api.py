@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Cookie, Depends, Header, Query, Response
 from sqlalchemy.orm import Session
 
 from marketplace.auth import Role
@@ -111,9 +111,13 @@ def checkout_in_storefront(
 def checkout_direct(
     body: CheckoutIn, idempotency_key: IdempotencyKeyHeader, response: Response,
     runtime: Annotated[Runtime, Depends(get_runtime)],
+    mk_ref: Annotated[str | None, Cookie(description="the referral token `GET /r/{code}` set in the browser")] = None,
 ) -> Response:
     """A checkout outside a storefront (a seller's or an affiliate's own site): attribution comes
-    from the referral token or the coupon."""
+    from the referral token (the body's `attribution_token`, else the `mk_ref` cookie a referral
+    link set in the buyer's browser) or the coupon."""
+    if body.attribution_token is None and mk_ref:
+        body = body.model_copy(update={"attribution_token": mk_ref[:200]})
     return _checkout(runtime, body, idempotency_key, None, response)
 
 
