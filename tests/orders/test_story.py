@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -58,19 +59,26 @@ def fulfil(client: TestClient, world: World, seller: str, sub_order_id: str) -> 
     ok(client.post(f"/v1/sub-orders/{sub_order_id}/deliver", headers=headers))
 
 
+@pytest.mark.parametrize("rail", ["manual", "stripe"])
 def test_three_orders_settle_through_fulfilment_refund_and_holding_period_to_the_minor_unit(
-    client: TestClient, operator: dict[str, str], env: Backend
+    client: TestClient, operator: dict[str, str], env: Backend, rail: str, request: pytest.FixtureRequest
 ) -> None:
+    stripe: FakeStripe | None = request.getfixturevalue("stripe_env") if rail == "stripe" else None
     world = worked_example(client, operator)  # X: 800 bps, Y: 1.00/unit, A/S split 70/30, fee 10 %
     orders = [
         ok(checkout(client, "a-store", cart(world, ("X-PRO", 1), ("Y-KIT", 2), email="ann@example.com")), 201),
         ok(checkout(client, "a-store", cart(world, ("Y-KIT", 1), email="bob@example.com")), 201),
         ok(checkout(client, "a-store", cart(world, ("X-PRO", 2), email="cy@example.com")), 201),
     ]
-    for order in orders:
-        ok(client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator))
-    # Paying twice changes nothing.
-    ok(client.post(f"/v1/orders/{orders[0]['id']}/mark-paid", headers=operator))
+    if stripe is None:  # the manual rail: the operator records each bank transfer
+        for order in orders:
+            ok(client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator))
+        ok(client.post(f"/v1/orders/{orders[0]['id']}/mark-paid", headers=operator))  # twice: nothing changes
+    else:  # Stripe: the buyer pays the PaymentIntent and the signed webhook marks the order paid
+        events = [stripe.succeed_payment_intent(order["payment"]["payment_intent_id"]) for order in orders]
+        for event in events:
+            deliver_event(client, event)
+        assert deliver_event(client, events[0])["status"] == "duplicate"  # a replay changes nothing
 
     # Order 2: 1250 -> fee 125, commission 100 (A 70, S 30), Y 1025.
     # Order 3: 9998 -> fee 1000, commission 800 (A 560, S 240), X 8198.
@@ -114,6 +122,9 @@ def test_three_orders_settle_through_fulfilment_refund_and_holding_period_to_the
     audit_clean(env)
     commissions = ok(client.get("/v1/commissions", headers=world.affiliates["A"].headers))["items"]
     assert {c["status"] for c in commissions} == {"available"}
+    if stripe is not None:  # the partial refund went back through Stripe, once
+        assert [(r["amount"], r["payment_intent"]) for r in stripe.objects("refund")] == [
+            (1250, orders[0]["payment"]["payment_intent_id"])]
 
 
 def test_unpaid_order_expires_and_gives_its_stock_back(
