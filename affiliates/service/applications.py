@@ -105,8 +105,9 @@ def approve(session: Session, affiliate_id: uuid.UUID) -> Affiliate:
 
 def reject(session: Session, affiliate_id: uuid.UUID, reason: str) -> Affiliate:
     """Pending -> rejected (with the reason the applicant sees). An approved affiliate may be
-    rejected too: it then earns nothing on new orders (the engine checks the status), while
-    commissions already earned stay in the ledger."""
+    rejected too: it then earns nothing on new orders (the engine checks the selling affiliate's
+    status, and the affiliate leaves every split list it was a partner in), while commissions
+    already earned stay in the ledger."""
     affiliate = get(session, affiliate_id, lock=True)
     if affiliate.status == AffiliateStatus.REJECTED and affiliate.status_reason == reason:
         return affiliate
@@ -115,7 +116,31 @@ def reject(session: Session, affiliate_id: uuid.UUID, reason: str) -> Affiliate:
     affiliate.decided_at = clock.now()
     session.flush()
     _invalidate_storefronts(session, affiliate.id)
+    _leave_splits(session, affiliate.id)
     return affiliate
+
+
+def _leave_splits(session: Session, partner_id: uuid.UUID) -> None:
+    """Take a rejected affiliate out of other affiliates' split lists (storefronts' and default
+    ones), so it earns no split on new orders; the remaining partners share the pool by their
+    weights, and a list left with its owner alone is cleared (the owner keeps the pool). Split
+    lists are few and short, so they are filtered here rather than with JSON operators that
+    differ between SQLite and PostgreSQL."""
+    partner = str(partner_id)
+    changed_storefronts: list[uuid.UUID] = []
+    for row in [*session.scalars(select(Storefront).where(Storefront.splits.is_not(None))),
+                *session.scalars(select(Affiliate).where(Affiliate.splits.is_not(None)))]:
+        owner = row.affiliate_id if isinstance(row, Storefront) else row.id
+        if owner == partner_id:
+            continue  # its own lists: it earns nothing anyway while rejected, and may be approved again
+        kept = [s for s in row.splits or [] if str(s["affiliate_id"]) != partner]
+        if len(kept) == len(row.splits or []):
+            continue
+        row.splits = kept if len(kept) > 1 else None
+        if isinstance(row, Storefront):
+            changed_storefronts.append(row.id)
+    session.flush()
+    invalidate_storefronts_after_commit(session, changed_storefronts)
 
 
 def _invalidate_storefronts(session: Session, affiliate_id: uuid.UUID) -> None:
