@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from marketplace.db import session_scope
 from marketplace.settings import Settings
 from marketplace.tasking import make_celery
+from payouts import planning
 from payouts.models import ItemStatus, PayoutItem, PayoutReconciliation
 from tests.conftest import Backend
 from tests.fake_stripe import FakeStripe
@@ -217,3 +218,42 @@ def test_a_worker_killed_after_stripe_made_a_transfer_is_redelivered_and_the_bat
     # sent by the killed worker; the new one found that transfer at Stripe and adopted it
     assert keys.count(f"payout-{resent}") == 1
     assert len({i.worker for i in items_of(env, batch_id)}) == 2
+
+
+def test_a_manual_rail_worker_killed_between_its_export_lines_and_their_commit_is_resumed_paying_once(
+    env: Backend, fake_stripe: FakeStripe, broker: Settings, worker_log: Path,
+) -> None:
+    payees = [make_payee(env, "seller") for _ in range(10)]
+    for i, payee in enumerate(payees):
+        credit(env, "seller", payee, 2000 + i)
+    with session_scope(env.runtime.sessions) as session:
+        batch, _ = planning.create_batch(session, env.settings, "manual", "USD", created_by="test")
+        planning.approve(session, batch.id, approved_by="test", enqueue=False)
+        batch_id = str(batch.id)
+    export = worker_log.parent / f"payout-batch-{batch_id}.csv"
+    doomed = start_worker(env, fake_stripe, "doomed-manual", worker_log, KILL_QUEUE, payout_rail="manual",
+                          payout_rail_pause_seconds=0.6)
+    try:
+        make_celery(broker).send_task("payouts.run_batch", args=[batch_id], queue=KILL_QUEUE)
+        # Kill it while the export holds lines whose payment the database has not recorded yet.
+        wait_for(lambda: export.exists() and len(export.read_text().splitlines()) - 1 > paid_count(env, batch_id),
+                 "export lines written but not committed", worker_log, every=0.02)
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait()
+    finally:
+        stop(doomed)
+    assert batch_status(env, batch_id) == "running"
+
+    rescuer = start_worker(env, fake_stripe, "rescuer-manual", worker_log, KILL_QUEUE, payout_rail="manual",
+                           payout_test_visibility_timeout=1)
+    try:
+        wait_for(lambda: batch_status(env, batch_id) == "completed", "the redelivered run to complete", worker_log)
+    finally:
+        stop(rescuer)
+
+    items = items_of(env, batch_id)
+    assert {i.status for i in items} == {"paid"} and len(items) == 10
+    lines = export.read_text().splitlines()[1:]
+    assert sorted(line.split(",")[1] for line in lines) == sorted(str(i.id) for i in items)  # once each
+    assert count_postings(env, "payout.paid") == count_postings(env, "payout.freeze") == 10
+    assert balance(env, "platform", None, "paid_out") == sum(2000 + i for i in range(10))

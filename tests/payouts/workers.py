@@ -36,12 +36,16 @@ def start_worker(
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "platform"), str(REPO_ROOT)]),
     }
     values.update({key.upper(): str(value) for key, value in settings.items()})
+    if values.get("PAYOUT_RAIL") == "manual":  # no Stripe key: the manual rail (bank export)
+        for key in ("PAYOUT_RAIL", "STRIPE_API_KEY", "STRIPE_API_BASE"):
+            values.pop(key)
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tests.payouts.worker_app", "worker", "--pool=solo",
              f"--hostname={name}@%h", f"--queues={queue}", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
-            env={**os.environ, **values}, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+            env=inherited | values, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
         )
 
 
