@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,11 @@ from sqlalchemy.exc import DBAPIError
 
 from marketplace import ledger
 from marketplace.auth import Role
+from marketplace.clock import clock
 from marketplace.db import session_scope
 from marketplace.ledger import AFFILIATE, AVAILABLE, IN_TRANSIT, PAID_OUT, PLATFORM, SELLER, Posting
 from marketplace.tasking import celery_app
-from payouts import runner
+from payouts import planning, runner
 from payouts.errors import InvalidItemTransition
 from payouts.models import ItemStatus, PayoutItem
 from payouts.states import advance
@@ -288,3 +290,23 @@ def test_unknown_batch_is_a_404_and_bad_input_a_422(client: TestClient, operator
     assert client.post("/v1/payout-batches", json={"currency": "XXX"}, headers=operator).status_code == 422
     assert client.post("/v1/payout-batches", json={"currency": "USD", "extra": 1},
                        headers=operator).status_code == 422
+
+
+def test_beat_resumes_an_approved_batch_whose_run_task_was_lost(
+    env: Backend, client: TestClient, operator: dict[str, str]
+) -> None:
+    payee = make_payee(env, SELLER)
+    credit(env, SELLER, payee, 4200)
+    with session_scope(env.runtime.sessions) as session:  # approved, but its run task never arrived
+        batch, _ = planning.create_batch(session, env.settings, "manual", "USD", created_by="test")
+        planning.approve(session, batch.id, approved_by="test", enqueue=False)
+        batch_id = str(batch.id)
+    assert celery_app.conf.beat_schedule["payouts-resume-stalled"]["task"] == "payouts.resume_stalled"
+
+    assert celery_app.tasks["payouts.resume_stalled"].apply().get() == []  # not stalled yet
+    clock.advance(timedelta(seconds=env.settings.payout_stall_seconds + 1))
+    resumed = celery_app.tasks["payouts.resume_stalled"].apply().get()
+
+    assert resumed == [batch_id]
+    assert get_batch(client, operator, batch_id)["status"] == "completed"
+    assert balance(env, SELLER, payee, AVAILABLE) == 0
