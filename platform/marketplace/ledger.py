@@ -41,6 +41,7 @@ PENDING = "pending"  # payee: earned, inside the holding period
 AVAILABLE = "available"  # payee: payable in the next payout
 IN_TRANSIT = "in_transit"  # payee: frozen in a payout batch
 PAID_OUT = "paid_out"  # platform: money that left through the payment rail
+REFUNDS_OWED = "refunds_owed"  # platform: refunds the rail failed to return, owed to buyers until settled
 
 
 class LedgerError(Exception):

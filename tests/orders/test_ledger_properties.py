@@ -97,7 +97,8 @@ def test_random_order_histories_keep_the_ledger_exact(
         @invariant()
         def everything_held_is_owed_to_someone(self) -> None:
             for row in ok(client.get("/v1/platform/balances", headers=operator)):
-                owed = row["payees_pending"] + row["payees_available"] + row["payees_in_transit"] + row["fees"]
+                owed = (row["payees_pending"] + row["payees_available"] + row["payees_in_transit"] + row["fees"]
+                        + row["refunds_owed"])
                 assert owed == -row["clearing"] - row["paid_out"]
 
     run_state_machine_as_test(

@@ -241,6 +241,19 @@ def test_a_refund_stripe_fails_later_is_marked_failed_with_the_reason_for_operat
         (refund["id"], "failed", "expired_or_canceled_card")]
     assert ok(client.get("/v1/refunds", params={"status": "sent"}, headers=operator)) == []
     assert client.get("/v1/refunds", headers=world.sellers["X"].headers).status_code == 403
+    # The money is held again and owed to the buyer; everything held is still owed to someone.
+    platform = ok(client.get("/v1/platform/balances", headers=operator))[0]
+    assert platform["refunds_owed"] == 4999 and platform["clearing"] == -4999
+    assert platform["refunds_owed"] + platform["fees"] + platform["payees_pending"] == -platform["clearing"]
+    deliver_event(client, failed)  # a replayed event changes nothing
+    audit_clean(env)
+
+    settled = ok(client.post(f"/v1/refunds/{refund['id']}/settle", headers=operator,
+                             json={"note": "bank transfer 2026-11-23"}))
+    assert settled["status"] == "settled"
+    assert ok(client.get("/v1/platform/balances", headers=operator))[0]["refunds_owed"] == 0
+    assert client.post(f"/v1/refunds/{refund['id']}/settle", headers=operator,
+                       json={"note": "again"}).status_code == 409
     audit_clean(env)
 
 

@@ -39,6 +39,7 @@ from marketplace.orders.schemas import (
     PlatformBalanceOut,
     RefundIn,
     RefundOut,
+    RefundSettleIn,
     RejectIn,
     ShipIn,
     SubOrderSellerOut,
@@ -171,12 +172,21 @@ def list_refunds(order_id: uuid.UUID, session: DbSession, principal: OperatorPri
 @router.get("/refunds", response_model=list[RefundOut], tags=["refunds"])
 def list_all_refunds(
     session: DbSession, principal: OperatorPrincipal,
-    status: Annotated[Literal["recorded", "sent", "failed"] | None, Query()] = None,
+    status: Annotated[Literal["recorded", "sent", "failed", "settled"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[RefundOut]:
     """Operator: refunds across orders, newest first; `status=failed` lists buyers the rail could
     not pay back (with Stripe's reason), to settle another way."""
     return [views.refund_out(r) for r in queries.refunds_by_status(session, status, limit)]
+
+
+@router.post("/refunds/{refund_id}/settle", response_model=RefundOut, tags=["refunds"])
+def settle_refund(
+    refund_id: uuid.UUID, body: RefundSettleIn, session: DbSession, principal: OperatorPrincipal
+) -> RefundOut:
+    """Operator: a failed refund was paid back outside the rail (a bank transfer, say); the money
+    owed to the buyer (`refunds_owed`) leaves the books. 409 unless the refund failed."""
+    return views.refund_out(refunds.settle_failed_refund(session, refund_id, body.note))
 
 
 def _seller_view(session: Session, sub_id: uuid.UUID, principal: CurrentPrincipal) -> SubOrderSellerOut:

@@ -13,7 +13,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.models import Variant
-from marketplace.ledger import CLEARING, FEES, PLATFORM, AuditFinding, JournalEntry, JournalTransaction
+from marketplace.ledger import (
+    CLEARING,
+    FEES,
+    PLATFORM,
+    REFUNDS_OWED,
+    AuditFinding,
+    JournalEntry,
+    JournalTransaction,
+)
 from marketplace.ledger import register_audit_check as check
 from marketplace.orders.models import Commission, Order, OrderLine, OrderStatus, Refund, SubOrder
 
@@ -58,6 +66,40 @@ def refunds_never_exceed_shares(session: Session) -> Iterable[AuditFinding]:
         ):
             if not 0 <= taken <= share:
                 yield AuditFinding("refunds_never_exceed_shares", f"line {line.id}: refunded {taken} of {name} {share}")
+
+
+@check("failed_refunds_are_owed")
+def failed_refunds_are_owed(session: Session) -> Iterable[AuditFinding]:
+    """A refund the rail failed owes its amount to the buyer (`refund.failed` once) until an
+    operator settles it (`refund.settled` once); the platform's refunds_owed is exactly the sum
+    of the failed, unsettled refunds."""
+    expected = {"failed": {"refund.failed"}, "settled": {"refund.failed", "refund.settled"}}
+    posted: dict[str, list[str]] = defaultdict(list)
+    for kind, reference in session.execute(
+        select(JournalTransaction.kind, JournalTransaction.reference_id)
+        .where(JournalTransaction.kind.in_(("refund.failed", "refund.settled")))
+    ):
+        posted[reference].append(kind)
+    owed: dict[str, int] = defaultdict(int)
+    for refund_id, status, amount, currency in session.execute(
+        select(Refund.id, Refund.status, Refund.amount, Refund.currency)
+    ):
+        kinds = posted.pop(str(refund_id), [])
+        if sorted(kinds) != sorted(expected.get(status, set())):
+            yield AuditFinding("failed_refunds_are_owed", f"refund {refund_id} is {status} but posted {sorted(kinds)}")
+        if status == "failed":
+            owed[currency] += amount
+    for reference, kinds in posted.items():
+        yield AuditFinding("failed_refunds_are_owed", f"{sorted(kinds)} name no refund ({reference})")
+    booked = dict(session.execute(
+        select(JournalEntry.currency, func.sum(JournalEntry.amount))
+        .where(JournalEntry.owner_type == PLATFORM, JournalEntry.purpose == REFUNDS_OWED)
+        .group_by(JournalEntry.currency)
+    ).all())
+    for currency in set(owed) | set(booked):
+        if int(booked.get(currency) or 0) != owed.get(currency, 0):
+            yield AuditFinding("failed_refunds_are_owed", f"refunds_owed {booked.get(currency)} {currency} but "
+                               f"failed refunds sum to {owed.get(currency, 0)}")
 
 
 @check("paid_orders_posted_once")

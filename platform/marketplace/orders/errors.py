@@ -9,6 +9,10 @@ class OrderNotFound(NotFound):
     type = "order-not-found"
 
 
+class RefundNotFound(NotFound):
+    type = "refund-not-found"
+
+
 class SubOrderNotFound(NotFound):
     type = "sub-order-not-found"
 

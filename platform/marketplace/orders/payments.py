@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from marketplace.orders.models import Order, OrderStatus, Refund
+from marketplace.orders.refunds import record_refund_failure
 from marketplace.orders.settlement import cancel_unpaid, mark_paid
 from marketplace.payment_rail import PaymentRail, PaymentRailError
 from marketplace.runtime import get_runtime
@@ -102,9 +103,10 @@ def _refund_late_payment(order: Order, intent: dict[str, Any]) -> None:
 
 @on_stripe_event("refund.failed")
 def handle_refund_failed(session: Session, event: dict[str, Any]) -> None:
-    """Stripe could not return the money after all (the card was closed, ...). The refund stays
-    in the journal as given; it is marked failed with Stripe's reason so operators see it in
-    `GET /v1/refunds?status=failed` and pay the buyer back another way."""
+    """Stripe could not return the money after all (the card was closed, ...): the refund is
+    marked failed with Stripe's reason and the money becomes owed to the buyer in the journal
+    (`refunds.record_refund_failure`); operators see it in `GET /v1/refunds?status=failed`, pay
+    the buyer back another way and settle it (`POST /v1/refunds/{id}/settle`)."""
     stripe_refund = event["data"]["object"]
     refund = session.scalars(
         select(Refund).where(Refund.rail_refund_id == stripe_refund.get("id")).with_for_update()
@@ -112,8 +114,7 @@ def handle_refund_failed(session: Session, event: dict[str, Any]) -> None:
     if refund is None:
         log.warning("failed_refund_unknown", stripe_refund=stripe_refund.get("id"))
         return
-    refund.status = "failed"
-    refund.failure_reason = str(stripe_refund.get("failure_reason") or "failed at Stripe")[:500]
+    record_refund_failure(session, refund, str(stripe_refund.get("failure_reason") or "failed at Stripe"))
     log.error("refund_failed_at_stripe", refund_id=str(refund.id), order_id=str(refund.order_id),
               reason=refund.failure_reason)
 

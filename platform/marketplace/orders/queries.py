@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from affiliates.models import Storefront
 from marketplace import ledger
 from marketplace.auth import Principal, Role
-from marketplace.ledger import AVAILABLE, CLEARING, FEES, IN_TRANSIT, PAID_OUT, PENDING, PLATFORM
+from marketplace.ledger import AVAILABLE, CLEARING, FEES, IN_TRANSIT, PAID_OUT, PENDING, PLATFORM, REFUNDS_OWED
 from marketplace.orders.errors import OrderNotFound
 from marketplace.orders.models import Commission, Order, Refund, SubOrder
 from marketplace.orders.schemas import BalanceOut, BalancesOut, PlatformBalanceOut
@@ -100,7 +100,7 @@ def platform_balances(session: Session) -> list[PlatformBalanceOut]:
         PlatformBalanceOut(
             currency=currency, fees=parts[FEES], clearing=parts[CLEARING], payees_pending=parts["payees_pending"],
             payees_available=parts["payees_available"], payees_in_transit=parts["payees_in_transit"],
-            paid_out=parts[PAID_OUT],
+            paid_out=parts[PAID_OUT], refunds_owed=parts[REFUNDS_OWED],
         )
         for currency, parts in sorted(totals.items())
     ]

@@ -25,9 +25,19 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from marketplace import ledger
-from marketplace.ledger import AFFILIATE, AVAILABLE, CLEARING, FEES, PENDING, PLATFORM, SELLER, Posting
+from marketplace.ledger import (
+    AFFILIATE,
+    AVAILABLE,
+    CLEARING,
+    FEES,
+    PENDING,
+    PLATFORM,
+    REFUNDS_OWED,
+    SELLER,
+    Posting,
+)
 from marketplace.money import prorate
-from marketplace.orders.errors import InvalidTransition, RefundInvalid
+from marketplace.orders.errors import InvalidTransition, RefundInvalid, RefundNotFound
 from marketplace.orders.models import (
     Commission,
     CommissionStatus,
@@ -137,6 +147,46 @@ def refund_order(
         # A share that was already released may have been paid out too: payouts takes back from
         # the paid transfer what the balance cannot cover (payouts/recoveries.py).
         enqueue_after_commit(session, "payouts.recover_clawbacks", [list(a) for a in clawed_from_available])
+    return refund
+
+
+KIND_REFUND_FAILED = "refund.failed"
+KIND_REFUND_SETTLED = "refund.settled"
+
+
+def record_refund_failure(session: Session, refund: Refund, reason: str) -> None:
+    """The rail did not return the buyer's money after all. The refund keeps its reversal of every
+    share (the sale is undone either way), but the money is held again and now owed to the buyer:
+    `refund.failed` moves it from clearing to the platform's `refunds_owed` until an operator
+    settles it another way (`settle_failed_refund`). Idempotent."""
+    if refund.status in ("failed", "settled"):
+        return
+    refund.status = "failed"
+    refund.failure_reason = reason[:500]
+    source = ("refund", refund.id)
+    ledger.post(
+        session, kind=KIND_REFUND_FAILED, reference_type="refund", reference_id=refund.id,
+        currency=refund.currency, order_id=refund.order_id, memo=refund.failure_reason[:200],
+        postings=[Posting(PLATFORM, None, CLEARING, -refund.amount, *source),
+                  Posting(PLATFORM, None, REFUNDS_OWED, refund.amount, *source)],
+    )
+
+
+def settle_failed_refund(session: Session, refund_id: uuid.UUID, note: str) -> Refund:
+    """An operator paid the buyer back outside the rail (a bank transfer): the debt is gone."""
+    refund = session.get(Refund, refund_id, with_for_update=True)
+    if refund is None:
+        raise RefundNotFound(f"no refund {refund_id}")
+    if refund.status != "failed":
+        raise InvalidTransition(f"refund {refund_id} is {refund.status}; only failed refunds can be settled")
+    refund.status = "settled"
+    source = ("refund", refund.id)
+    ledger.post(
+        session, kind=KIND_REFUND_SETTLED, reference_type="refund", reference_id=refund.id,
+        currency=refund.currency, order_id=refund.order_id, memo=(note or "settled outside the rail")[:200],
+        postings=[Posting(PLATFORM, None, REFUNDS_OWED, -refund.amount, *source),
+                  Posting(PLATFORM, None, CLEARING, refund.amount, *source)],
+    )
     return refund
 
 

@@ -178,6 +178,10 @@ class RefundIn(StrictModel):
     reason: str = Field(default="", max_length=500)
 
 
+class RefundSettleIn(StrictModel):
+    note: str = Field(min_length=1, max_length=200, description="how the buyer was paid back (kept in the journal)")
+
+
 class RefundOut(BaseModel):
     id: uuid.UUID
     order_id: uuid.UUID
@@ -186,7 +190,8 @@ class RefundOut(BaseModel):
     reason: str
     requested_by: str
     lines: list[dict[str, str | int]]
-    status: str = Field(description="recorded | sent | failed (the buyer was not paid back: see failure_reason)")
+    status: str = Field(description="recorded | sent | failed (the buyer was not paid back: see failure_reason) "
+                                    "| settled (paid back outside the rail)")
     failure_reason: str | None
     created_at: datetime
 
@@ -212,6 +217,7 @@ class PlatformBalanceOut(BaseModel):
     payees_available: int
     payees_in_transit: int
     paid_out: int
+    refunds_owed: int = Field(description="refunds the rail failed to return, owed to buyers until settled")
 
 
 class GrowthRowOut(BaseModel):

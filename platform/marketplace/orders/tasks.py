@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import select
 
 from marketplace.clock import clock
-from marketplace.orders import settlement
+from marketplace.orders import refunds, settlement
 from marketplace.orders.models import Order, Refund
 from marketplace.payment_rail import PaymentRailError
 from marketplace.runtime import get_runtime
@@ -62,9 +62,8 @@ def send_refund(self: object, refund_id: str) -> str:
             )
             refund.status = "sent"
         except PaymentRailError as exc:
-            refund.status = "failed" if not exc.retryable else "recorded"
             if not exc.retryable:
-                refund.failure_reason = f"{exc.code or 'refused'}: {exc.message}"[:500]
+                refunds.record_refund_failure(session, refund, f"{exc.code or 'refused'}: {exc.message}")
             log.warning("refund_failed", refund_id=refund_id, error=str(exc), retryable=exc.retryable)
             if exc.retryable and not self.request.is_eager:  # type: ignore[attr-defined]
                 raise self.retry(countdown=30) from exc  # type: ignore[attr-defined]
