@@ -22,10 +22,13 @@ is parsed), so read columns whose Python value does not depend on a SQLAlchemy t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from psycopg import RawCursor
 from psycopg.rows import namedtuple_row, tuple_row
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.exc import MultipleResultsFound, NoResultFound
@@ -69,16 +72,43 @@ class DriverResult:
         return self._rows[0][0] if self._rows else None
 
 
+_PLACEHOLDER = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s|%%|%")
+
+
+@lru_cache(maxsize=256)
+def _native(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`sql` with psycopg's `%(name)s` placeholders turned into PostgreSQL's own `$n` (a name used
+    twice is one parameter), and the parameter names in `$n` order. Done once per statement: psycopg
+    would parse the text on every execution (and does not even cache the parse of a statement
+    longer than 4 KB, like the checkout's write)."""
+    names: list[str] = []
+
+    def place(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            if match.group(0) == "%%":
+                return "%"
+            raise ValueError(f"unsupported % in statement: {sql[max(0, match.start() - 20):match.end() + 20]!r}")
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _PLACEHOLDER.sub(place, sql), tuple(names)
+
+
 def driver_execute(session: Session, sql: str, params: Mapping[str, Any], *, named: bool = False) -> DriverResult:
     """Send `sql` (psycopg's `%(name)s` placeholders) on the session's connection and fetch
     every row, as plain tuples, or as named tuples if `named` (the result's column names must
     then be distinct, as in SQLAlchemy's compiled SELECTs); see the module docstring for what
-    still applies (events, errors, transaction)."""
+    still applies (events, errors, transaction). The statement goes out with PostgreSQL's `$n`
+    placeholders on a psycopg `RawCursor` (converted once, see `_native`)."""
+    native_sql, names = _native(sql)
     connection = session.connection()
-    driver = connection.connection.driver_connection
-    cursor = driver.cursor(row_factory=namedtuple_row) if named else driver.cursor(row_factory=tuple_row)  # type: ignore[union-attr]
+    driver: Any = connection.connection.driver_connection
+    factory: Any = namedtuple_row if named else tuple_row
+    cursor: Any = RawCursor(driver, row_factory=factory)
     try:
-        connection._cursor_execute(cursor, sql, params)
+        connection._cursor_execute(cursor, native_sql, [params[name] for name in names])
         rows = cursor.fetchall() if cursor.description is not None else []
     finally:
         cursor.close()
