@@ -8,8 +8,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
+from pydantic import BaseModel
 
 from affiliates import stripe_events as _stripe_events  # noqa: F401  (registers the account.updated handler)
 from affiliates.engine import Settlement
@@ -63,6 +64,7 @@ from affiliates.service import applications, coupons, links, preview, programs, 
 from affiliates.service.common import subject
 from catalog.schemas import CatalogProductOut
 from marketplace.auth import Principal, Role
+from marketplace.db import autocommit_engine, session_scope
 from marketplace.deps import (
     AffiliatePrincipal,
     CurrentPrincipal,
@@ -421,25 +423,38 @@ def public_storefront(slug: str, session: DbSession, runtime: RuntimeDep) -> Sto
                                product_count=len(entry.listings))
 
 
+# The buyers' hot reads (listing, product) and the referral redirect open their own unit of work
+# inside the handler instead of taking the `DbSession` dependency (FastAPI runs that sync
+# generator dependency in the thread pool apart from the handler: two hops per request), and the
+# two reads return their JSON as a ready Response (FastAPI would validate the model again and
+# serialise it in another hop). `response_model` still documents the shape.
+
+
+def _json(model: BaseModel) -> Response:
+    return Response(model.model_dump_json(by_alias=True).encode(), media_type="application/json")
+
+
 @router.get("/v1/storefronts/{slug}/products", response_model=Page[CatalogProductOut], tags=["storefronts"],
             dependencies=[PublicRateLimit])
-def public_storefront_products(slug: str, session: DbSession, runtime: RuntimeDep, cursor: Cursor = None,
-                               limit: Limit = 50) -> Page[CatalogProductOut]:
+def public_storefront_products(slug: str, runtime: RuntimeDep, cursor: Cursor = None,
+                               limit: Limit = 50) -> Response:
     """Public: the storefront's products for sale, in listing order, with variants and prices.
     Listing changes show at once; catalog changes as soon as the catalog's cache entry is
     dropped (on commit; at worst after the catalog cache TTL)."""
-    items, next_cursor = storefronts.public_products(
-        session, runtime.store, runtime.settings.catalog_cache_ttl_seconds, slug, cursor=cursor, limit=limit)
-    return Page(items=items, next_cursor=next_cursor)
+    with session_scope(runtime.sessions) as session:
+        items, next_cursor = storefronts.public_products(
+            session, runtime.store, runtime.settings.catalog_cache_ttl_seconds, slug, cursor=cursor, limit=limit)
+    return _json(Page[CatalogProductOut](items=items, next_cursor=next_cursor))
 
 
 @router.get("/v1/storefronts/{slug}/products/{product_id}", response_model=CatalogProductOut,
             tags=["storefronts"], dependencies=[PublicRateLimit])
-def public_storefront_product(slug: str, product_id: uuid.UUID, session: DbSession,
-                              runtime: RuntimeDep) -> CatalogProductOut:
+def public_storefront_product(slug: str, product_id: uuid.UUID, runtime: RuntimeDep) -> Response:
     """Public: one product of the storefront."""
-    return storefronts.public_product(session, runtime.store, runtime.settings.catalog_cache_ttl_seconds, slug,
-                                      product_id)
+    with session_scope(runtime.sessions) as session:
+        product = storefronts.public_product(session, runtime.store, runtime.settings.catalog_cache_ttl_seconds,
+                                             slug, product_id)
+    return _json(product)
 
 
 @router.get("/v1/storefronts/{slug}/settings", response_model=StorefrontOut, tags=["storefronts"])
@@ -519,11 +534,16 @@ def link_daily_clicks(link_id: uuid.UUID, session: DbSession, principal: Affilia
 
 @router.get("/r/{code}", status_code=302, tags=["referral links"], dependencies=[PublicRateLimit],
             response_class=RedirectResponse, responses={302: {"description": "to the link's target, with mk_ref"}})
-def follow_link(code: str, request: Request, session: DbSession, runtime: RuntimeDep) -> RedirectResponse:
+def follow_link(code: str, request: Request, runtime: RuntimeDep) -> RedirectResponse:
     """Public: record a click and redirect to the target with the attribution token as the
     `mk_ref` query parameter and cookie (the last click replaces both)."""
-    redirect = links.record_click(session, runtime.store, runtime.settings, code,
-                                  referer=request.headers.get("referer"), user_agent=request.headers.get("user-agent"))
+    # On PostgreSQL with Redis counting the clicks, the click is one statement (links.record_click):
+    # run it on an autocommit connection, so it is its own transaction (no BEGIN/COMMIT).
+    settings = runtime.settings
+    bind = None if settings.is_sqlite or not settings.redis_url else autocommit_engine(runtime.engine)
+    with session_scope(runtime.sessions, bind=bind) as session:
+        redirect = links.record_click(session, runtime.store, settings, code, referer=request.headers.get("referer"),
+                                      user_agent=request.headers.get("user-agent"))
     response = RedirectResponse(redirect.location, status_code=302)
     if redirect.token is not None:
         response.set_cookie(links.COOKIE_NAME, redirect.token, max_age=links.COOKIE_MAX_AGE_SECONDS, httponly=True,

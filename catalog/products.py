@@ -367,6 +367,14 @@ def _cached_entry(
     session: Session, store: Store, ttl_seconds: int, product_id: uuid.UUID
 ) -> cache.CachedProduct | None:
     entry, levels = cache.read(store, product_id)
+    return _completed(session, store, ttl_seconds, product_id, entry, levels)
+
+
+def _completed(
+    session: Session, store: Store, ttl_seconds: int, product_id: uuid.UUID,
+    entry: cache.CachedProduct | None, levels: cache.StockLevels | None,
+) -> cache.CachedProduct | None:
+    """What the cache read gave, completed from the database (and written back) where missing."""
     if entry is not None:
         if levels is None:  # stock dropped (or expired) alone: one small SELECT, not a rebuild
             rows = session.connection().execute(_stock_levels_stmt(), {"pid": product_id}).all()
@@ -398,10 +406,29 @@ def product_view(
 
 def catalog_view(session: Session, store: Store, ttl_seconds: int, product_id: uuid.UUID) -> CatalogProductOut:
     """A published product of an approved seller, as the catalog shows it (cached)."""
-    entry = _cached_entry(session, store, ttl_seconds, product_id)
+    view = _catalog_out(_cached_entry(session, store, ttl_seconds, product_id))
+    if view is None:
+        raise ProductNotFound(f"no published product {product_id}")
+    return view
+
+
+def catalog_views(
+    session: Session, store: Store, ttl_seconds: int, product_ids: Sequence[uuid.UUID]
+) -> list[CatalogProductOut]:
+    """`catalog_view` for several products (a storefront page), in order, leaving out those not
+    for sale; the cache is read for all of them in one round trip."""
+    views = []
+    for product_id, (entry, levels) in zip(product_ids, cache.read_many(store, product_ids), strict=True):
+        view = _catalog_out(_completed(session, store, ttl_seconds, product_id, entry, levels))
+        if view is not None:
+            views.append(view)
+    return views
+
+
+def _catalog_out(entry: cache.CachedProduct | None) -> CatalogProductOut | None:
     if (
         entry is None or entry.product.status != ProductStatus.PUBLISHED
         or entry.seller_status != SellerStatus.APPROVED
     ):
-        raise ProductNotFound(f"no published product {product_id}")
+        return None
     return catalog_out(entry.product, entry.seller_name)

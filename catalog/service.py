@@ -20,6 +20,7 @@ from catalog.browse import CatalogQuery
 from catalog.browse import search as search_catalog
 from catalog.cache import StockLevel, invalidate_after_commit, lower_stock_after_commit
 from catalog.products import catalog_view as catalog_product
+from catalog.products import catalog_views as catalog_products
 from catalog.stock import (
     VariantForCheckout,
     load_variants_for_checkout,
@@ -33,6 +34,7 @@ __all__ = [
     "StockLevel",
     "VariantForCheckout",
     "catalog_product",
+    "catalog_products",
     "invalidate_after_commit",
     "load_variants_for_checkout",
     "lower_stock_after_commit",

@@ -38,6 +38,8 @@ from catalog.models import Product
 from marketplace.auth import Principal
 from marketplace.cache import Store
 from marketplace.clock import clock
+from marketplace.db import new_id
+from marketplace.pgsql import driver_execute, is_postgres
 from marketplace.settings import Settings
 
 TOKEN_PARAM = "mk_ref"
@@ -159,8 +161,11 @@ def with_token(url: str, token: str) -> str:
 
 def record_click(session: Session, store: Store, settings: Settings, code: str, *, referer: str | None,
                  user_agent: str | None) -> Redirect:
-    """Record a click on `code` and say where to send the visitor. Statements: one SELECT and
-    one INSERT (plus the counter upsert when no Redis is configured)."""
+    """Record a click on `code` and say where to send the visitor. Statements: on PostgreSQL one
+    (the link read and the click INSERT as one statement, see _CLICK_SQL); elsewhere one SELECT
+    and one INSERT; plus the counter upsert when no Redis is configured."""
+    if is_postgres(session):
+        return _record_click_pg(session, store, settings, code, referer=referer, user_agent=user_agent)
     row = session.execute(
         select(ReferralLink.id, ReferralLink.affiliate_id, ReferralLink.storefront_id, ReferralLink.destination,
                Affiliate.status)
@@ -184,6 +189,45 @@ def record_click(session: Session, store: Store, settings: Settings, code: str, 
     else:
         add_daily_counts(session, {(row.id, row.affiliate_id, now.date()): 1})
     return Redirect(with_token(row.destination, token), token)
+
+
+# PostgreSQL: the active link with its affiliate's status, and the click inserted only if that
+# affiliate is approved, in one statement (one round trip; the API runs it on an autocommit
+# connection, so it is also the whole transaction). `code` is unique: at most one link row.
+_CLICK_SQL = f"""
+WITH link AS (
+    SELECT l.id, l.affiliate_id, l.storefront_id, l.destination, a.status
+    FROM {ReferralLink.__tablename__} l JOIN {Affiliate.__tablename__} a ON a.id = l.affiliate_id
+    WHERE l.code = %(code)s AND l.active
+), ins AS (
+    INSERT INTO {Click.__tablename__} (id, token, link_id, affiliate_id, storefront_id, referer, user_agent, created_at)
+    SELECT %(id)s, %(token)s, link.id, link.affiliate_id, link.storefront_id, %(referer)s, %(user_agent)s, %(now)s
+    FROM link WHERE link.status = %(approved)s
+    RETURNING id
+)
+SELECT link.id, link.affiliate_id, link.destination, EXISTS (SELECT 1 FROM ins) FROM link
+"""
+
+
+def _record_click_pg(session: Session, store: Store, settings: Settings, code: str, *, referer: str | None,
+                     user_agent: str | None) -> Redirect:
+    now = clock.now()
+    token = secrets.token_urlsafe(24)
+    row = driver_execute(session, _CLICK_SQL, {
+        "code": code, "id": new_id(), "token": token, "referer": (referer or None) and referer[:500],
+        "user_agent": (user_agent or None) and user_agent[:300], "now": now,
+        "approved": AffiliateStatus.APPROVED.value,
+    }).first()
+    if row is None:
+        raise LinkNotFound(f"no referral link {code!r}")
+    link_id, affiliate_id, destination, clicked = row
+    if not clicked:
+        return Redirect(destination, None)
+    if settings.redis_url:
+        store.incr(counter_key(link_id, affiliate_id, now))
+    else:
+        add_daily_counts(session, {(link_id, affiliate_id, now.date()): 1})
+    return Redirect(with_token(destination, token), token)
 
 
 def counter_key(link_id: uuid.UUID, affiliate_id: uuid.UUID, at: datetime) -> str:

@@ -33,7 +33,7 @@ from affiliates.service.storefront_cache import (
 from catalog.errors import ProductNotFound
 from catalog.models import Product, ProductStatus, Seller, SellerStatus
 from catalog.schemas import CatalogProductOut
-from catalog.service import catalog_product
+from catalog.service import catalog_product, catalog_products
 from marketplace.auth import Principal
 from marketplace.cache import Store
 from marketplace.schemas import decode_cursor, encode_cursor
@@ -195,12 +195,7 @@ def public_products(session: Session, store: Store, catalog_ttl_seconds: int, sl
     after = decode_cursor(cursor)
     listings = [item for item in entry.listings if after is None or item[0] > after]
     chunk = listings[:limit]
-    products: list[CatalogProductOut] = []
-    for _, product_id in chunk:
-        try:
-            products.append(catalog_product(session, store, catalog_ttl_seconds, product_id))
-        except ProductNotFound:
-            continue
+    products = catalog_products(session, store, catalog_ttl_seconds, [product_id for _, product_id in chunk])
     next_cursor = encode_cursor(chunk[-1][0]) if len(listings) > limit else None
     return products, next_cursor
 

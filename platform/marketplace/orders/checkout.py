@@ -51,6 +51,7 @@ from marketplace.orders.models import (
     OrderStatus,
     SubOrder,
 )
+from marketplace.pgsql import driver_execute
 from marketplace.settings import Settings
 
 MAX_LINES = 50
@@ -134,7 +135,7 @@ def _replayed(request: CheckoutRequest, request_hash: str, order_id: uuid.UUID) 
 
 def _lookup_key(session: Session, scope: str, request: CheckoutRequest) -> _Claim:
     """PostgreSQL: the committed order for this key, if any, and the buyer's earlier sellers."""
-    request_hash, order_id, sellers = session.connection().exec_driver_sql(_LOOKUP_SQL, {
+    request_hash, order_id, sellers = driver_execute(session, _LOOKUP_SQL, {
         "scope": scope, "key": request.idempotency_key, "buyer_email": request.buyer_email,
         "states": list(ACTIVE_ORDER_STATES),
     }).one()
@@ -390,7 +391,7 @@ def _write(
         # orjson writes UUIDs and aware datetimes (ISO 8601 with offset) the way PostgreSQL reads them.
         params[f"rows{n}"] = orjson.dumps(writer.rows(objects)).decode()
     fits, claimed, reserved_ids, reserved_stock, locked_ids, locked_stock = (
-        session.connection().exec_driver_sql(_write_sql(), params).one()
+        driver_execute(session, _write_sql(), params).one()
     )
     if claimed:
         # The UPDATE set updated_at to `now` on every row it took.
@@ -404,8 +405,8 @@ def _write(
     # Short of stock. A twin may have committed this very key meanwhile (and taken the stock):
     # then this is its replay, not an error. (A new statement: on the autocommit connection it
     # sees what committed since.)
-    twin = session.connection().exec_driver_sql(
-        "SELECT order_id FROM idempotency_keys WHERE scope = %(scope)s AND key = %(key)s",
+    twin = driver_execute(
+        session, "SELECT order_id FROM idempotency_keys WHERE scope = %(scope)s AND key = %(key)s",
         {"scope": scope, "key": request.idempotency_key},
     ).scalar()
     if twin is not None:

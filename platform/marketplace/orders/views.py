@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from marketplace.orders.models import Commission, Order, OrderLine, Refund, SubOrder
 from marketplace.orders.schemas import (
     CommissionOut,
@@ -29,23 +31,27 @@ def line_out(line: OrderLine, currency: str) -> OrderLineOut:
     )
 
 
-def payment_out(order: Order) -> PaymentOut:
+def _payment_fields(order: Order) -> dict[str, object]:
     if order.payment_rail == "stripe":
         instructions = (
             "Confirm the PaymentIntent with Stripe.js using client_secret."
             if order.payment_client_secret else
             "The payment could not be prepared yet; retry the checkout with the same Idempotency-Key."
         )
-        return PaymentOut(
-            rail="stripe", status="paid" if order.status == "paid" else order.status,
-            payment_intent_id=order.payment_id, client_secret=order.payment_client_secret,
-            instructions=instructions,
-        )
-    return PaymentOut(
-        rail="manual", status=order.status,
-        instructions=f"Pay {order.total_amount} minor units of {order.currency} by bank transfer with "
-                     f"reference {order.id}; the operator marks the order paid when it arrives.",
-    )
+        return {
+            "rail": "stripe", "status": "paid" if order.status == "paid" else order.status,
+            "payment_intent_id": order.payment_id, "client_secret": order.payment_client_secret,
+            "instructions": instructions,
+        }
+    return {
+        "rail": "manual", "status": order.status, "payment_intent_id": None, "client_secret": None,
+        "instructions": f"Pay {order.total_amount} minor units of {order.currency} by bank transfer with "
+                        f"reference {order.id}; the operator marks the order paid when it arrives.",
+    }
+
+
+def payment_out(order: Order) -> PaymentOut:
+    return PaymentOut.model_validate(_payment_fields(order))
 
 
 def _buyer_fields(order: Order) -> dict[str, object]:
@@ -66,6 +72,37 @@ def _buyer_fields(order: Order) -> dict[str, object]:
 
 def order_for_buyer(order: Order) -> OrderBuyerOut:
     return OrderBuyerOut.model_validate(_buyer_fields(order))
+
+
+def order_for_buyer_json(order: Order) -> bytes:
+    """`order_for_buyer(order).model_dump_json()`, byte for byte, rendered from plain dicts with
+    orjson (the checkout's response: nested pydantic models cost more than the rest of the
+    rendering). Same keys in the same order, money as integer minor units, UTC times with `Z`;
+    tests/orders/test_views_json.py keeps the two equal."""
+    c = order.currency
+    return orjson.dumps({
+        "id": order.id, "status": order.status, "currency": c,
+        "subtotal": {"amount": order.gross_amount, "currency": c},
+        "discount": {"amount": order.discount_amount, "currency": c},
+        "total": {"amount": order.total_amount, "currency": c},
+        "refunded": {"amount": order.refunded_amount, "currency": c},
+        "lines": [
+            {"id": line.id, "sub_order_id": line.sub_order_id, "product_id": line.product_id,
+             "variant_id": line.variant_id, "sku": line.sku, "product_name": line.product_name,
+             "variant_name": line.variant_name, "quantity": line.quantity,
+             "unit_price": {"amount": line.unit_amount, "currency": c},
+             "amount": {"amount": line.amount, "currency": c},
+             "discount": {"amount": line.discount_amount, "currency": c},
+             "refunded_quantity": line.refunded_quantity}
+            for line in order.lines
+        ],
+        "sub_orders": [
+            {"id": s.id, "seller_id": s.seller_id, "status": s.status, "amount": {"amount": s.amount, "currency": c},
+             "tracking_number": s.tracking_number, "carrier": s.carrier}
+            for s in order.sub_orders
+        ],
+        "payment": _payment_fields(order), "expires_at": order.expires_at, "created_at": order.created_at,
+    }, option=orjson.OPT_UTC_Z)
 
 
 def commission_out(c: Commission) -> CommissionOut:
