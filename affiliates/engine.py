@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -380,10 +380,20 @@ def attributed_sale_amounts(settlement: Settlement, lines: Sequence[CartLine]) -
     attribution = settlement.attribution
     if attribution.affiliate_id is None or attribution.self_referral or not lines:
         return {}
+    return counted_sale_amounts(
+        (line.seller_id, settled.amount, [c.role for c in settled.commissions])
+        for line, settled in zip(lines, settlement.lines, strict=True)
+    )
+
+
+def counted_sale_amounts(lines: Iterable[tuple[UUID, int, Iterable[str]]]) -> dict[UUID, int]:
+    """The month-to-date rule itself, over (seller id, amount the buyer pays, commission roles) per
+    line: a line counts for its seller when it earned the affiliate or its split partner a
+    commission. Checkout applies it to the settlement; cancelling an unpaid order to its rows."""
     amounts: dict[UUID, int] = {}
-    for line, settled in zip(lines, settlement.lines, strict=True):
-        if any(c.role in (ROLE_AFFILIATE, ROLE_SPLIT_PARTNER) for c in settled.commissions):
-            amounts[line.seller_id] = amounts.get(line.seller_id, 0) + settled.amount
+    for seller_id, amount, roles in lines:
+        if any(role in (ROLE_AFFILIATE, ROLE_SPLIT_PARTNER) for role in roles):
+            amounts[seller_id] = amounts.get(seller_id, 0) + amount
     return amounts
 
 

@@ -21,7 +21,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from affiliates.engine import ROLE_AFFILIATE, ROLE_SPLIT_PARTNER
+from affiliates.engine import counted_sale_amounts
 from affiliates.service import count_sales
 from catalog.models import Product
 from catalog.service import release_stock
@@ -129,11 +129,10 @@ def _uncount_attributed_sale(session: Session, order: Order) -> None:
     order never paid must not lift an affiliate into a higher tier, so take it back out."""
     if order.affiliate_id is None or order.self_referral:
         return
-    earning_lines = {c.order_line_id for c in order.commissions if c.role in (ROLE_AFFILIATE, ROLE_SPLIT_PARTNER)}
-    amounts: dict[uuid.UUID, int] = {}
-    for line in order.lines:
-        if line.id in earning_lines:
-            amounts[line.seller_id] = amounts.get(line.seller_id, 0) + line.amount
+    roles: dict[uuid.UUID, list[str]] = {}
+    for commission in order.commissions:
+        roles.setdefault(commission.order_line_id, []).append(commission.role)
+    amounts = counted_sale_amounts((line.seller_id, line.amount, roles.get(line.id, [])) for line in order.lines)
     if amounts:
         count_sales(session, order.affiliate_id, order.currency, order.created_at, amounts, sign=-1)
 
