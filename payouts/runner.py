@@ -44,7 +44,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from marketplace import outbound
-from marketplace.clock import as_utc, clock
+from marketplace.clock import clock
 from marketplace.db import session_scope
 from marketplace.money import format_minor
 from marketplace.payment_rail import PaymentRail, PaymentRailError
@@ -269,20 +269,14 @@ def send_manual(runtime: Runtime, batch_id: uuid.UUID, item_ids: Sequence[uuid.U
         return len(items)
 
 
-# Stripe keeps idempotency keys for at least 24 hours, and replays a stored 500 for its key. So a
-# re-send (an earlier attempt's answer was lost or was an error) asks the rail first whether the
-# transfer exists: past this window the key may be forgotten, and a new transfer would pay twice.
-IDEMPOTENCY_WINDOW = timedelta(hours=23)
-
-
 def transfer(rail: PaymentRail, item: PayoutItem) -> str:
     """The rail call. Every parameter comes from the frozen item, so a re-send is identical and
-    the rail's idempotency returns the first result; past the idempotency window, a transfer the
-    rail already made for this item (its metadata names the item) is adopted instead."""
+    the rail's idempotency returns the first result. A re-send (an earlier attempt's answer was
+    lost or was an error) first adopts a transfer the rail already made for this item (its
+    metadata names the item): Stripe replays a stored 500 for a key and forgets keys after 24
+    hours, and a new transfer would then pay twice. `attempts` counts markings, so > 1 is a re-send."""
     assert item.amount is not None and item.destination is not None
-    resend = item.attempts > 1
-    expired = item.sending_at is not None and clock.now() - as_utc(item.sending_at) > IDEMPOTENCY_WINDOW
-    if resend or expired:
+    if item.attempts > 1:
         # Both filters: one page (a payee has one item per batch), not the whole batch's transfers.
         listed = rail.list_transfers(transfer_group=f"payout-batch-{item.batch_id}", destination=item.destination)
         made = [t for t in listed if t.metadata.get("payout_item_id") == str(item.id)]
