@@ -93,7 +93,12 @@ def active_holds(session: Session, keys: Iterable[PayeeKey]) -> dict[PayeeKey, s
     return {(t, i): reason for t, i, reason in rows if (t, i) in wanted}
 
 
+def payee_model(owner_type: str) -> type[Seller] | type[Affiliate]:
+    """The table a payee of `owner_type` lives in (the ledger's owner types seller / affiliate)."""
+    return Seller if owner_type == SELLER else Affiliate
+
+
 def webhook_url(session: Session, owner_type: str, owner_id: uuid.UUID) -> str | None:
-    model = Seller if owner_type == SELLER else Affiliate
+    model = payee_model(owner_type)
     url: str | None = session.scalar(select(model.webhook_url).where(model.id == owner_id))
     return url

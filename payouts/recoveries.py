@@ -33,8 +33,6 @@ import structlog
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from affiliates.models import Affiliate
-from catalog.models import Seller
 from marketplace import ledger
 from marketplace.clock import clock
 from marketplace.db import session_scope
@@ -49,6 +47,7 @@ from payouts.models import (
     PayoutRecovery,
     RecoveryStatus,
 )
+from payouts.payees import payee_model
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +83,7 @@ def negative_accounts(session: Session, accounts: Iterable[Account] | None = Non
 
 
 def _lock_payee(session: Session, owner_type: str, owner_id: uuid.UUID) -> None:
-    model: type[Seller] | type[Affiliate] = Seller if owner_type == SELLER else Affiliate
+    model = payee_model(owner_type)
     session.execute(select(model.id).where(model.id == owner_id).with_for_update())
 
 
@@ -186,10 +185,11 @@ def recover(runtime: Runtime, accounts: Iterable[Account] | None = None) -> Reco
         with session_scope(runtime.sessions) as session:  # one payee per transaction
             run.planned += len(plan(session, account, runtime.rail.name))
     with session_scope(runtime.sessions) as session:
-        pending = list(session.scalars(
-            select(PayoutRecovery.id).where(PayoutRecovery.status == RecoveryStatus.PENDING).order_by(PayoutRecovery.id)
-        ))
-    for recovery_id in pending:
+        pending = session.execute(
+            select(PayoutRecovery.id, PayoutRecovery.amount)
+            .where(PayoutRecovery.status == RecoveryStatus.PENDING).order_by(PayoutRecovery.id)
+        ).all()
+    for recovery_id, amount in pending:
         try:
             status = execute(runtime, recovery_id)
         except PaymentRailError as exc:
@@ -199,6 +199,5 @@ def recover(runtime: Runtime, accounts: Iterable[Account] | None = None) -> Reco
         if status == RecoveryStatus.FAILED:
             run.failed += 1
         elif status == RecoveryStatus.RECOVERED:
-            with session_scope(runtime.sessions) as session:
-                run.recovered += session.get_one(PayoutRecovery, recovery_id).amount
+            run.recovered += amount  # a recovery's amount never changes once planned
     return run
