@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from marketplace.clock import clock
 from marketplace.db import Base, TimestampMixin, new_id
-from marketplace.errors import Forbidden, NotFound, Unauthorized
+from marketplace.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 
 KEY_PREFIX = "mk_"
 
@@ -115,10 +115,18 @@ def require_role(principal: Principal, *roles: Role) -> None:
         raise Forbidden(f"this action needs a {allowed} key; yours is a {principal.role.value} key")
 
 
-def subject_exists(session: Session, role: Role, subject_id: uuid.UUID) -> bool:
-    """Whether the seller or affiliate a key would act for exists (a key for nobody is a mistake)."""
+def check_key_subject(session: Session, role: Role, subject_id: uuid.UUID | None) -> None:
+    """The one rule for what a new key acts for (API and CLI): an operator key for nobody, a
+    seller or affiliate key for one that exists. Raises Unprocessable otherwise."""
     from affiliates.models import Affiliate
     from catalog.models import Seller
 
+    if role is Role.OPERATOR:
+        if subject_id is not None:
+            raise Unprocessable("an operator key does not act for a subject; leave subject_id out")
+        return
+    if subject_id is None:
+        raise Unprocessable(f"a {role.value} key needs subject_id (the {role.value} it acts for)")
     model: type[Seller] | type[Affiliate] = Seller if role is Role.SELLER else Affiliate
-    return session.get(model, subject_id) is not None
+    if session.get(model, subject_id) is None:
+        raise Unprocessable(f"there is no {role.value} {subject_id}")

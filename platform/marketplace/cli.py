@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from marketplace import auth, migrate
 from marketplace.auth import ApiKey, Role
 from marketplace.db import session_scope
+from marketplace.errors import AppError
 from marketplace.runtime import Runtime
 from marketplace.settings import get_settings
 from payouts import cli as payouts_cli
@@ -52,14 +53,13 @@ def keys_create(
 
     runtime = Runtime(get_settings())
     subject = uuid.UUID(subject_id) if subject_id else None
-    if (role is Role.OPERATOR) != (subject is None):
-        console.print("[red]a seller or affiliate key needs --subject-id; an operator key takes none[/red]")
-        raise typer.Exit(2)
-    with session_scope(runtime.sessions) as session:
-        if subject is not None and not auth.subject_exists(session, role, subject):
-            console.print(f"[red]there is no {role.value} {subject}[/red]")
-            raise typer.Exit(2)
-        issued = auth.issue_key(session, role, subject, name)
+    try:
+        with session_scope(runtime.sessions) as session:
+            auth.check_key_subject(session, role, subject)
+            issued = auth.issue_key(session, role, subject, name)
+    except AppError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from None
     console.print(f"{role.value} key (shown once): [bold]{issued.key}[/bold]")
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from marketplace import auth, outbound
 from marketplace.auth import Role
 from marketplace.deps import CurrentPrincipal, DbSession, OperatorPrincipal, get_runtime
-from marketplace.errors import Forbidden, Unprocessable
+from marketplace.errors import Forbidden
 from marketplace.metrics import exposition_registry
 from marketplace.runtime import Runtime
 from marketplace.schemas import StrictModel
@@ -94,12 +94,7 @@ class IssuedKeyOut(BaseModel):
 @router.post("/v1/api-keys", status_code=201, response_model=IssuedKeyOut, tags=["api keys"])
 def create_key(body: KeyCreate, session: DbSession, principal: OperatorPrincipal) -> IssuedKeyOut:
     """Operator: issue a key for an operator, seller or affiliate. The key is shown once."""
-    if body.role is not Role.OPERATOR and body.subject_id is None:
-        raise Unprocessable(f"a {body.role.value} key needs subject_id (the {body.role.value} it acts for)")
-    if body.role is Role.OPERATOR and body.subject_id is not None:
-        raise Unprocessable("an operator key does not act for a subject; leave subject_id out")
-    if body.subject_id is not None and not auth.subject_exists(session, body.role, body.subject_id):
-        raise Unprocessable(f"there is no {body.role.value} {body.subject_id}")
+    auth.check_key_subject(session, body.role, body.subject_id)
     issued = auth.issue_key(session, body.role, body.subject_id, body.name)
     return IssuedKeyOut(
         id=issued.id, key=issued.key, prefix=issued.prefix, role=issued.role, subject_id=issued.subject_id

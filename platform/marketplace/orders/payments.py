@@ -85,15 +85,20 @@ def handle_payment_succeeded(session: Session, event: dict[str, Any]) -> None:
     mark_paid(session, order_id, payment_reference=intent.get("id"))
 
 
+def _received(intent: dict[str, Any]) -> int:
+    """What the buyer paid, in minor units (`amount_received`; `amount` on older event shapes)."""
+    received = intent.get("amount_received")
+    return int(intent["amount"] if received is None else received)
+
+
 def _pays_exactly(order: Order, intent: dict[str, Any]) -> bool:
-    received = intent.get("amount_received", intent.get("amount"))
-    return received == order.total_amount and str(intent.get("currency", "")).upper() == order.currency
+    return _received(intent) == order.total_amount and str(intent.get("currency", "")).upper() == order.currency
 
 
 def _refund_late_payment(order: Order, intent: dict[str, Any]) -> None:
     """The buyer paid an order that had already been cancelled: give all of it back."""
     refund_id = get_runtime().rail.refund(
-        payment_id=str(intent["id"]), amount=int(intent.get("amount_received") or intent["amount"]),
+        payment_id=str(intent["id"]), amount=_received(intent),
         metadata={"order_id": str(order.id), "reason": "paid after cancellation"},
         idempotency_key=f"order-{order.id}-late-payment-refund",
     )  # a PaymentRailError fails this event's handling; the inbox retries it with the same key
