@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from affiliates.engine import CartLine, Settlement, attributed_sale_amounts, month_key
 from affiliates.models import AffiliateMonthlySales
+from marketplace.pgsql import is_postgres
 
 
 def record_attributed_sale(
@@ -43,7 +44,7 @@ def count_sales(
          "orders": sign, "amount": sign * amount}
         for seller_id, amount in sorted(amounts.items())  # fixed order: no deadlock between two upserts
     ]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if is_postgres(session) else sqlite.insert
     stmt = insert(AffiliateMonthlySales).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["affiliate_id", "seller_id", "month", "currency"],

@@ -51,7 +51,7 @@ from marketplace.orders.models import (
     OrderStatus,
     SubOrder,
 )
-from marketplace.pgsql import driver_execute
+from marketplace.pgsql import driver_execute, is_postgres
 from marketplace.settings import Settings
 
 MAX_LINES = 50
@@ -196,7 +196,7 @@ def place_order(session: Session, settings: Settings, request: CheckoutRequest) 
 
     scope = f"checkout:{request.storefront_slug or '-'}"
     order_id = new_id()
-    postgres = _is_postgres(session)
+    postgres = is_postgres(session)
     claim = _lookup_key(session, scope, request) if postgres else _claim_key(session, scope, request, order_id)
     if claim.replay_of is not None:
         return _replay(session, claim.replay_of)
@@ -258,10 +258,6 @@ def _replay(session: Session, order_id: uuid.UUID) -> CheckoutResult:
     order = session.get(Order, order_id)
     assert order is not None, "an idempotency key always points at its order"
     return CheckoutResult(order, replayed=True)
-
-
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def _out_of_stock(item: CartItem) -> OutOfStock:
