@@ -3,7 +3,6 @@ PostgreSQL (SQLite serialises writers, so it would hide these bugs)."""
 
 from __future__ import annotations
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -11,12 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from catalog.models import Variant
 from marketplace import ledger
 from marketplace.db import session_scope
 from marketplace.orders.models import IdempotencyKey, Order, OrderLine, SubOrder
 from tests.conftest import Backend
-from tests.orders.world import cart, ok, worked_example
+from tests.orders.world import cart, ok, stock_of, worked_example
 
 
 @pytest.mark.postgres_only
@@ -42,10 +40,10 @@ def test_fifty_concurrent_checkouts_for_the_last_ten_units_sell_exactly_ten(
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["type"].endswith("/out-of-stock")
 
+    assert stock_of(env, world, "X-LTD") == 0
+    # The Y-KIT line of the 40 refused carts was rolled back with the rest: nothing half-written.
+    assert stock_of(env, world, "Y-KIT") == 90
     with session_scope(env.runtime.sessions) as session:
-        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["X-LTD"]))) == 0
-        # The Y-KIT line of the 40 refused carts was rolled back with the rest: nothing half-written.
-        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["Y-KIT"]))) == 90
         assert session.scalar(select(func.count()).select_from(Order)) == 10
         assert session.scalar(select(func.count()).select_from(SubOrder)) == 20
         assert session.scalar(select(func.count()).select_from(OrderLine)) == 20
@@ -72,7 +70,7 @@ def test_twenty_concurrent_requests_with_one_idempotency_key_make_one_order(
     assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 19
     with session_scope(env.runtime.sessions) as session:
         assert session.scalar(select(func.count()).select_from(Order)) == 1
-        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["X-PRO"]))) == 99
+        assert stock_of(env, world, "X-PRO") == 99
 
 
 def test_same_idempotency_key_with_a_different_cart_is_refused_and_writes_nothing(
@@ -90,4 +88,4 @@ def test_same_idempotency_key_with_a_different_cart_is_refused_and_writes_nothin
     assert other.json()["type"].endswith("/idempotency-key-reused")
     with session_scope(env.runtime.sessions) as session:
         assert session.scalar(select(func.count()).select_from(Order)) == 1
-        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["X-PRO"]))) == 99
+        assert stock_of(env, world, "X-PRO") == 99

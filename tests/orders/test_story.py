@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from catalog.models import Variant
 from marketplace import ledger
 from marketplace.clock import clock
 from marketplace.db import session_scope
@@ -23,7 +22,7 @@ from tests.catalog.conftest import WEBHOOK_SECRET
 from tests.conftest import Backend, bearer, issue_key
 from tests.fake_stripe import FakeStripe
 from tests.fake_stripe.server import webhook_request
-from tests.orders.world import World, cart, checkout, ok, worked_example
+from tests.orders.world import World, cart, checkout, ok, stock_of, worked_example
 
 
 def balances(client: TestClient, world: World) -> dict[str, tuple[int, int]]:
@@ -136,8 +135,7 @@ def test_unpaid_order_expires_and_gives_its_stock_back(
     assert run_task("orders.expire_unpaid") == 0
     clock.advance(timedelta(minutes=2))
     assert run_task("orders.expire_unpaid") == 1
-    with session_scope(env.runtime.sessions) as session:
-        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["X-PRO"]))) == 100
+    assert stock_of(env, world, "X-PRO") == 100
     paid = client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator)
     assert paid.status_code == 409
     audit_clean(env)
@@ -156,8 +154,7 @@ def test_seller_rejecting_its_part_refunds_it_and_restocks(
     assert rejected["refunded"]["amount"] == 2500
     assert balances(client, world)["Y"] == (0, 0)
     assert balances(client, world)["A"] == (280, 0)
-    with session_scope(env.runtime.sessions) as session:
-        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["Y-KIT"]))) == 100
+    assert stock_of(env, world, "Y-KIT") == 100
     again = client.post(f"/v1/sub-orders/{y_sub['id']}/ship", headers=world.sellers["Y"].headers,
                         json={"tracking_number": "x"})
     assert again.status_code == 409
@@ -279,8 +276,7 @@ def test_failed_stripe_payment_releases_the_stock(
     event = stripe_env.fail_payment_intent(order["payment"]["payment_intent_id"])
     deliver_event(client, event)
     assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "cancelled"
-    with session_scope(env.runtime.sessions) as session:
-        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["X-PRO"]))) == 100
+    assert stock_of(env, world, "X-PRO") == 100
     # The PaymentIntent is cancelled at Stripe too: the buyer cannot pay the cancelled order later.
     assert stripe_env.object(order["payment"]["payment_intent_id"])["status"] == "canceled"
 
@@ -300,7 +296,7 @@ def test_a_payment_that_succeeds_after_the_order_was_cancelled_is_refunded_in_fu
     assert [(r["amount"], r["payment_intent"]) for r in stripe_env.objects("refund")] == [(9998, intent)]
     assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "cancelled"
     with session_scope(env.runtime.sessions) as session:
-        assert session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants["X-PRO"]))) == 100
+        assert stock_of(env, world, "X-PRO") == 100
         event_row = session.scalars(select(WebhookEvent)).one()
         assert event_row.handled_at is not None and event_row.last_error is None
     audit_clean(env)

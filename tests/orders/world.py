@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from tests.conftest import bearer
+from catalog.models import Variant
+from marketplace.db import session_scope
+from tests.conftest import Backend, bearer
 
 _n = itertools.count(1)
 
@@ -135,3 +138,9 @@ def worked_example(client: TestClient, operator: dict[str, str], slug: str = "a-
     world.affiliate("S", joins=["X", "Y"])
     world.storefront("A", slug, ["X-PRO", "Y-KIT"], splits=[("A", 70), ("S", 30)])
     return world
+
+
+def stock_of(env: Backend, world: World, sku: str) -> int:
+    """The variant's stock as the database holds it now."""
+    with session_scope(env.runtime.sessions) as session:
+        return int(session.scalar(select(Variant.stock).where(Variant.id == uuid.UUID(world.variants[sku]))) or 0)
