@@ -70,7 +70,7 @@ def test_twenty_concurrent_requests_with_one_idempotency_key_make_one_order(
     assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 19
     with session_scope(env.runtime.sessions) as session:
         assert session.scalar(select(func.count()).select_from(Order)) == 1
-        assert stock_of(env, world, "X-PRO") == 99
+    assert stock_of(env, world, "X-PRO") == 99
 
 
 def test_same_idempotency_key_with_a_different_cart_is_refused_and_writes_nothing(
@@ -88,4 +88,4 @@ def test_same_idempotency_key_with_a_different_cart_is_refused_and_writes_nothin
     assert other.json()["type"].endswith("/idempotency-key-reused")
     with session_scope(env.runtime.sessions) as session:
         assert session.scalar(select(func.count()).select_from(Order)) == 1
-        assert stock_of(env, world, "X-PRO") == 99
+    assert stock_of(env, world, "X-PRO") == 99

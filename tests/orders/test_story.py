@@ -295,8 +295,8 @@ def test_a_payment_that_succeeds_after_the_order_was_cancelled_is_refunded_in_fu
 
     assert [(r["amount"], r["payment_intent"]) for r in stripe_env.objects("refund")] == [(9998, intent)]
     assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "cancelled"
+    assert stock_of(env, world, "X-PRO") == 100
     with session_scope(env.runtime.sessions) as session:
-        assert stock_of(env, world, "X-PRO") == 100
         event_row = session.scalars(select(WebhookEvent)).one()
         assert event_row.handled_at is not None and event_row.last_error is None
     audit_clean(env)
