@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -170,6 +171,63 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def processes_named(name: str) -> list[int]:
+    """Live processes whose command name (/proc/N/comm) is `name`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, softirq) CPU seconds of every core so far, from /proc/stat's `cpu` line: busy is
+    all but idle and iowait; softirq is mostly loopback networking here."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - fields[3] - fields[4]) / tick, fields[6] / tick
+
+
+def cpu_seconds_by_pid(pids: list[int]) -> dict[int, float]:
+    return {pid: cpu_seconds([pid]) for pid in pids}
+
+
+class CpuBudget:
+    """Where the machine's CPU went during the load, per request (ms): our servers, the load
+    generator, PostgreSQL, Redis, the kernel's softirq work (loopback networking) and everything
+    else (other people's work included). The load generator and the database share the
+    servers' cores, so this shows how much CPU the servers can get on this machine at all."""
+
+    def __init__(self, server_pids: list[int]) -> None:
+        self.server_pids = server_pids
+        self.before = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        busy, softirq = machine_cpu_seconds()
+        return {
+            "server": cpu_seconds(self.server_pids),
+            # Per process: database connections opened during the load count from zero.
+            "database": cpu_seconds_by_pid(processes_named("postgres")),
+            "redis": cpu_seconds(processes_named("redis-server")),
+            # Locust runs as a child we wait for: its CPU (and its children's) lands here.
+            "load_generator": sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]),
+            "softirq": softirq,
+            "machine": busy,
+        }
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        after = self._read()
+        spent = {name: after[name] - self.before[name] for name in after if name != "database"}
+        spent["database"] = sum(seconds - self.before["database"].get(pid, 0.0)
+                                for pid, seconds in after["database"].items())
+        spent["other"] = spent.pop("machine") - sum(spent.values())
+        return {name: round(1000 * seconds / requests, 2) for name, seconds in spent.items()} if requests else {}
 
 
 def worker_rss_mb(server: subprocess.Popen[bytes]) -> list[float]:
@@ -330,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         # figures of two runs are buried in other people's load.
         workers = worker_pids(server)
         cpu_before = cpu_seconds(workers)
+        budget = CpuBudget(workers)
         if args.profile:
             profilers = start_profiler(server, Path(args.profile), max(1, args.duration - 2))
         log(f"running {args.users} users for {args.duration} s")
@@ -337,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         statements_after, checkouts_after = checkout_statements(port)
         statements, checkouts = statements_after - statements_before, checkouts_after - checkouts_before
         server_cpu = cpu_seconds(workers) - cpu_before
+        cpu_ms_per_request = budget.per_request_ms(load["requests"])
         rss = worker_rss_mb(server)
         for profiler in profilers:
             profiler.wait(timeout=60)
@@ -363,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
             "rss_mb_per_worker": round(max(rss), 1) if rss else None,
             # Server CPU (every worker, user + system) per request of the whole mix, ms.
             "server_cpu_ms_per_request": round(1000 * server_cpu / load["requests"], 2) if load["requests"] else None,
+            # The whole machine's CPU in the load window, per request, by who spent it.
+            "cpu_ms_per_request": cpu_ms_per_request,
             "pgbench_tps": pgbench_tps,
             "ratio": round(load["orders_per_s"] / pgbench_tps, 3) if pgbench_tps else None,
             "orders": load["orders"], "requests_per_s": round(load["requests_per_s"], 1), "users": args.users,
