@@ -34,7 +34,11 @@ member of that program, and (click attribution) `at <= clicked_at + that program
 Other lines settle to fee + seller net only; `LineSettlement.no_commission_reason` says why.
 
 Splits live on the selling affiliate: a storefront's `splits` list for storefront orders, else
-the affiliate's own default `splits` (profile), else the affiliate keeps the whole pool.
+the affiliate's own default `splits` (profile), else the affiliate keeps the whole pool. A line's
+pool is split only among the partners that are approved members of that line's program (the
+selling affiliate always is, or the line would not earn): a partner the seller never admitted,
+or removed, takes nothing of that seller's sales, and the pool is split by the weights of the
+partners that remain (with only the selling affiliate left, it keeps the whole pool).
 """
 
 from __future__ import annotations
@@ -344,6 +348,10 @@ class ProgramTerms:
     plan_version_id: UUID | None  # None: no version in force yet
     plan: Plan | None
     affiliate_is_member: bool  # the attributed affiliate is an approved member
+    # The attributed affiliate's split partners that are approved affiliates and approved
+    # members of this program: only they take a part of its pool (read only when there are
+    # partners).
+    member_partners: frozenset[UUID] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,8 +423,8 @@ def settle_cart(
 ) -> Settlement:
     """Every party's share of every line (the rule is in the module docstring).
 
-    Statements: programs + plan versions in force + the affiliate's membership (1), the
-    affiliate with its recruiter and splits (1, only if attributed), month-to-date sales
+    Statements: the affiliate with its recruiter and splits (1, only if attributed), programs +
+    plan versions in force + the affiliate's and its split partners' memberships (1), month-to-date sales
     (1, only if a plan in the cart has tiers), the coupon (1, only with a code), and whatever
     the first-order check costs (default: none; the orders package registers a one-SELECT check
     with `set_first_order_check`). `is_first_order(seller_ids, buyer_email)` overrides it.
@@ -429,8 +437,9 @@ def settle_cart(
     currency = lines[0].currency
     earning_id = attribution.affiliate_id if not attribution.self_referral else None
 
-    programs = load_program_terms(session, seller_ids, earning_id, at)
     affiliate = load_affiliate_terms(session, earning_id, attribution.storefront_id) if earning_id else None
+    partners = [p for p, _ in affiliate.splits if p != affiliate.affiliate_id] if affiliate is not None else []
+    programs = load_program_terms(session, seller_ids, earning_id, at, partner_ids=partners)
     if attribution.self_referral_pending:
         # The storefront's affiliate came from the caller (no SELECT in resolve_attribution): the
         # row just read says whether the buyer is that affiliate.
@@ -538,9 +547,11 @@ def _shares(affiliate: AffiliateTerms, program: ProgramTerms, pool: int, overrid
         )
 
     out: list[CommissionShare] = []
-    if affiliate.splits:
-        parts = allocate(pool, [weight for _, weight in affiliate.splits])
-        for (partner_id, _), part in zip(affiliate.splits, parts, strict=True):
+    splits = [(partner_id, weight) for partner_id, weight in affiliate.splits
+              if partner_id == affiliate.affiliate_id or partner_id in program.member_partners]
+    if splits and sum(weight for _, weight in splits) > 0:
+        parts = allocate(pool, [weight for _, weight in splits])
+        for (partner_id, _), part in zip(splits, parts, strict=True):
             role = ROLE_AFFILIATE if partner_id == affiliate.affiliate_id else ROLE_SPLIT_PARTNER
             out.append(share(partner_id, part, role))
     else:
@@ -565,8 +576,8 @@ def parse_plan(version_id: UUID, rules: Mapping[str, Any]) -> Plan:
     return _parse_plan(version_id, json.dumps(rules, sort_keys=True))
 
 
-@lru_cache(maxsize=4)
-def _program_terms_stmt(with_member: bool, postgres: bool) -> Any:
+@lru_cache(maxsize=8)
+def _program_terms_stmt(with_member: bool, with_partners: bool, postgres: bool) -> Any:
     # Per program, the latest effective_from <= at: a correlated MAX that the unique index
     # (program_id, effective_from) answers with one index probe per program in the cart.
     in_force = (
@@ -589,6 +600,21 @@ def _program_terms_stmt(with_member: bool, postgres: bool) -> Any:
             .scalar_subquery()
         )
         columns.append(member_status.label("member_status"))
+    if with_partners:
+        partner = aliased(Affiliate)
+        # One list per program: array_agg on PostgreSQL, a comma-separated text elsewhere.
+        collect = func.array_agg if postgres else func.group_concat
+        member_partners = (
+            select(collect(ProgramMembership.affiliate_id))
+            .join(partner, partner.id == ProgramMembership.affiliate_id)
+            .where(ProgramMembership.program_id == Program.id,
+                   ProgramMembership.status == MembershipStatus.APPROVED.value,
+                   partner.status == AffiliateStatus.APPROVED.value,
+                   _in_list(ProgramMembership.affiliate_id, "partner_ids", postgres))
+            .correlate(Program)
+            .scalar_subquery()
+        )
+        columns.append(member_partners.label("member_partners"))
     return _built(
         select(*columns)
         .outerjoin(current, and_(current.program_id == Program.id, current.effective_from == in_force))
@@ -597,16 +623,31 @@ def _program_terms_stmt(with_member: bool, postgres: bool) -> Any:
     )
 
 
+def _id_list(value: Any) -> frozenset[UUID]:
+    """An aggregated id list as the driver returns it: a list of UUIDs (PostgreSQL's array_agg),
+    comma-separated hex (SQLite's group_concat), or NULL when nothing matched."""
+    if not value:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(uuid.UUID(part) for part in value.split(","))
+    return frozenset(uuid.UUID(str(part)) for part in value)
+
+
 def load_program_terms(
-    session: Session, seller_ids: Collection[UUID], affiliate_id: UUID | None, at: datetime
+    session: Session, seller_ids: Collection[UUID], affiliate_id: UUID | None, at: datetime,
+    partner_ids: Collection[UUID] = (),
 ) -> dict[UUID, ProgramTerms]:
     """The programs of `seller_ids`, each with its plan version in force at `at` (the latest
-    `effective_from <= at`) and whether `affiliate_id` is an approved member: one SELECT."""
+    `effective_from <= at`), whether `affiliate_id` is an approved member, and which of
+    `partner_ids` (its split partners) are approved affiliates and approved members: one SELECT."""
     with_member = affiliate_id is not None
+    with_partners = with_member and bool(partner_ids)
     params: dict[str, Any] = {"seller_ids": list(seller_ids), "at": at}
     if with_member:
         params["affiliate_id"] = affiliate_id
-    rows = _rows(session, _program_terms_stmt, params, with_member).all()
+    if with_partners:
+        params["partner_ids"] = list(partner_ids)
+    rows = _rows(session, _program_terms_stmt, params, with_member, with_partners).all()
     terms: dict[UUID, ProgramTerms] = {}
     for row in rows:
         plan = parse_plan(row.version_id, row.rules) if row.version_id is not None else None
@@ -616,6 +657,7 @@ def load_program_terms(
             holding_period_days=row.holding_period_days, coupon_discount_bps=row.coupon_discount_bps,
             plan_version_id=row.version_id, plan=plan,
             affiliate_is_member=status == MembershipStatus.APPROVED.value,
+            member_partners=_id_list(row.member_partners) if with_partners else frozenset(),
         )
     return terms
 

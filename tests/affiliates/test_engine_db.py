@@ -70,8 +70,9 @@ def test_worked_example_from_database_rows_in_four_statements(session: Session) 
                             splits=[{"affiliate_id": str(a.id), "weight": 70},
                                     {"affiliate_id": str(s.id), "weight": 30}])
     session.add(storefront)
-    x, _, vx_version, vx = seller_with_program(session, "x", {"default": {"bps": 800}}, [a.id])
-    y, _, vy_version, vy = seller_with_program(session, "y", {"default": {"flat": 100}}, [a.id])
+    # S shares A's commission as a member of both programs (a partner outside a program takes nothing).
+    x, _, vx_version, vx = seller_with_program(session, "x", {"default": {"bps": 800}}, [a.id, s.id])
+    y, _, vy_version, vy = seller_with_program(session, "y", {"default": {"flat": 100}}, [a.id, s.id])
     session.flush()
     lines = [
         engine.CartLine(vx.variant_id, vx.product_id, x, 1, 4999, "USD"),

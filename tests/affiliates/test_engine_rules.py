@@ -33,12 +33,14 @@ PROG_X, PROG_Y, VERSION_X, VERSION_Y = (uuid.uuid4() for _ in range(4))
 
 
 def program(seller: uuid.UUID, rules: dict[str, Any] | None, *, member: bool = True, window: int = 30,
-            coupon_bps: int = 0) -> ProgramTerms:
+            coupon_bps: int = 0, partners: frozenset[uuid.UUID] = frozenset({S, R})) -> ProgramTerms:
+    """`partners`: the split partners that are approved members of this program."""
     program_id, version_id = (PROG_X, VERSION_X) if seller == X else (PROG_Y, VERSION_Y)
     return ProgramTerms(
         program_id=program_id, seller_id=seller, attribution_window_days=window, holding_period_days=30,
         coupon_discount_bps=coupon_bps, plan_version_id=version_id if rules is not None else None,
         plan=Plan.parse(rules) if rules is not None else None, affiliate_is_member=member,
+        member_partners=partners,
     )
 
 
@@ -143,6 +145,20 @@ CASES = [
          {Y: program(Y, {"default": {"bps": 1000}})}, [100],
          [{(A, "affiliate"): 34, (S, "split_partner"): 33, (R, "split_partner"): 33}], [800],
          affiliate=AffiliateTerms(A, True, None, ((A, 1), (S, 1), (R, 1)))),
+    Case("a split partner that is not a member of the line's program takes nothing: the rest split the pool",
+         [line(X, 1000)], {X: program(X, {"default": {"bps": 1000}}, partners=frozenset({R}))}, [100],
+         [{(A, "affiliate"): 50, (R, "split_partner"): 50}], [800],
+         affiliate=AffiliateTerms(A, True, None, ((A, 1), (S, 1), (R, 1)))),
+    Case("the only split partner is not a member: the affiliate keeps the whole pool", [line(X, 4999)],
+         {X: program(X, {"default": {"bps": 800}}, partners=frozenset())}, [500],
+         [{(A, "affiliate"): 400}], [4099], affiliate=AffiliateTerms(A, True, None, ((A, 70), (S, 30)))),
+    Case("membership is per line's program: S in Y's program only splits Y's line alone",
+         [line(X, 4999), line(Y, 1250, 2)],
+         {X: program(X, {"default": {"bps": 800}}, partners=frozenset()),
+          Y: program(Y, {"default": {"flat": 100}})},
+         expect_fee=[500, 250], expect_shares=[{(A, "affiliate"): 400},
+                                               {(A, "affiliate"): 140, (S, "split_partner"): 60}],
+         expect_net=[4099, 2050], affiliate=AffiliateTerms(A, True, None, ((A, 70), (S, 30)))),
     Case("recruiter override on top, funded by the seller", [line(Y, 10_000)],
          {Y: program(Y, {"default": {"bps": 500}, "recruiter_override_bps": 100})},
          [1000], [{(A, "affiliate"): 500, (R, "recruiter_override"): 100}], [8400],
@@ -253,15 +269,21 @@ weights = st.lists(st.integers(0, 100), min_size=1, max_size=4).filter(lambda w:
 
 @settings(max_examples=300, deadline=None)
 @given(cart_lines, plans, plans, weights, st.booleans(), st.integers(0, 10_000), st.integers(0, 10_000),
-       st.integers(0, 30), st.booleans())
+       st.integers(0, 30), st.booleans(), st.integers(0, 15), st.integers(0, 15))
 def test_nothing_is_lost_and_no_share_is_negative(
     lines: list[CartLine], plan_x: dict[str, Any], plan_y: dict[str, Any], split_weights: list[int],
     has_recruiter: bool, fee_bps: int, coupon_bps: int, orders_before: int, first: bool,
+    members_x: int, members_y: int,
 ) -> None:
     partners = [A, S, uuid.uuid4(), uuid.uuid4()][: len(split_weights)]
+
+    def members(mask: int) -> frozenset[uuid.UUID]:  # which partners are members of a program
+        return frozenset(p for bit, p in enumerate(partners) if mask >> bit & 1)
+
     case = Case(
         "property", lines,
-        {X: program(X, plan_x), Y: program(Y, plan_y, coupon_bps=coupon_bps)},
+        {X: program(X, plan_x, partners=members(members_x)),
+         Y: program(Y, plan_y, coupon_bps=coupon_bps, partners=members(members_y))},
         [], [], [],
         affiliate=AffiliateTerms(A, True, R if has_recruiter else None,
                                  tuple(zip(partners, split_weights, strict=True))),
@@ -277,3 +299,5 @@ def test_nothing_is_lost_and_no_share_is_negative(
         assert s.platform_fee + s.commission_total + s.seller_net == s.amount
         assert min(s.discount, s.amount, s.platform_fee, s.seller_net) >= 0
         assert all(c.amount > 0 for c in s.commissions)
+        line_members = members(members_x if cart_line.seller_id == X else members_y)
+        assert all(c.affiliate_id in line_members for c in s.commissions if c.role == "split_partner")

@@ -14,8 +14,9 @@ def test_worked_example_through_the_preview_endpoint(market: Market) -> None:
     program_x = market.program(x, {"default": {"bps": 800}})
     program_y = market.program(y, {"default": {"flat": 100}})
     a, s = market.affiliate("A"), market.affiliate("S")
-    market.join(a, program_x)
-    market.join(a, program_y)
+    for member in (a, s):  # a split partner shares a line only as a member of its seller's program
+        market.join(member, program_x)
+        market.join(member, program_y)
     slug = market.storefront(a, x_pro, y_item, splits=[(a, 70), (s, 30)])
 
     result = market.preview(a.headers, [(x_pro, 1), (y_item, 2)], storefront_slug=slug)
