@@ -65,9 +65,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Inclusion order is matching order: FastAPI tries each included router's routes in turn
     # (and matches the chosen router twice), so a request for a route near the end of ~100 pays
     # for every regex before it. The hot path goes first: checkout (orders), then the storefront
-    # listing, product page and referral redirect (affiliates). No path of one router matches a
-    # route of another (tests/loadtests/test_hot_path.py checks), so the order changes cost only.
+    # listing, product page and referral redirect (affiliates' buyer routes). No path of one
+    # router matches a route of another (tests/loadtests/test_hot_path.py checks), so the order
+    # changes cost only.
     app.include_router(orders_api.router)
+    app.include_router(affiliates_api.buyer_router)
     app.include_router(affiliates_api.router)
     app.include_router(catalog_api.router)
     app.include_router(system_api.router)
