@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from marketplace import ledger
@@ -64,6 +65,19 @@ def _share_reversal(share: int, already: int, qty: int, refunded_before: int, li
     return prorate(share, refunded_before + qty, line_qty) - already
 
 
+def _lock_shares(session: Session, order_id: uuid.UUID) -> None:
+    """Lock (and re-read) the order's sub-orders and commissions, after the order row and in id
+    order. The release job moves shares from pending to available holding only these rows
+    (`settlement.release_matured`, SKIP LOCKED): a refund must see a release that committed
+    before it got them, and a release must skip the rows of a refund in progress, or the
+    reversal debits the account the share has just left."""
+    for model in (SubOrder, Commission):
+        session.scalars(
+            select(model).where(model.order_id == order_id).order_by(model.id)
+            .with_for_update().execution_options(populate_existing=True)
+        ).all()
+
+
 def refund_order(
     session: Session, order_id: uuid.UUID, items: Sequence[RefundItem] | None, *, reason: str,
     requested_by: str, seller_id: uuid.UUID | None = None,
@@ -72,6 +86,7 @@ def refund_order(
     order = lock_order(session, order_id)
     if order.status != OrderStatus.PAID:
         raise InvalidTransition(f"order {order.id} is {order.status}; only paid orders can be refunded")
+    _lock_shares(session, order.id)
     lines_by_id = {line.id: line for line in order.lines}
     if items is None:
         items = [

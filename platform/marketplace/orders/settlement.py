@@ -43,7 +43,13 @@ from marketplace.settings import Settings
 
 
 def lock_order(session: Session, order_id: uuid.UUID) -> Order:
-    order = session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    """Lock the order row, and read it (and its eagerly loaded lines, sub-orders and commissions)
+    again: a request that read them before taking the lock must decide on what the previous
+    holder of the lock committed, not on its own earlier copy (SQLAlchemy keeps loaded objects
+    as they are unless told to overwrite them)."""
+    order = session.scalar(
+        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+    )
     if order is None:
         raise OrderNotFound(f"no order {order_id}")
     return order
