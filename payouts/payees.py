@@ -97,8 +97,3 @@ def payee_model(owner_type: str) -> type[Seller] | type[Affiliate]:
     """The table a payee of `owner_type` lives in (the ledger's owner types seller / affiliate)."""
     return Seller if owner_type == SELLER else Affiliate
 
-
-def webhook_url(session: Session, owner_type: str, owner_id: uuid.UUID) -> str | None:
-    model = payee_model(owner_type)
-    url: str | None = session.scalar(select(model.webhook_url).where(model.id == owner_id))
-    return url

@@ -60,7 +60,7 @@ from payouts.models import (
     PayoutBatch,
     PayoutItem,
 )
-from payouts.payees import load_payees, webhook_url
+from payouts.payees import load_payees
 from payouts.planning import lock_batch
 from payouts.states import advance
 
@@ -111,8 +111,10 @@ def run_batch(runtime: Runtime, batch_id: uuid.UUID) -> RunResult:
             sending = mark_sending(session, batch_id, settings.payout_chunk_size, me)
         settled = 0
         if rail.name == "manual":
-            settled = send_manual(runtime, batch_id, sending)
-            result.paid += settled
+            paid, failed = send_manual(runtime, batch_id, sending)
+            result.paid += paid
+            result.failed += failed
+            settled = paid + failed
         else:
             for item_id in sending:
                 outcome = send_one(runtime, item_id)
@@ -230,7 +232,18 @@ def send_one(runtime: Runtime, item_id: uuid.UUID) -> str:
         if not locked:
             return "skipped"
         item = locked[0]
-        url = webhook_url(session, item.owner_type, item.owner_id)
+        payee = load_payees(session, [(item.owner_type, item.owner_id)])[(item.owner_type, item.owner_id)]
+        url = payee.webhook_url
+        blocked = payee.blocked_reason(item.rail)
+        if blocked is not None:
+            # Held, rejected or unpaid-to since the freeze (a retry waits minutes): no new
+            # transfer. One an earlier attempt already made has left; record it.
+            made = transfer_already_made(rail, item)
+            if made is None:
+                journal.write(session, [record_failed(session, item, f"not sent: {blocked}", url)])
+                return "failed"
+            journal.write(session, [record_paid(session, item, made, url)])
+            return "paid"
         try:
             reference = transfer(rail, item)
         except PaymentRailError as exc:
@@ -244,29 +257,37 @@ def send_one(runtime: Runtime, item_id: uuid.UUID) -> str:
         return "paid"
 
 
-def send_manual(runtime: Runtime, batch_id: uuid.UUID, item_ids: Sequence[uuid.UUID]) -> int:
+def send_manual(runtime: Runtime, batch_id: uuid.UUID, item_ids: Sequence[uuid.UUID]) -> tuple[int, int]:
     """Manual rail: append the chunk to the batch's bank export and record it paid, in one
     transaction under the batch row lock (two workers never write the file at the same time, and
-    each starts from the length the previous writer committed)."""
+    each starts from the length the previous writer committed). Returns (paid, failed)."""
     if not item_ids:
-        return 0
+        return 0, 0
     settings, rail = runtime.settings, runtime.rail
     with session_scope(runtime.sessions) as session:
         batch = lock_batch(session, batch_id)
-        items = _lock_sending(session, item_ids)
-        if not items:
-            return 0
+        locked = _lock_sending(session, item_ids)
+        if not locked:
+            return 0, 0
+        payees = load_payees(session, [(item.owner_type, item.owner_id) for item in locked])
+        # A payee held (or no longer payable) since the freeze gets no export line: failed, its
+        # money back to its available balance.
+        blocked = {item.id: payees[(item.owner_type, item.owner_id)].blocked_reason(item.rail) for item in locked}
+        items = [item for item in locked if blocked[item.id] is None]
         references = {item.id: transfer(rail, item) for item in items}  # ManualRail: never raises
         for item in items:
             item.rail_reference = references[item.id]
-        export.append(session, settings, batch, items)
-        _pause(settings)
-        payees = load_payees(session, [(item.owner_type, item.owner_id) for item in items])
+        if items:
+            export.append(session, settings, batch, items)
+            _pause(settings)
         journal.write(session, [
             record_paid(session, item, references[item.id], payees[(item.owner_type, item.owner_id)].webhook_url)
-            for item in items
+            if blocked[item.id] is None else
+            record_failed(session, item, f"not sent: {blocked[item.id]}",
+                          payees[(item.owner_type, item.owner_id)].webhook_url)
+            for item in locked
         ])
-        return len(items)
+        return len(items), len(locked) - len(items)
 
 
 def transfer(rail: PaymentRail, item: PayoutItem) -> str:
@@ -276,12 +297,9 @@ def transfer(rail: PaymentRail, item: PayoutItem) -> str:
     metadata names the item): Stripe replays a stored 500 for a key and forgets keys after 24
     hours, and a new transfer would then pay twice. `attempts` counts markings, so > 1 is a re-send."""
     assert item.amount is not None and item.destination is not None
-    if item.attempts > 1:
-        # Both filters: one page (a payee has one item per batch), not the whole batch's transfers.
-        listed = rail.list_transfers(transfer_group=f"payout-batch-{item.batch_id}", destination=item.destination)
-        made = [t for t in listed if t.metadata.get("payout_item_id") == str(item.id)]
-        if made:
-            return made[0].id
+    made = transfer_already_made(rail, item)
+    if made is not None:
+        return made
     return rail.transfer(
         destination=item.destination, amount=item.amount, currency=item.currency,
         transfer_group=f"payout-batch-{item.batch_id}",
@@ -289,6 +307,17 @@ def transfer(rail: PaymentRail, item: PayoutItem) -> str:
                   "payee": f"{item.owner_type}:{item.owner_id}"},
         idempotency_key=item.idempotency_key,
     )
+
+
+def transfer_already_made(rail: PaymentRail, item: PayoutItem) -> str | None:
+    """On a re-send (`attempts` > 1): the transfer an earlier attempt made for this item, if the
+    rail has one (its metadata names the item). A first send has none to look for."""
+    if item.attempts <= 1 or item.destination is None:
+        return None
+    # Both filters: one page (a payee has one item per batch), not the whole batch's transfers.
+    listed = rail.list_transfers(transfer_group=f"payout-batch-{item.batch_id}", destination=item.destination)
+    made = [t for t in listed if t.metadata.get("payout_item_id") == str(item.id)]
+    return made[0].id if made else None
 
 
 def _pause(settings: Settings) -> None:

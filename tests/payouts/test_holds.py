@@ -3,12 +3,27 @@ balance stays put, and once the hold is lifted the next batch pays it."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
+from marketplace.clock import clock
+from marketplace.db import session_scope
 from marketplace.ledger import AFFILIATE, AVAILABLE, SELLER
+from payouts.runner import freeze_chunk, mark_sending, send_manual
 from tests.conftest import Backend
-from tests.payouts.conftest import audit, balance, credit, items_of, make_payee
-from tests.payouts.test_batches import approve, create
+from tests.payouts.conftest import (
+    StripeBackend,
+    audit,
+    balance,
+    credit,
+    items_of,
+    make_payee,
+    stripe_account,
+)
+from tests.payouts.test_batches import approve, create, get_batch
 
 
 def hold(client: TestClient, operator: dict[str, str], owner_type: str, owner_id: object, reason: str) -> dict:
@@ -65,3 +80,49 @@ def test_holds_are_for_operators_and_name_real_payees(
     no_key = client.post("/v1/payout-holds", json={"owner_type": SELLER, "owner_id": str(seller), "reason": "x"})
     assert no_key.status_code == 401
     assert client.get("/v1/payout-holds", headers=operator).json() == []
+
+
+def test_a_hold_placed_while_a_stripe_transfer_waits_for_its_retry_stops_the_transfer(
+    stripe_env: StripeBackend, operator: dict[str, str]
+) -> None:
+    s = stripe_env
+    payee = make_payee(s.env, SELLER, stripe_account=stripe_account(s.fake), bank=None)
+    credit(s.env, SELLER, payee, 2500)
+    s.fake.fail_next("/v1/transfers", "500", count=3, method="POST")  # no transfer made: deferred
+    batch_id = s.client.post("/v1/payout-batches", json={"currency": "USD"}, headers=operator).json()["id"]
+    assert s.client.post(f"/v1/payout-batches/{batch_id}/approve", headers=operator).status_code == 200
+    assert [i.status for i in items_of(s.env, batch_id)] == ["sending"] and s.fake.objects("transfer") == []
+
+    hold(s.client, operator, SELLER, payee, "fraud review")  # before the retry: no money has left
+    clock.advance(timedelta(seconds=30))
+    s.client.post(f"/v1/payout-batches/{batch_id}/run", headers=operator)
+
+    [item] = items_of(s.env, batch_id)
+    assert s.fake.objects("transfer") == []
+    assert (item.status, item.failure_reason) == ("failed", "not sent: payouts held by the operator: fraud review")
+    assert balance(s.env, SELLER, payee, AVAILABLE) == 2500  # back, for a batch after the hold is lifted
+    assert audit(s.env) == []
+
+
+def test_a_hold_placed_after_the_freeze_keeps_the_payee_out_of_the_manual_export(
+    env: Backend, client: TestClient, operator: dict[str, str]
+) -> None:
+    flagged, fine = make_payee(env, SELLER), make_payee(env, SELLER)
+    credit(env, SELLER, flagged, 3000)
+    credit(env, SELLER, fine, 4000)
+    batch = create(client, operator)
+    with session_scope(env.runtime.sessions) as session:  # a worker froze and marked the chunk...
+        freeze_chunk(session, env.runtime.settings, uuid.UUID(batch["id"]), "USD", 1000, "manual", "w1")
+    with session_scope(env.runtime.sessions) as session:
+        sending = mark_sending(session, uuid.UUID(batch["id"]), 100, "w1")
+    hold(client, operator, SELLER, flagged, "chargeback review")  # ...then the operator held one payee
+
+    assert send_manual(env.runtime, uuid.UUID(batch["id"]), sending) == (1, 1)
+
+    statuses = {i.owner_id: (i.status, i.failure_reason) for i in items_of(env, batch["id"])}
+    assert statuses == {fine: ("paid", None),
+                        flagged: ("failed", "not sent: payouts held by the operator: chargeback review")}
+    exported = Path(get_batch(client, operator, batch["id"])["export_path"]).read_text()
+    assert str(fine) in exported and str(flagged) not in exported
+    assert balance(env, SELLER, flagged, AVAILABLE) == 3000
+    assert audit(env) == []
