@@ -51,6 +51,10 @@ def advance(
         raise InvalidTransition(
             f"cannot {action} a sub-order that is {sub.status} (allowed from: {', '.join(allowed)})"
         )
+    if all(line.refunded_quantity >= line.quantity for line in sub.lines):
+        # Refunds keep the sub-order's status (they may be partial); one refunded in full has
+        # nothing left to send: goods must not go out for an order the buyer got back.
+        raise InvalidTransition(f"cannot {action} sub-order {sub.id}: every line of it was refunded")
     now = clock.now()
     if action == "accept":
         sub.status = SubOrderStatus.ACCEPTED.value

@@ -208,13 +208,28 @@ def settle_failed_refund(session: Session, refund_id: uuid.UUID, note: str) -> R
 def _reverse_line(
     line: OrderLine, qty: int, commissions: list[Commission]
 ) -> tuple[int, int, list[tuple[Commission, int]]]:
+    """What refunding `qty` more units of `line` reverses: (amount, platform fee, each commission's
+    part); the seller's part is the rest. The fee and commissions are prorated one by one, so their
+    rounding can leave a rest outside what is left of the seller's net (by a unit or two, when that
+    net is near zero: a plan's pool capped at the line's amount less the fee). The rest is kept
+    inside it and the difference taken by the fee, then the commissions, each within what is left
+    of it: no share is ever reversed beyond what was booked, and the refund that empties the line
+    still reverses exactly what is left of every share (its rest is then the seller's rest)."""
     before = line.refunded_quantity
     amount = _share_reversal(line.amount, line.refunded_amount, qty, before, line.quantity)
-    fee = _share_reversal(line.platform_fee_amount, line.refunded_platform_fee, qty, before, line.quantity)
-    parts = [
-        (c, _share_reversal(c.amount, c.reversed_amount, qty, before, line.quantity)) for c in commissions
-    ]
-    return amount, fee, parts
+    shares = [(line.platform_fee_amount, line.refunded_platform_fee)]
+    shares += [(c.amount, c.reversed_amount) for c in commissions]
+    parts = [min(max(_share_reversal(total, done, qty, before, line.quantity), 0), total - done)
+             for total, done in shares]
+    rest = amount - sum(parts)
+    seller_left = line.seller_net_amount - line.refunded_seller_net
+    excess = rest - min(max(rest, 0), seller_left)
+    for index, (total, done) in enumerate(shares):
+        step = min(excess, total - done - parts[index]) if excess > 0 else -min(-excess, parts[index])
+        parts[index] += step
+        excess -= step
+    assert excess == 0, "a refund's parts always fit what is left of the line's shares"
+    return amount, parts[0], list(zip(commissions, parts[1:], strict=True))
 
 
 def reject_sub_order(session: Session, sub: SubOrder, reason: str) -> Refund | None:
