@@ -563,7 +563,8 @@ def preview_commissions(body: PreviewIn, session: DbSession, principal: CurrentP
                         runtime: RuntimeDep) -> PreviewOut:
     """Every party's share of a cart exactly as checkout would compute it now (same engine, same
     catalog prices). A seller may preview carts of its own products; an affiliate only
-    attribution to itself."""
+    attribution to itself. Only an operator's preview reads the buyer's order history (the
+    first-order bonus); others price the cart as the buyer's first order with each seller."""
     lines, settlement = preview.preview(session, runtime.store, runtime.settings, principal, body)
     return _preview_out(lines, settlement)
 

@@ -6,6 +6,10 @@ Who may preview what (so a preview never shows another party's private terms):
 * a seller: carts of its own variants only (another seller's variant is a 404), any attribution;
 * an affiliate: any cart, but only attribution to itself: its own storefront (another's is a 404),
   its own click token or coupon (another affiliate's is a 404).
+
+Whether the buyer has ordered from a seller before (the first-order bonus) is buyers' order
+history: only an operator's preview reads it. Sellers' and affiliates' previews price the cart as
+the buyer's first order with each seller, so no answer depends on who the e-mail address is.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ from marketplace.settings import Settings
 class AttributionNotYours(NotFound):
     type = "attribution-not-found"
     title = "Attribution not found"
+
+
+def _every_order_a_first_order(seller_ids: frozenset[uuid.UUID], _buyer_email: str) -> set[uuid.UUID]:
+    return set(seller_ids)
 
 
 def preview(session: Session, store: Store, settings: Settings, principal: Principal,
@@ -76,6 +84,7 @@ def preview(session: Session, store: Store, settings: Settings, principal: Princ
     settlement = engine.settle_cart(
         session, lines, attribution, buyer_email=str(data.buyer_email),
         platform_fee_bps=settings.platform_fee_bps, at=now, coupon_code=data.coupon_code,
+        is_first_order=None if principal.role is Role.OPERATOR else _every_order_a_first_order,
     )
     return lines, settlement
 
