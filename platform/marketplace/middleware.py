@@ -11,8 +11,10 @@ from typing import Any
 
 import anyio.to_thread
 import structlog
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from marketplace.errors import PROBLEM_CONTENT_TYPE, problem
 from marketplace.metrics import HTTP_LATENCY, HTTP_REQUESTS, REQUEST_STATEMENTS, current_request_statements
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -37,6 +39,11 @@ class RequestContextMiddleware:
             if scope["type"] == "lifespan":
                 self._size_thread_pool(scope)
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]:
+            # No route, parameter or column takes a NUL character (PostgreSQL cannot store one):
+            # answer before any handler tries.
+            await _nul_refused(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SAFE_ID.match(incoming) else secrets.token_hex(8)
@@ -65,3 +72,12 @@ class RequestContextMiddleware:
             HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
             REQUEST_STATEMENTS.labels(method, template).observe(statements[0])
             current_request_statements.reset(token)
+
+
+async def _nul_refused(scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse(
+        problem(400, "bad-request", "Bad request", "the path or query string contains a NUL (%00) character",
+                scope["path"].replace("\x00", "%00")),
+        status_code=400, media_type=PROBLEM_CONTENT_TYPE,
+    )
+    await response(scope, receive, send)

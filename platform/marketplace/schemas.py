@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from marketplace.errors import Unprocessable
 from marketplace.money import CURRENCY_EXPONENTS, MoneyError, normalize_currency
@@ -29,10 +29,30 @@ KnownCurrency = Annotated[Currency, AfterValidator(_known_currency)]
 MAX_AMOUNT = 10**12  # minor units; a sanity bound far above any single order
 
 
+def holds_nul(value: Any) -> bool:
+    """Whether a decoded JSON value has a NUL character in any string (key or value)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(holds_nul(item) for item in value)
+    return False
+
+
 class StrictModel(BaseModel):
-    """Input models refuse unknown fields: a typo in a field name is an error, not a no-op."""
+    """Input models refuse unknown fields (a typo in a field name is an error, not a no-op) and
+    text with NUL characters, which PostgreSQL cannot store (text or JSON): a 422 here, not a
+    500 at the INSERT (and not a value SQLite would store and PostgreSQL refuse)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        if holds_nul(data):
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+        return data
 
 
 class MoneyIn(StrictModel):
