@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from marketplace.clock import clock
@@ -22,8 +23,14 @@ def place_hold(session: Session, owner_type: str, owner_id: uuid.UUID, reason: s
     if payee.hold_reason is not None:
         raise HoldConflict(f"{owner_type} {owner_id} is already held: {payee.hold_reason}")
     hold = PayoutHold(owner_type=owner_type, owner_id=owner_id, reason=reason, created_by=by)
-    session.add(hold)
-    session.flush()  # the partial unique index refuses a second active hold made concurrently
+    try:
+        # A savepoint: a hold placed concurrently for the same payee wins on the partial unique
+        # index (one active hold per payee); this one gets the same 409 as above.
+        with session.begin_nested():
+            session.add(hold)
+            session.flush()
+    except IntegrityError:
+        raise HoldConflict(f"{owner_type} {owner_id} was just held by another request") from None
     return hold
 
 

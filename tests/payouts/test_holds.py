@@ -3,15 +3,19 @@ balance stays put, and once the hold is lifted the next batch pays it."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from marketplace.clock import clock
 from marketplace.db import session_scope
 from marketplace.ledger import AFFILIATE, AVAILABLE, SELLER
+from payouts import holds
 from payouts.runner import freeze_chunk, mark_sending, send_manual
 from tests.conftest import Backend
 from tests.payouts.conftest import (
@@ -126,3 +130,27 @@ def test_a_hold_placed_after_the_freeze_keeps_the_payee_out_of_the_manual_export
     assert str(fine) in exported and str(flagged) not in exported
     assert balance(env, SELLER, flagged, AVAILABLE) == 3000
     assert audit(env) == []
+
+
+@pytest.mark.postgres_only
+def test_two_holds_placed_at_once_on_one_payee_give_one_hold_and_a_409(
+    env: Backend, client: TestClient, operator: dict[str, str]
+) -> None:
+    payee = make_payee(env, SELLER)
+    answer: dict[str, Any] = {}
+
+    def second() -> None:
+        answer["second"] = client.post("/v1/payout-holds", headers=operator,
+                                       json={"owner_type": "seller", "owner_id": str(payee), "reason": "second"})
+
+    with session_scope(env.runtime.sessions) as first:
+        holds.place_hold(first, SELLER, payee, "first", "test")  # flushed, not committed yet
+        racer = threading.Thread(target=second)
+        racer.start()
+        racer.join(timeout=1.0)
+        assert racer.is_alive()  # waiting on the unique index for the first transaction
+    racer.join(timeout=10)
+
+    assert answer["second"].status_code == 409, answer["second"].text
+    assert answer["second"].headers["content-type"].startswith("application/problem+json")
+    assert [h["reason"] for h in client.get("/v1/payout-holds", headers=operator).json()] == ["first"]
