@@ -94,7 +94,7 @@ class CoveredCommissionOut(BaseModel):
 class CoveredSaleOut(BaseModel):
     sub_order_id: uuid.UUID
     order_id: uuid.UUID
-    amount: MoneyOut = Field(description="the seller's net share of the sale")
+    amount: MoneyOut = Field(description="the seller's net share of the sale, less what refunds took back")
 
 
 class HoldIn(StrictModel):

@@ -78,7 +78,11 @@ def payout_detail(
         commissions=[CoveredCommissionOut(commission_id=c.id, order_id=c.order_id,
                                           amount=money(c.amount - c.reversed_amount, c.currency))
                      for c in commissions],
-        sales=[CoveredSaleOut(sub_order_id=s.id, order_id=s.order_id, amount=money(s.seller_net_amount, s.currency))
+        # Net of refunds so far, like the commissions above (a refund after the payout also shows
+        # as a recovery below).
+        sales=[CoveredSaleOut(sub_order_id=s.id, order_id=s.order_id,
+                              amount=money(s.seller_net_amount - sum(line.refunded_seller_net for line in s.lines),
+                                           s.currency))
                for s in sub_orders],
         recoveries=[RecoveryOut(id=r.id, amount=money(r.amount, r.currency), status=r.status,
                                 rail_reference=r.rail_reference, failure_reason=r.failure_reason,
