@@ -32,6 +32,7 @@ from catalog.products import catalog_out, product_out
 from catalog.schemas import CatalogProductOut, CatalogSort
 from marketplace.errors import Unprocessable
 from marketplace.money import MoneyError, normalize_currency
+from marketplace.schemas import MAX_AMOUNT, holds_nul
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +63,17 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_sort, key, last_id = json.loads(raw)
+        if not isinstance(last_id, str):
+            raise TypeError(last_id)
         parsed = uuid.UUID(hex=last_id)
     except (binascii.Error, ValueError, TypeError):
         raise Unprocessable("cursor is not one this API returned") from None
     if cursor_sort != sort:
         raise Unprocessable(f"this cursor belongs to sort={cursor_sort}; keep the sort while paging")
-    if sort in ("price_asc", "price_desc") and not isinstance(key, int):
+    # A key the database compares with a column: of its type and range (a crafted 10**30 overflows).
+    if sort in ("price_asc", "price_desc") and not (isinstance(key, int) and 0 <= key <= MAX_AMOUNT):
         raise Unprocessable("cursor is not one this API returned")
-    if sort == "name" and not isinstance(key, str):
+    if sort == "name" and not (isinstance(key, str) and not holds_nul(key)):
         raise Unprocessable("cursor is not one this API returned")
     return key, parsed
 
