@@ -72,6 +72,7 @@ from marketplace.deps import (
     OperatorPrincipal,
     PublicRateLimit,
     SellerPrincipal,
+    StrictQuery,
     get_runtime,
     require,
 )
@@ -80,7 +81,7 @@ from marketplace.payout_accounts import PayoutAccountIn, PayoutAccountOut
 from marketplace.runtime import Runtime
 from marketplace.schemas import Page, money
 
-router = APIRouter()
+router = APIRouter(dependencies=[StrictQuery])
 # The public routes every buyer visit hits (a storefront's listing, a product, a referral link),
 # in a router of their own that marketplace.app includes right after checkout: FastAPI tries
 # routes in inclusion order, and behind the ~40 routes of `router` each match cost ~70 µs.
@@ -439,7 +440,7 @@ def _json(model: BaseModel) -> Response:
 
 
 @buyer_router.get("/v1/storefronts/{slug}/products", response_model=Page[CatalogProductOut], tags=["storefronts"],
-            dependencies=[PublicRateLimit])
+            dependencies=[PublicRateLimit, StrictQuery])
 def public_storefront_products(slug: str, runtime: RuntimeDep, cursor: Cursor = None,
                                limit: Limit = 50) -> Response:
     """Public: the storefront's products for sale, in listing order, with variants and prices.
@@ -452,7 +453,7 @@ def public_storefront_products(slug: str, runtime: RuntimeDep, cursor: Cursor = 
 
 
 @buyer_router.get("/v1/storefronts/{slug}/products/{product_id}", response_model=CatalogProductOut,
-            tags=["storefronts"], dependencies=[PublicRateLimit])
+            tags=["storefronts"], dependencies=[PublicRateLimit, StrictQuery])
 def public_storefront_product(slug: str, product_id: uuid.UUID, runtime: RuntimeDep) -> Response:
     """Public: one product of the storefront."""
     with session_scope(runtime.sessions) as session:

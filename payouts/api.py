@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from marketplace.auth import Principal, Role
-from marketplace.deps import CurrentPrincipal, DbSession, OperatorPrincipal, get_runtime
+from marketplace.deps import CurrentPrincipal, DbSession, OperatorPrincipal, StrictQuery, get_runtime
 from marketplace.errors import Forbidden
 from marketplace.runtime import Runtime
 from marketplace.schemas import Page, decode_cursor, encode_cursor
@@ -28,7 +28,7 @@ from payouts.schemas import (
     ReconciliationOut,
 )
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 LimitQuery = Annotated[int, Query(ge=1, le=200)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
