@@ -58,12 +58,27 @@ def _row(item: Any) -> dict[str, Any]:
     }
 
 
+# Text that payees typed (their name, their bank reference) goes into a file operators open in a
+# spreadsheet: a cell starting like a formula would run as one (CSV injection). Such cells get a
+# leading apostrophe, which spreadsheets show as text, and `read` takes it off again.
+_TYPED_COLUMNS = ("payee_name", "bank_reference")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text_cell(value: Any) -> Any:
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
+def _from_text_cell(value: str) -> str:
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_START) else value
+
+
 def _csv(rows: Iterable[dict[str, Any]], header: bool) -> bytes:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     if header:
         writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({**row, **{name: _as_text_cell(row[name]) for name in _TYPED_COLUMNS}} for row in rows)
     return buffer.getvalue().encode()
 
 
@@ -134,4 +149,5 @@ def read(settings: Settings, batch_id: object) -> list[dict[str, str]] | None:
     if not csv_path.exists():
         return None
     with csv_path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+        return [{**line, **{name: _from_text_cell(line[name]) for name in _TYPED_COLUMNS}}
+                for line in csv.DictReader(handle)]
