@@ -19,9 +19,9 @@ from marketplace import ledger
 from marketplace.auth import Principal, Role
 from marketplace.clock import clock
 from marketplace.db import session_scope
-from marketplace.ledger import AFFILIATE, AVAILABLE, PENDING, SELLER
+from marketplace.ledger import AFFILIATE, AVAILABLE, PENDING, SELLER, Posting
 from marketplace.orders import api, fulfilment, queries, refunds, settlement
-from marketplace.orders.models import Order, OrderLine, Refund
+from marketplace.orders.models import Order, OrderLine, Refund, SubOrder
 from marketplace.orders.schemas import RefundIn
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, stock_of, worked_example
@@ -139,3 +139,29 @@ def test_a_refund_racing_the_release_job_debits_the_account_the_share_is_in(
         assert ledger.run_audit(session) == []
     # Y-KIT x2 = 2500: fee 250, commission 200 (A 140, S 60), Y 2050; one unit back: Y 1025, A 70.
     assert balances == {"Y pending": 0, "Y available": 1025, "A pending": 0, "A available": 70}
+
+
+def test_the_audit_names_a_share_left_in_pending_after_its_release(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    world = worked_example(client, operator)
+    order = ok(checkout(client, "a-store", cart(world, ("Y-KIT", 2))), 201)
+    ok(client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator))
+    sub_id = order["sub_orders"][0]["id"]
+    for step in ("accept", "deliver"):
+        ok(client.post(f"/v1/sub-orders/{sub_id}/{step}", headers=world.sellers["Y"].headers))
+    clock.advance(timedelta(days=31))
+    with session_scope(env.runtime.sessions) as session:
+        settlement.release_matured(session)
+    with session_scope(env.runtime.sessions) as session:  # what the race used to do: debit pending
+        sub = session.get(SubOrder, uuid.UUID(sub_id))
+        assert sub is not None
+        ledger.post(session, kind="test.misposted", reference_type="sub_order", reference_id=sub.id, currency="USD",
+                    order_id=sub.order_id, memo="a refund debiting the wrong account", postings=[
+                        Posting(SELLER, sub.seller_id, PENDING, -1, "sub_order", sub.id),
+                        Posting(SELLER, sub.seller_id, AVAILABLE, 1, "sub_order", sub.id)])
+    with session_scope(env.runtime.sessions) as session:
+        findings = ledger.run_audit(session)
+
+    assert [f.check for f in findings] == ["shares_sit_in_their_account"]
+    assert f"sub-order {sub_id} (released: True): pending holds -1, expected 0" in findings[0].detail

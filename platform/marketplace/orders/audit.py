@@ -16,6 +16,7 @@ from catalog.models import Variant
 from marketplace.ledger import (
     CLEARING,
     FEES,
+    PENDING,
     PLATFORM,
     REFUNDS_OWED,
     AuditFinding,
@@ -23,7 +24,15 @@ from marketplace.ledger import (
     JournalTransaction,
 )
 from marketplace.ledger import register_audit_check as check
-from marketplace.orders.models import Commission, Order, OrderLine, OrderStatus, Refund, SubOrder
+from marketplace.orders.models import (
+    Commission,
+    CommissionStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Refund,
+    SubOrder,
+)
 
 PAID_LIKE = (OrderStatus.PAID.value,)
 
@@ -175,6 +184,36 @@ def shares_match_journal(session: Session) -> Iterable[AuditFinding]:
         session.scalar(select(func.coalesce(func.sum(OrderLine.refunded_platform_fee), 0))) or 0)
     if fees_posted != fees_expected:
         yield AuditFinding("shares_match_journal", f"fee revenue is {fees_posted}, orders say {fees_expected}")
+
+
+@check("shares_sit_in_their_account")
+def shares_sit_in_their_account(session: Session) -> Iterable[AuditFinding]:
+    """A share is pending until its holding period is over, then available: a released share
+    holds nothing in pending, an unreleased one everything it is owed (a refund that debited the
+    wrong one of the two would still pass shares_match_journal, which sums both)."""
+    pending: dict[tuple[str | None, object], int] = defaultdict(int)
+    for source_type, source_id, amount in session.execute(
+        select(JournalEntry.source_type, JournalEntry.source_id, func.sum(JournalEntry.amount))
+        .where(JournalEntry.source_type.in_(("commission", "sub_order")), JournalEntry.purpose == PENDING)
+        .group_by(JournalEntry.source_type, JournalEntry.source_id)
+    ):
+        pending[(source_type, source_id)] = int(amount)
+    paid_orders = select(Order.id).where(Order.status.in_(PAID_LIKE))
+    for c in session.scalars(select(Commission).where(Commission.order_id.in_(paid_orders))):
+        released = c.status != CommissionStatus.PENDING
+        expected = 0 if released else c.amount - c.reversed_amount
+        if pending[("commission", c.id)] != expected:
+            yield AuditFinding("shares_sit_in_their_account", f"commission {c.id} ({c.status}): pending holds "
+                               f"{pending[('commission', c.id)]}, expected {expected}")
+    refunded_net: dict[object, int] = defaultdict(int)
+    for sub_id, net in session.execute(select(OrderLine.sub_order_id, OrderLine.refunded_seller_net)):
+        refunded_net[sub_id] += net
+    for sub in session.scalars(select(SubOrder).where(SubOrder.order_id.in_(paid_orders))):
+        expected = 0 if sub.seller_share_released else sub.seller_net_amount - refunded_net[sub.id]
+        if pending[("sub_order", sub.id)] != expected:
+            yield AuditFinding("shares_sit_in_their_account", f"sub-order {sub.id} (released: "
+                               f"{sub.seller_share_released}): pending holds {pending[('sub_order', sub.id)]}, "
+                               f"expected {expected}")
 
 
 @check("stock_never_negative")
