@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi import Response
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -64,7 +65,7 @@ def test_a_seller_refund_racing_an_operator_refund_cannot_refund_the_same_unit_t
     monkeypatch.setattr(fulfilment, "get_sub_order", read_then_operator_refund_commits)
     with pytest.raises(refunds.RefundInvalid, match="0 unit"), session_scope(env.runtime.sessions) as session:
         api.refund_sub_order(sub_id, RefundIn.model_validate(
-            {"lines": [{"order_line_id": line_id, "quantity": 1}], "reason": "seller"}), session, seller)
+            {"lines": [{"order_line_id": line_id, "quantity": 1}], "reason": "seller"}), session, seller, Response())
 
     with session_scope(env.runtime.sessions) as session:
         assert session.scalar(select(func.count()).select_from(Refund)) == 1

@@ -154,14 +154,38 @@ def mark_paid(order_id: uuid.UUID, session: DbSession, principal: OperatorPrinci
     return views.order_for_operator(order)
 
 
+RefundKeyHeader = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=8, max_length=255,
+           description="optional, recommended: a retry with the same key and body returns the same refund "
+                       "(header Idempotent-Replayed) instead of refunding again"),
+]
+
+
+def _refund(
+    session: Session, order_id: uuid.UUID, body: RefundIn, key: str | None, endpoint: str, response: Response, *,
+    requested_by: str, seller_id: uuid.UUID | None = None,
+) -> RefundOut:
+    items = None if body.lines is None else [refunds.RefundItem(x.order_line_id, x.quantity) for x in body.lines]
+    if key is None:
+        refund = refunds.refund_order(session, order_id, items, reason=body.reason, requested_by=requested_by,
+                                      seller_id=seller_id)
+    else:
+        request = refunds.IdempotentRequest.of(key, endpoint, body.model_dump(mode="json"))
+        refund, replayed = refunds.refund_order_once(session, order_id, items, request, reason=body.reason,
+                                                     requested_by=requested_by, seller_id=seller_id)
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+    return views.refund_out(refund)
+
+
 @router.post("/orders/{order_id}/refunds", status_code=201, response_model=RefundOut, tags=["refunds"])
 def refund_order(
-    order_id: uuid.UUID, body: RefundIn, session: DbSession, principal: OperatorPrincipal
+    order_id: uuid.UUID, body: RefundIn, session: DbSession, principal: OperatorPrincipal, response: Response,
+    idempotency_key: RefundKeyHeader = None,
 ) -> RefundOut:
     """Operator: refund lines (by quantity) or everything left of the order."""
-    items = None if body.lines is None else [refunds.RefundItem(x.order_line_id, x.quantity) for x in body.lines]
-    refund = refunds.refund_order(session, order_id, items, reason=body.reason, requested_by="operator")
-    return views.refund_out(refund)
+    return _refund(session, order_id, body, idempotency_key, f"order:{order_id}", response, requested_by="operator")
 
 
 @router.get("/orders/{order_id}/refunds", response_model=list[RefundOut], tags=["refunds"])
@@ -260,17 +284,15 @@ def reject(
 
 @router.post("/sub-orders/{sub_order_id}/refunds", status_code=201, response_model=RefundOut, tags=["refunds"])
 def refund_sub_order(
-    sub_order_id: uuid.UUID, body: RefundIn, session: DbSession, principal: SellerPrincipal
+    sub_order_id: uuid.UUID, body: RefundIn, session: DbSession, principal: SellerPrincipal, response: Response,
+    idempotency_key: RefundKeyHeader = None,
 ) -> RefundOut:
     """A seller refunds lines of its own sub-order (or all that is left of it)."""
     sub = fulfilment.get_sub_order(session, principal, sub_order_id)
-    items = None if body.lines is None else [refunds.RefundItem(x.order_line_id, x.quantity) for x in body.lines]
-    if items is not None and any(line_id not in {line.id for line in sub.lines}
-                                 for line_id in (i.order_line_id for i in items)):
+    if body.lines is not None and any(x.order_line_id not in {line.id for line in sub.lines} for x in body.lines):
         raise Unprocessable("refund lines must belong to this sub-order")
-    refund = refunds.refund_order(session, sub.order_id, items, reason=body.reason, requested_by="seller",
-                                  seller_id=sub.seller_id)
-    return views.refund_out(refund)
+    return _refund(session, sub.order_id, body, idempotency_key, f"sub_order:{sub.id}", response,
+                   requested_by="seller", seller_id=sub.seller_id)
 
 
 @router.get("/commissions", response_model=Page[CommissionOut], tags=["commissions"])

@@ -173,6 +173,7 @@ class Commission(TimestampMixin, Base):
 
 class Refund(TimestampMixin, Base):
     __tablename__ = "refunds"
+    __table_args__ = (UniqueConstraint("order_id", "idempotency_key"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
@@ -187,6 +188,10 @@ class Refund(TimestampMixin, Base):
     # Why the rail refused it or failed it later (Stripe's failure_reason): the buyer was not paid
     # back, and an operator must settle it another way (operators list these: GET /v1/refunds).
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # The client's Idempotency-Key (one refund per key and order) and a hash of its request, so a
+    # retry returns this refund and the same key with another request is refused.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class IdempotencyKey(Base):

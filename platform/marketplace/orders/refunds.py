@@ -18,6 +18,8 @@ reversal is refused, the next payout nets it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ from marketplace.ledger import (
     Posting,
 )
 from marketplace.money import prorate
-from marketplace.orders.errors import InvalidTransition, RefundInvalid, RefundNotFound
+from marketplace.orders.errors import IdempotencyKeyReused, InvalidTransition, RefundInvalid, RefundNotFound
 from marketplace.orders.models import (
     Commission,
     CommissionStatus,
@@ -76,6 +78,39 @@ def _lock_shares(session: Session, order_id: uuid.UUID) -> None:
             select(model).where(model.order_id == order_id).order_by(model.id)
             .with_for_update().execution_options(populate_existing=True)
         ).all()
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """A client's Idempotency-Key and a fingerprint of what it asked (endpoint and body)."""
+
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, key: str, endpoint: str, body: object) -> IdempotentRequest:
+        payload = json.dumps({"endpoint": endpoint, "body": body}, sort_keys=True, default=str)
+        return cls(key, hashlib.sha256(payload.encode()).hexdigest())
+
+
+def refund_order_once(
+    session: Session, order_id: uuid.UUID, items: Sequence[RefundItem] | None, request: IdempotentRequest, *,
+    reason: str, requested_by: str, seller_id: uuid.UUID | None = None,
+) -> tuple[Refund, bool]:
+    """`refund_order` for a request with an Idempotency-Key: the first makes the refund; a retry
+    (same key, same request) gets that refund back, True, however the order changed since; the
+    same key with another request is a 409. Under the order lock, so two at once are one."""
+    lock_order(session, order_id)
+    earlier = session.scalar(select(Refund).where(Refund.order_id == order_id, Refund.idempotency_key == request.key))
+    if earlier is not None:
+        if earlier.request_hash != request.fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for a different refund of this order; use a new key for a new refund"
+            )
+        return earlier, True
+    refund = refund_order(session, order_id, items, reason=reason, requested_by=requested_by, seller_id=seller_id)
+    refund.idempotency_key, refund.request_hash = request.key, request.fingerprint
+    return refund, False
 
 
 def refund_order(
