@@ -21,6 +21,7 @@ from marketplace.tasking import celery_app
 from tests.catalog.conftest import WEBHOOK_SECRET
 from tests.conftest import Backend, bearer, issue_key
 from tests.fake_stripe import FakeStripe
+from tests.fake_stripe.base import Ctx
 from tests.fake_stripe.server import webhook_request
 from tests.orders.world import World, cart, checkout, ok, stock_of, worked_example
 
@@ -254,17 +255,40 @@ def test_a_refund_stripe_fails_later_is_marked_failed_with_the_reason_for_operat
     audit_clean(env)
 
 
-def test_a_payment_for_another_amount_than_the_order_does_not_mark_it_paid(
+def test_a_payment_for_another_amount_than_the_order_is_refunded_and_the_order_cancelled(
     client: TestClient, operator: dict[str, str], env: Backend, stripe_env: FakeStripe
 ) -> None:
     world = worked_example(client, operator)
     order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 1))), 201)
-    event = stripe_env.succeed_payment_intent(order["payment"]["payment_intent_id"])
-    event["data"]["object"]["amount_received"] = 1  # e.g. an intent edited outside the platform
+    intent = order["payment"]["payment_intent_id"]
+    event = stripe_env.succeed_payment_intent(intent)
+    event["data"]["object"]["amount_received"] = 4000  # e.g. an intent edited outside the platform
 
     deliver_event(client, event)
 
-    assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "awaiting_payment"
+    full = ok(client.get(f"/v1/orders/{order['id']}", headers=operator))
+    assert full["status"] == "cancelled"  # nothing booked, and the stock is not held forever
+    assert stock_of(env, world, "X-PRO") == 100
+    assert [(r["amount"], r["payment_intent"]) for r in stripe_env.objects("refund")] == [(4000, intent)]
+    deliver_event(client, event)  # a replay refunds nothing more
+    assert len(stripe_env.objects("refund")) == 1
+    audit_clean(env)
+
+
+def test_a_second_payment_intent_for_a_paid_order_is_refunded_in_full(
+    client: TestClient, operator: dict[str, str], env: Backend, stripe_env: FakeStripe
+) -> None:
+    world = worked_example(client, operator)
+    order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 1))), 201)
+    deliver_event(client, stripe_env.succeed_payment_intent(order["payment"]["payment_intent_id"]))
+    with stripe_env._lock:  # a second PaymentIntent for the same order, made outside the platform
+        second = stripe_env.api.create_payment_intent(Ctx(), {
+            "amount": "4999", "currency": "usd", "metadata": {"order_id": order["id"]}})
+
+    deliver_event(client, stripe_env.succeed_payment_intent(second["id"]))
+
+    assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "paid"
+    assert [(r["amount"], r["payment_intent"]) for r in stripe_env.objects("refund")] == [(4999, second["id"])]
     audit_clean(env)
 
 

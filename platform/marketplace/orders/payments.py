@@ -10,9 +10,11 @@ from the order id, so a retried checkout never creates a second PaymentIntent. T
 A failed attempt leaves a PaymentIntent open at Stripe (`requires_payment_method`): the buyer could
 pay it later with another card. So before the order is cancelled on `payment_failed`, the
 PaymentIntent is cancelled at Stripe too; if Stripe refuses because the payment went through
-meanwhile, the order stays and the `succeeded` event pays it. Should a payment still succeed for
-an order that was cancelled (a race with expiry), the buyer gets the money back at once: the
-order cannot be revived, because its stock has already been released.
+meanwhile, the order stays and the `succeeded` event pays it. Money the platform cannot book is
+given back at once, in full: a payment that succeeds for an order already cancelled (a race with
+expiry; the stock has been released, so the order cannot be revived), a payment whose amount or
+currency is not the order's (the order is cancelled too: nothing is booked and its stock returns),
+and a second PaymentIntent for an order another one already paid.
 
 Manual rail: an operator marks the order paid (`POST /v1/orders/{id}/mark-paid`).
 """
@@ -26,9 +28,10 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from marketplace.orders.errors import OrderNotFound
 from marketplace.orders.models import Order, OrderStatus, Refund
 from marketplace.orders.refunds import record_refund_failure
-from marketplace.orders.settlement import cancel_unpaid, mark_paid
+from marketplace.orders.settlement import cancel_unpaid, lock_order, mark_paid
 from marketplace.payment_rail import PaymentRail, PaymentRailError
 from marketplace.runtime import get_runtime
 from marketplace.stripe_webhooks import on_stripe_event
@@ -71,16 +74,24 @@ def handle_payment_succeeded(session: Session, event: dict[str, Any]) -> None:
     if order_id is None:
         log.warning("payment_for_unknown_order", payment_intent=intent.get("id"))
         return
-    order = session.get(Order, order_id)
-    if order is not None and order.status == OrderStatus.CANCELLED:
-        _refund_late_payment(order, intent)
+    try:
+        order = lock_order(session, order_id)  # decide on the order as its last writer left it
+    except OrderNotFound:
+        log.warning("payment_for_unknown_order", payment_intent=intent.get("id"), order_id=str(order_id))
         return
-    if order is not None and not _pays_exactly(order, intent):
-        # Never book shares for money that did not arrive as the order says: the order stays
-        # unpaid (the event is kept as handled, with this error in the log) for an operator.
+    if order.status == OrderStatus.CANCELLED:
+        _give_back(order, intent, "paid after cancellation", "late-payment-refund")
+        return
+    if order.status == OrderStatus.PAID and order.payment_id not in (None, intent.get("id")):
+        _give_back(order, intent, "a second payment for a paid order", f"duplicate-payment-refund-{intent.get('id')}")
+        return
+    if order.status == OrderStatus.AWAITING_PAYMENT and not _pays_exactly(order, intent):
+        # Never book shares for money that did not arrive as the order says.
         log.error("payment_does_not_match_order", order_id=str(order.id), payment_intent=intent.get("id"),
                   received=intent.get("amount_received"), currency=intent.get("currency"),
                   expected=order.total_amount, expected_currency=order.currency)
+        _give_back(order, intent, "the payment does not match the order", "mismatched-payment-refund")
+        cancel_unpaid(session, order.id, reason="the payment did not match the order; it was refunded")
         return
     mark_paid(session, order_id, payment_reference=intent.get("id"))
 
@@ -95,14 +106,14 @@ def _pays_exactly(order: Order, intent: dict[str, Any]) -> bool:
     return _received(intent) == order.total_amount and str(intent.get("currency", "")).upper() == order.currency
 
 
-def _refund_late_payment(order: Order, intent: dict[str, Any]) -> None:
-    """The buyer paid an order that had already been cancelled: give all of it back."""
+def _give_back(order: Order, intent: dict[str, Any], reason: str, key: str) -> None:
+    """Refund everything this PaymentIntent received: money the platform will not book."""
     refund_id = get_runtime().rail.refund(
         payment_id=str(intent["id"]), amount=_received(intent),
-        metadata={"order_id": str(order.id), "reason": "paid after cancellation"},
-        idempotency_key=f"order-{order.id}-late-payment-refund",
+        metadata={"order_id": str(order.id), "reason": reason},
+        idempotency_key=f"order-{order.id}-{key}",
     )  # a PaymentRailError fails this event's handling; the inbox retries it with the same key
-    log.warning("payment_after_cancellation_refunded", order_id=str(order.id), payment_intent=intent["id"],
+    log.warning("payment_refunded_in_full", order_id=str(order.id), payment_intent=intent["id"], reason=reason,
                 refund=refund_id)
 
 
