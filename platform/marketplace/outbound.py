@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -85,9 +88,37 @@ def emit(
     return delivery.id
 
 
-def attempt_delivery(session: Session, delivery: WebhookDelivery, platform_secret: str) -> bool:
+def non_public_destination(url: str) -> str | None:
+    """Why `url` must not be called from the platform's network (its host resolves to a loopback,
+    private, link-local or otherwise non-public address), or None. Checked on every attempt, so a
+    name that later resolves elsewhere is caught too; a name that does not resolve is left to fail
+    as the POST would."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return "refused: the URL has no host"
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except (socket.gaierror, UnicodeError):
+        return None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not address.is_global:
+            return f"refused: {parts.hostname} resolves to a non-public address ({address})"
+    return None
+
+
+def attempt_delivery(
+    session: Session, delivery: WebhookDelivery, platform_secret: str, *, allow_private_hosts: bool = True
+) -> bool:
     """One POST to the recipient, signed with its own secret; records the outcome on the row.
-    True when delivered."""
+    True when delivered. Without `allow_private_hosts`, a URL on a non-public address fails for
+    good without a request."""
+    refused = None if allow_private_hosts else non_public_destination(delivery.url)
+    if refused is not None:
+        delivery.attempts += 1
+        delivery.status, delivery.last_error, delivery.next_attempt_at = "failed", refused, None
+        log.warning("webhook_delivery_refused", delivery_id=str(delivery.id), url=delivery.url, error=refused)
+        return False
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
     secret = recipient_secret(platform_secret, delivery.recipient_type, delivery.recipient_id)
     headers = {
@@ -135,7 +166,8 @@ def deliver(self: Any, delivery_id: str) -> str:
         )
         if delivery is None or delivery.status != "pending":
             return delivery.status if delivery else "missing"
-        ok = attempt_delivery(session, delivery, secret)
+        ok = attempt_delivery(session, delivery, secret,
+                              allow_private_hosts=get_runtime().settings.webhooks_may_reach_private_hosts)
         status, attempts = delivery.status, delivery.attempts
     if not ok and status == "pending" and not self.request.is_eager:
         raise self.retry(countdown=backoff_seconds(attempts))

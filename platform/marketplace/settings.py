@@ -41,6 +41,10 @@ class Settings(BaseSettings):
 
     # Secret used to sign our outbound webhooks to sellers and affiliates.
     webhook_signing_secret: SecretStr = SecretStr(DEFAULT_WEBHOOK_SIGNING_SECRET)
+    # Whether outbound webhooks may go to loopback, private or link-local addresses (a payee's
+    # webhook_url pointing at the platform's own network: SSRF). Unset: allowed in development
+    # and tests (local receivers), refused in production.
+    webhook_allow_private_hosts: bool | None = None
 
     # Rate limits, requests per minute (0 disables).
     rate_limit_per_key_per_minute: int = Field(default=6000, ge=0)
@@ -89,6 +93,12 @@ class Settings(BaseSettings):
     @property
     def broker_url(self) -> str | None:
         return self.celery_broker_url or self.redis_url
+
+    @property
+    def webhooks_may_reach_private_hosts(self) -> bool:
+        if self.webhook_allow_private_hosts is not None:
+            return self.webhook_allow_private_hosts
+        return self.environment != "production"
 
     @property
     def tasks_run_in_process(self) -> bool:

@@ -1,0 +1,87 @@
+"""Outbound webhooks never reach the platform's own network in production: a payee's
+webhook_url on a loopback, private or link-local address fails without a request."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+
+from marketplace.db import session_scope
+from marketplace.outbound import WebhookDelivery, attempt_delivery, non_public_destination
+from marketplace.settings import Settings
+from tests.conftest import Backend
+
+HITS: list[str] = []
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        HITS.append(self.path)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def local_receiver() -> Iterator[str]:
+    HITS.clear()
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "http://localhost/x", "http://10.1.2.3/x",
+                                 "http://169.254.169.254/latest/meta-data", "http://[::1]/x", "http://192.168.0.7/"])
+def test_loopback_private_and_link_local_destinations_are_named_as_refused(url: str) -> None:
+    assert (non_public_destination(url) or "").startswith("refused:")
+
+
+def test_a_public_address_is_not_refused() -> None:
+    assert non_public_destination("https://93.184.215.14/hooks") is None
+
+
+def test_a_delivery_to_a_private_address_fails_for_good_without_a_request_when_not_allowed(
+    env: Backend, local_receiver: str
+) -> None:
+    with session_scope(env.runtime.sessions) as session:  # the row `emit` writes, without its task
+        delivery = WebhookDelivery(recipient_type="seller", recipient_id=uuid.uuid4(), url=local_receiver,
+                                   event_type="order.created", payload={"type": "order.created"})
+        session.add(delivery)
+        session.flush()
+        delivered = attempt_delivery(session, delivery, "secret", allow_private_hosts=False)
+        assert (delivered, delivery.status, delivery.next_attempt_at) == (False, "failed", None)
+        assert delivery.last_error is not None and "non-public address (127.0.0.1)" in delivery.last_error
+    assert HITS == []
+
+
+def test_private_webhook_hosts_are_refused_by_default_in_production_only() -> None:
+    production = {"environment": "production", "database_url": "postgresql+psycopg://db/x",
+                  "webhook_signing_secret": "a-real-secret-for-this-test"}
+    assert Settings(**production).webhooks_may_reach_private_hosts is False  # type: ignore[arg-type]
+    assert Settings(**production, webhook_allow_private_hosts=True).webhooks_may_reach_private_hosts  # type: ignore[arg-type]
+    assert Settings(environment="development").webhooks_may_reach_private_hosts is True
+
+
+def test_the_delivery_task_applies_the_setting(
+    env: Backend, local_receiver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from marketplace.tasking import celery_app
+
+    monkeypatch.setattr(env.runtime.settings, "webhook_allow_private_hosts", False)
+    with session_scope(env.runtime.sessions) as session:
+        delivery = WebhookDelivery(recipient_type="seller", recipient_id=uuid.uuid4(), url=local_receiver,
+                                   event_type="order.created", payload={"type": "order.created"})
+        session.add(delivery)
+        session.flush()
+        delivery_id = delivery.id
+
+    assert celery_app.tasks["webhooks.deliver"].apply(args=(str(delivery_id),)).get() == "failed"
+    assert HITS == []
