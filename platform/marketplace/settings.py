@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # webhook_url pointing at the platform's own network: SSRF). Unset: allowed in development
     # and tests (local receivers), refused in production.
     webhook_allow_private_hosts: bool | None = None
+    # When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (Prometheus' bearer_token).
+    metrics_token: SecretStr | None = None
 
     # Rate limits, requests per minute (0 disables).
     rate_limit_per_key_per_minute: int = Field(default=6000, ge=0)

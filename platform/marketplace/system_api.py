@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -15,7 +16,7 @@ from sqlalchemy import text
 from marketplace import auth, outbound
 from marketplace.auth import Role
 from marketplace.deps import CurrentPrincipal, DbSession, OperatorPrincipal, get_runtime
-from marketplace.errors import Forbidden
+from marketplace.errors import Forbidden, Unauthorized
 from marketplace.metrics import exposition_registry
 from marketplace.runtime import Runtime
 from marketplace.schemas import StrictModel
@@ -63,7 +64,14 @@ def readyz(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Response:
 
 
 @router.get("/metrics", tags=["system"], response_class=Response, include_in_schema=False)
-def metrics() -> Response:
+def metrics(request: Request) -> Response:
+    """Prometheus exposition. With METRICS_TOKEN set, only a scraper sending it as a bearer token
+    reads it (route names and traffic are not for the public)."""
+    token = request.app.state.runtime.settings.metrics_token
+    if token is not None:
+        sent = request.headers.get("authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token.get_secret_value()}".encode()):
+            raise Unauthorized("send the metrics token: Authorization: Bearer <METRICS_TOKEN>")
     return Response(generate_latest(exposition_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
