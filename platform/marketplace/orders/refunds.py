@@ -68,12 +68,13 @@ def _share_reversal(share: int, already: int, qty: int, refunded_before: int, li
 
 
 def _lock_shares(session: Session, order_id: uuid.UUID) -> None:
-    """Lock (and re-read) the order's sub-orders and commissions, after the order row and in id
-    order. The release job moves shares from pending to available holding only these rows
+    """Lock (and re-read) the order's commissions, then its sub-orders, after the order row and in
+    id order. The release job moves shares from pending to available holding only these rows
     (`settlement.release_matured`, SKIP LOCKED): a refund must see a release that committed
     before it got them, and a release must skip the rows of a refund in progress, or the
-    reversal debits the account the share has just left."""
-    for model in (SubOrder, Commission):
+    reversal debits the account the share has just left. Commissions before sub-orders, as a
+    payout freeze locks them (`payouts.journal.lock_claimable`), so the two cannot deadlock."""
+    for model in (Commission, SubOrder):
         session.scalars(
             select(model).where(model.order_id == order_id).order_by(model.id)
             .with_for_update().execution_options(populate_existing=True)
