@@ -210,10 +210,14 @@ def read_me(session: DbSession, principal: AffiliatePrincipal) -> AffiliateOut:
 
 
 @router.patch("/v1/affiliates/me", response_model=AffiliateOut, tags=["affiliates"])
-def update_me(body: AffiliateUpdate, session: DbSession, principal: AffiliatePrincipal) -> AffiliateOut:
+def update_me(
+    body: AffiliateUpdate, session: DbSession, principal: AffiliatePrincipal, runtime: RuntimeDep
+) -> AffiliateOut:
     """Change the fields sent. `splits`: your default commission split (list yourself too) for
     orders not made through a storefront with its own split."""
-    return affiliate_out(applications.update_profile(session, subject(principal), body))
+    return affiliate_out(applications.update_profile(
+        session, subject(principal), body,
+        allow_private_webhook_hosts=runtime.settings.webhooks_may_reach_private_hosts))
 
 
 @router.post("/v1/affiliates/me/payout-account", response_model=PayoutAccountOut, tags=["affiliates"],

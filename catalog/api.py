@@ -87,9 +87,11 @@ def read_me(session: DbSession, principal: SellerPrincipal) -> SellerOut:
 
 
 @router.patch("/v1/sellers/me", response_model=SellerOut, tags=["sellers"])
-def update_me(body: SellerUpdate, session: DbSession, principal: SellerPrincipal) -> SellerOut:
+def update_me(body: SellerUpdate, session: DbSession, principal: SellerPrincipal, runtime: RuntimeDep) -> SellerOut:
     """Change name, website, description or webhook_url (only the fields sent)."""
-    return seller_out(sellers.update_profile(session, _seller_id(principal), body))
+    return seller_out(sellers.update_profile(
+        session, _seller_id(principal), body,
+        allow_private_webhook_hosts=runtime.settings.webhooks_may_reach_private_hosts))
 
 
 def _payout_out(setup: sellers.PayoutSetup) -> PayoutAccountOut:

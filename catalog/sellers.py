@@ -33,6 +33,7 @@ from catalog.schemas import SellerApply, SellerUpdate
 from marketplace import auth, payout_accounts
 from marketplace.auth import IssuedKey, Role
 from marketplace.db import new_id
+from marketplace.outbound import check_webhook_url
 from marketplace.payment_rail import PaymentRail
 from marketplace.payout_accounts import PayoutAccountIn
 from marketplace.schemas import decode_cursor, encode_cursor
@@ -113,7 +114,9 @@ def reject(session: Session, seller_id: uuid.UUID, reason: str) -> Seller:
     return seller
 
 
-def update_profile(session: Session, seller_id: uuid.UUID, data: SellerUpdate) -> Seller:
+def update_profile(
+    session: Session, seller_id: uuid.UUID, data: SellerUpdate, *, allow_private_webhook_hosts: bool = True
+) -> Seller:
     """Change the fields that were sent (name, website, description, webhook_url)."""
     seller = get(session, seller_id, lock=True)
     sent = data.model_fields_set
@@ -127,6 +130,7 @@ def update_profile(session: Session, seller_id: uuid.UUID, data: SellerUpdate) -
         seller.website = str(data.website) if data.website else None
     if "webhook_url" in sent:
         seller.webhook_url = str(data.webhook_url) if data.webhook_url else None
+        check_webhook_url(seller.webhook_url, allow_private_hosts=allow_private_webhook_hosts)
     session.flush()
     if "name" in sent:
         _invalidate_products_of(session, seller.id)

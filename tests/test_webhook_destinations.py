@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from marketplace.db import session_scope
 from marketplace.outbound import WebhookDelivery, attempt_delivery, non_public_destination
@@ -85,3 +86,23 @@ def test_the_delivery_task_applies_the_setting(
 
     assert celery_app.tasks["webhooks.deliver"].apply(args=(str(delivery_id),)).get() == "failed"
     assert HITS == []
+
+
+def test_setting_a_private_webhook_url_is_a_422_where_deliveries_would_refuse_it(
+    client: TestClient, env: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seller = client.post("/v1/sellers", json={"name": "Acme", "email": "acme-hooks@sellers.example"}).json()
+    affiliate = client.post("/v1/affiliates", json={"name": "Guild", "email": "guild-hooks@partners.example",
+                                                    "audience": "makers"}).json()
+    seller_key = {"Authorization": f"Bearer {seller['api_key']}"}
+    affiliate_key = {"Authorization": f"Bearer {affiliate['api_key']}"}
+    private = {"webhook_url": "http://169.254.169.254/latest/meta-data"}
+    assert client.patch("/v1/sellers/me", headers=seller_key, json=private).status_code == 200  # allowed here
+
+    monkeypatch.setattr(env.runtime.settings, "webhook_allow_private_hosts", False)
+    for path, headers in (("/v1/sellers/me", seller_key), ("/v1/affiliates/me", affiliate_key)):
+        refused = client.patch(path, headers=headers, json=private)
+        assert refused.status_code == 422, refused.text
+        assert "non-public address (169.254.169.254)" in refused.json()["detail"]
+    assert client.get("/v1/affiliates/me", headers=affiliate_key).json()["webhook_url"] is None  # nothing saved
+    assert client.patch("/v1/sellers/me", headers=seller_key, json={"webhook_url": None}).status_code == 200

@@ -36,6 +36,7 @@ from marketplace import auth, payout_accounts
 from marketplace.auth import IssuedKey, Role
 from marketplace.clock import clock
 from marketplace.db import new_id
+from marketplace.outbound import check_webhook_url
 from marketplace.payment_rail import PaymentRail
 from marketplace.payout_accounts import PayoutAccountIn
 from marketplace.settings import Settings
@@ -149,7 +150,9 @@ def _invalidate_storefronts(session: Session, affiliate_id: uuid.UUID) -> None:
         session, session.scalars(select(Storefront.id).where(Storefront.affiliate_id == affiliate_id)))
 
 
-def update_profile(session: Session, affiliate_id: uuid.UUID, data: AffiliateUpdate) -> Affiliate:
+def update_profile(
+    session: Session, affiliate_id: uuid.UUID, data: AffiliateUpdate, *, allow_private_webhook_hosts: bool = True
+) -> Affiliate:
     affiliate = get(session, affiliate_id, lock=True)
     sent = data.model_fields_set
     for field in ("name", "audience"):
@@ -164,6 +167,7 @@ def update_profile(session: Session, affiliate_id: uuid.UUID, data: AffiliateUpd
         affiliate.website = str(data.website) if data.website else None
     if "webhook_url" in sent:
         affiliate.webhook_url = str(data.webhook_url) if data.webhook_url else None
+        check_webhook_url(affiliate.webhook_url, allow_private_hosts=allow_private_webhook_hosts)
     if "splits" in sent:
         if data.splits and affiliate.status != AffiliateStatus.APPROVED:
             raise AffiliateNotApproved("splits can be set once an operator has approved you")

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from marketplace.clock import clock
 from marketplace.db import Base, TimestampMixin, new_id
+from marketplace.errors import Unprocessable
 from marketplace.tasking import celery_app, enqueue_after_commit, register_beat, task_session
 
 log = structlog.get_logger(__name__)
@@ -105,6 +106,12 @@ def non_public_destination(url: str) -> str | None:
         if not address.is_global:
             return f"refused: {parts.hostname} resolves to a non-public address ({address})"
     return None
+
+
+def check_webhook_url(url: str | None, *, allow_private_hosts: bool) -> None:
+    """When a payee sets its webhook_url: a 422 now for a URL every delivery would refuse."""
+    if url and not allow_private_hosts and (refused := non_public_destination(url)) is not None:
+        raise Unprocessable(f"webhook_url {refused}; deliveries go to public addresses only")
 
 
 def attempt_delivery(
