@@ -164,8 +164,13 @@ FirstOrderCheck = Callable[[frozenset[UUID], str], set[UUID]]
 SessionFirstOrderCheck = Callable[[Session, frozenset[UUID], str], set[UUID]]
 
 
-def _every_seller_is_new(_session: Session, seller_ids: frozenset[UUID], _buyer_email: str) -> set[UUID]:
+def every_seller_is_new(seller_ids: frozenset[UUID], _buyer_email: str) -> set[UUID]:
+    """The check that reads no history: every buyer is new to every seller."""
     return set(seller_ids)
+
+
+def _every_seller_is_new(_session: Session, seller_ids: frozenset[UUID], buyer_email: str) -> set[UUID]:
+    return every_seller_is_new(seller_ids, buyer_email)
 
 
 _first_order_check: SessionFirstOrderCheck = _every_seller_is_new

@@ -37,10 +37,6 @@ class AttributionNotYours(NotFound):
     title = "Attribution not found"
 
 
-def _every_order_a_first_order(seller_ids: frozenset[uuid.UUID], _buyer_email: str) -> set[uuid.UUID]:
-    return set(seller_ids)
-
-
 def preview(session: Session, store: Store, settings: Settings, principal: Principal,
             data: PreviewIn) -> tuple[list[engine.CartLine], engine.Settlement]:
     merged: dict[uuid.UUID, int] = {}
@@ -84,7 +80,7 @@ def preview(session: Session, store: Store, settings: Settings, principal: Princ
     settlement = engine.settle_cart(
         session, lines, attribution, buyer_email=str(data.buyer_email),
         platform_fee_bps=settings.platform_fee_bps, at=now, coupon_code=data.coupon_code,
-        is_first_order=None if principal.role is Role.OPERATOR else _every_order_a_first_order,
+        is_first_order=None if principal.role is Role.OPERATOR else engine.every_seller_is_new,
     )
     return lines, settlement
 

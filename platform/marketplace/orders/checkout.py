@@ -16,8 +16,6 @@ SQLite (the embedded default) takes the same steps one statement at a time throu
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ from marketplace.orders.models import (
     OrderLine,
     OrderStatus,
     SubOrder,
+    request_fingerprint,
 )
 from marketplace.pgsql import driver_execute, is_postgres
 from marketplace.settings import Settings
@@ -79,7 +78,7 @@ class CheckoutRequest:
 
     def fingerprint(self) -> str:
         payload = {"storefront": self.storefront_slug, "body": self.canonical_body}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        return request_fingerprint(payload)
 
 
 @dataclass(frozen=True, slots=True)

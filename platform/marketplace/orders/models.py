@@ -11,6 +11,8 @@ owes nobody anything, so abandoned carts leave no trace in the ledger.
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -192,6 +194,12 @@ class Refund(TimestampMixin, Base):
     # retry returns this refund and the same key with another request is refused.
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+def request_fingerprint(payload: object) -> str:
+    """What a request sent with an Idempotency-Key asked for, as stored in `request_hash`: a retry
+    must match it; the same key with another request is refused."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class IdempotencyKey(Base):

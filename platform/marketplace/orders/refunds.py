@@ -18,8 +18,6 @@ reversal is refused, the next payout nets it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,11 +42,13 @@ from marketplace.orders.errors import IdempotencyKeyReused, InvalidTransition, R
 from marketplace.orders.models import (
     Commission,
     CommissionStatus,
+    Order,
     OrderLine,
     OrderStatus,
     Refund,
     SubOrder,
     SubOrderStatus,
+    request_fingerprint,
 )
 from marketplace.orders.settlement import lock_order
 from marketplace.tasking import enqueue_after_commit
@@ -90,8 +90,7 @@ class IdempotentRequest:
 
     @classmethod
     def of(cls, key: str, endpoint: str, body: object) -> IdempotentRequest:
-        payload = json.dumps({"endpoint": endpoint, "body": body}, sort_keys=True, default=str)
-        return cls(key, hashlib.sha256(payload.encode()).hexdigest())
+        return cls(key, request_fingerprint({"endpoint": endpoint, "body": body}))
 
 
 def refund_order_once(
@@ -101,7 +100,7 @@ def refund_order_once(
     """`refund_order` for a request with an Idempotency-Key: the first makes the refund; a retry
     (same key, same request) gets that refund back, True, however the order changed since; the
     same key with another request is a 409. Under the order lock, so two at once are one."""
-    lock_order(session, order_id)
+    order = lock_order(session, order_id)
     earlier = session.scalar(select(Refund).where(Refund.order_id == order_id, Refund.idempotency_key == request.key))
     if earlier is not None:
         if earlier.request_hash != request.fingerprint:
@@ -109,7 +108,7 @@ def refund_order_once(
                 "this Idempotency-Key was used for a different refund of this order; use a new key for a new refund"
             )
         return earlier, True
-    refund = refund_order(session, order_id, items, reason=reason, requested_by=requested_by, seller_id=seller_id)
+    refund = _refund_locked(session, order, items, reason=reason, requested_by=requested_by, seller_id=seller_id)
     refund.idempotency_key, refund.request_hash = request.key, request.fingerprint
     return refund, False
 
@@ -119,7 +118,15 @@ def refund_order(
     requested_by: str, seller_id: uuid.UUID | None = None,
 ) -> Refund:
     """Refund the given lines (None: everything left, or everything left of `seller_id`'s part)."""
-    order = lock_order(session, order_id)
+    return _refund_locked(session, lock_order(session, order_id), items, reason=reason,
+                          requested_by=requested_by, seller_id=seller_id)
+
+
+def _refund_locked(
+    session: Session, order: Order, items: Sequence[RefundItem] | None, *, reason: str,
+    requested_by: str, seller_id: uuid.UUID | None,
+) -> Refund:
+    """`refund_order` once the caller holds the order's row lock (`lock_order`)."""
     if order.status != OrderStatus.PAID:
         raise InvalidTransition(f"order {order.id} is {order.status}; only paid orders can be refunded")
     _lock_shares(session, order.id)
