@@ -270,9 +270,10 @@ def send_manual(runtime: Runtime, batch_id: uuid.UUID, item_ids: Sequence[uuid.U
         if not locked:
             return 0, 0
         payees = load_payees(session, [(item.owner_type, item.owner_id) for item in locked])
+        payee_of = {item.id: payees[(item.owner_type, item.owner_id)] for item in locked}
         # A payee held (or no longer payable) since the freeze gets no export line: failed, its
         # money back to its available balance.
-        blocked = {item.id: payees[(item.owner_type, item.owner_id)].blocked_reason(item.rail) for item in locked}
+        blocked = {item.id: payee_of[item.id].blocked_reason(item.rail) for item in locked}
         items = [item for item in locked if blocked[item.id] is None]
         references = {item.id: transfer(rail, item) for item in items}  # ManualRail: never raises
         for item in items:
@@ -281,10 +282,9 @@ def send_manual(runtime: Runtime, batch_id: uuid.UUID, item_ids: Sequence[uuid.U
             export.append(session, settings, batch, items)
             _pause(settings)
         journal.write(session, [
-            record_paid(session, item, references[item.id], payees[(item.owner_type, item.owner_id)].webhook_url)
+            record_paid(session, item, references[item.id], payee_of[item.id].webhook_url)
             if blocked[item.id] is None else
-            record_failed(session, item, f"not sent: {blocked[item.id]}",
-                          payees[(item.owner_type, item.owner_id)].webhook_url)
+            record_failed(session, item, f"not sent: {blocked[item.id]}", payee_of[item.id].webhook_url)
             for item in locked
         ])
         return len(items), len(locked) - len(items)
