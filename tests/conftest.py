@@ -8,10 +8,13 @@ With CI=true a missing PostgreSQL or Redis fails the run instead of skipping tes
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -168,3 +171,36 @@ def operator(operator_key: str) -> dict[str, str]:
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class WebhookReceiver(BaseHTTPRequestHandler):
+    """A local endpoint for outbound webhooks: records each POST (headers, body); answers 503 to
+    as many first requests as `fail_first` holds entries."""
+
+    received: list[tuple[dict[str, str], bytes]] = []
+    fail_first: list[bool] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.fail_first:
+            self.fail_first.pop()
+            self.send_response(503)
+            self.end_headers()
+            return
+        self.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[str]:
+    """The URL of a fresh WebhookReceiver on 127.0.0.1."""
+    WebhookReceiver.received = []
+    WebhookReceiver.fail_first = []
+    server = HTTPServer(("127.0.0.1", 0), WebhookReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    server.shutdown()

@@ -3,11 +3,7 @@ webhook_url on a loopback, private or link-local address fails without a request
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,28 +11,7 @@ from fastapi.testclient import TestClient
 from marketplace.db import session_scope
 from marketplace.outbound import WebhookDelivery, attempt_delivery, non_public_destination
 from marketplace.settings import Settings
-from tests.conftest import Backend
-
-HITS: list[str] = []
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        HITS.append(self.path)
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def local_receiver() -> Iterator[str]:
-    HITS.clear()
-    server = HTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    server.shutdown()
+from tests.conftest import Backend, WebhookReceiver
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "http://localhost/x", "http://10.1.2.3/x",
@@ -50,17 +25,17 @@ def test_a_public_address_is_not_refused() -> None:
 
 
 def test_a_delivery_to_a_private_address_fails_for_good_without_a_request_when_not_allowed(
-    env: Backend, local_receiver: str
+    env: Backend, webhook_receiver: str
 ) -> None:
     with session_scope(env.runtime.sessions) as session:  # the row `emit` writes, without its task
-        delivery = WebhookDelivery(recipient_type="seller", recipient_id=uuid.uuid4(), url=local_receiver,
+        delivery = WebhookDelivery(recipient_type="seller", recipient_id=uuid.uuid4(), url=webhook_receiver,
                                    event_type="order.created", payload={"type": "order.created"})
         session.add(delivery)
         session.flush()
         delivered = attempt_delivery(session, delivery, "secret", allow_private_hosts=False)
         assert (delivered, delivery.status, delivery.next_attempt_at) == (False, "failed", None)
         assert delivery.last_error is not None and "non-public address (127.0.0.1)" in delivery.last_error
-    assert HITS == []
+    assert WebhookReceiver.received == []
 
 
 def test_private_webhook_hosts_are_refused_by_default_in_production_only() -> None:
@@ -72,20 +47,20 @@ def test_private_webhook_hosts_are_refused_by_default_in_production_only() -> No
 
 
 def test_the_delivery_task_applies_the_setting(
-    env: Backend, local_receiver: str, monkeypatch: pytest.MonkeyPatch
+    env: Backend, webhook_receiver: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from marketplace.tasking import celery_app
 
     monkeypatch.setattr(env.runtime.settings, "webhook_allow_private_hosts", False)
     with session_scope(env.runtime.sessions) as session:
-        delivery = WebhookDelivery(recipient_type="seller", recipient_id=uuid.uuid4(), url=local_receiver,
+        delivery = WebhookDelivery(recipient_type="seller", recipient_id=uuid.uuid4(), url=webhook_receiver,
                                    event_type="order.created", payload={"type": "order.created"})
         session.add(delivery)
         session.flush()
         delivery_id = delivery.id
 
     assert celery_app.tasks["webhooks.deliver"].apply(args=(str(delivery_id),)).get() == "failed"
-    assert HITS == []
+    assert WebhookReceiver.received == []
 
 
 def test_setting_a_private_webhook_url_is_a_422_where_deliveries_would_refuse_it(

@@ -4,19 +4,14 @@ engine the preview endpoint uses, and signed webhooks to sellers."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from marketplace.db import session_scope
 from marketplace.outbound import WebhookDelivery, sign
-from tests.conftest import Backend
+from tests.conftest import Backend, WebhookReceiver
 from tests.orders.world import World, cart, checkout, ok, worked_example
 
 
@@ -74,36 +69,6 @@ def test_coupon_discounts_the_buyer_and_credits_its_affiliate(
     assert full["shares"][0]["seller_net"]["amount"] == 7200
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]] = []
-    fail_first: list[bool] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.fail_first:
-            self.fail_first.pop()
-            self.send_response(503)
-            self.end_headers()
-            return
-        self.received.append((dict(self.headers), body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[str]:
-    _Receiver.received = []
-    _Receiver.fail_first = []
-    server = HTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    server.shutdown()
-
-
 def test_a_browser_that_followed_a_referral_link_is_attributed_by_its_mk_ref_cookie(
     client: TestClient, operator: dict[str, str], env: Backend
 ) -> None:
@@ -121,12 +86,12 @@ def test_a_browser_that_followed_a_referral_link_is_attributed_by_its_mk_ref_coo
 
 
 def test_seller_gets_a_signed_order_created_webhook_and_failures_are_logged_for_retry(
-    client: TestClient, operator: dict[str, str], env: Backend, receiver: str
+    client: TestClient, operator: dict[str, str], env: Backend, webhook_receiver: str
 ) -> None:
     world = World(client, operator)
-    world.seller("X", webhook_url=receiver)
+    world.seller("X", webhook_url=webhook_receiver)
     world.product("X", "Studio Suite", [("X-PRO", "Pro", 5000, 10)])
-    _Receiver.fail_first = [True]  # the first delivery attempt gets a 503
+    WebhookReceiver.fail_first = [True]  # the first delivery attempt gets a 503
     order = ok(checkout(client, None, cart(world, ("X-PRO", 1))), 201)
     ok(client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator))
     with session_scope(env.runtime.sessions) as session:
@@ -136,7 +101,7 @@ def test_seller_gets_a_signed_order_created_webhook_and_failures_are_logged_for_
     from marketplace.tasking import celery_app
 
     celery_app.tasks["webhooks.deliver"].apply(args=(str(delivery.id),))
-    headers, body = _Receiver.received[0]
+    headers, body = WebhookReceiver.received[0]
     timestamp = headers["Marketplace-Signature"].split(",")[0][2:]
     # Verified with the seller's own secret, read with its own key; another seller's does not verify.
     secret = ok(client.get("/v1/webhook-secret", headers=world.sellers["X"].headers))["secret"]
