@@ -63,9 +63,9 @@ from affiliates.schemas import (
 from affiliates.service import applications, coupons, links, preview, programs, storefronts
 from affiliates.service.common import subject
 from catalog.schemas import CatalogProductOut
-from marketplace.auth import Principal, Role
-from marketplace.db import autocommit_engine, session_scope
-from marketplace.deps import (
+from kernel.auth import Principal, Role
+from kernel.db import autocommit_engine, session_scope
+from kernel.deps import (
     AffiliatePrincipal,
     CurrentPrincipal,
     DbSession,
@@ -76,10 +76,10 @@ from marketplace.deps import (
     get_runtime,
     require,
 )
-from marketplace.errors import ProblemDetail
-from marketplace.payout_accounts import PayoutAccountIn, PayoutAccountOut
-from marketplace.runtime import Runtime
-from marketplace.schemas import Page, money
+from kernel.errors import ProblemDetail
+from kernel.payout_accounts import PayoutAccountIn, PayoutAccountOut
+from kernel.runtime import Runtime
+from kernel.schemas import Page, money
 
 router = APIRouter(dependencies=[StrictQuery])
 # The public routes every buyer visit hits (a storefront's listing, a product, a referral link),

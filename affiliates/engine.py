@@ -1,6 +1,6 @@
 """The commission engine: attribution and every party's share of a cart, in one place.
 
-Checkout (marketplace.orders.checkout) and the preview endpoint (POST /v1/commissions/preview)
+Checkout (orders.checkout) and the preview endpoint (POST /v1/commissions/preview)
 both call `resolve_attribution` then `settle_cart`, so a preview is exactly what checkout books.
 
 Split of one order line (all integer minor units; rates in basis points):
@@ -13,7 +13,7 @@ Split of one order line (all integer minor units; rates in basis points):
     seller_net   = amount - platform_fee - sum(commissions)          the residual: nothing is lost
 
 `bps_share` rounds half to even; splits use largest remainder, ties to the partner listed first
-(`marketplace.money.allocate`). Every commission is funded by the seller (it comes out of the
+(`kernel.money.allocate`). Every commission is funded by the seller (it comes out of the
 seller's residual); the platform fee is computed on the amount, independently of commissions.
 
 Attribution rule (one per order; `resolve_attribution`):
@@ -69,9 +69,9 @@ from affiliates.models import (
     Storefront,
 )
 from affiliates.plans import Plan, Rate, evaluate_line
-from marketplace.clock import as_utc
-from marketplace.money import allocate, bps_share
-from marketplace.pgsql import is_postgres, precompile
+from kernel.clock import as_utc
+from kernel.money import allocate, bps_share
+from kernel.pgsql import is_postgres, precompile
 
 # ---------------------------------------------------------------------------------------------
 # The interface checkout uses
@@ -273,13 +273,13 @@ def resolve_attribution(
 # more CPU than running it (loadtests/README.md). The memoized statement objects are reused, and
 # run on the session's connection (Core): they select columns, not entities, so the ORM's
 # per-execution compile state is pure overhead. On PostgreSQL they are compiled to SQL text once
-# and sent with exec_driver_sql (marketplace.pgsql: ~80 us less per statement); lists are bound
+# and sent with exec_driver_sql (kernel.pgsql: ~80 us less per statement); lists are bound
 # as arrays there (= ANY) so the text is constant. (Sessions here do not autoflush; callers flush.)
 
 
 def _in_list(column: Any, name: str, postgres: bool) -> Any:
     """`column IN (:name...)`; on PostgreSQL `column = ANY(:name)` with the list bound as one
-    array, so the statement compiles to constant text (marketplace.pgsql)."""
+    array, so the statement compiles to constant text (kernel.pgsql)."""
     return column == any_(bindparam(name)) if postgres else column.in_(bindparam(name, expanding=True))
 
 

@@ -1,9 +1,9 @@
-"""Domain errors of the affiliates package (problem+json through marketplace.errors)."""
+"""Domain errors of the affiliates package (problem+json through kernel.errors)."""
 
 from __future__ import annotations
 
-from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
-from marketplace.payout_accounts import PaymentRailUnavailable, PayoutAccountConflict, PayoutAccountInvalid
+from kernel.errors import Conflict, Forbidden, NotFound, Unprocessable
+from kernel.payout_accounts import PaymentRailUnavailable, PayoutAccountConflict, PayoutAccountInvalid
 
 # Shared with sellers (the payout-account rules live in the kernel), re-exported for this package.
 __all__ = ["PaymentRailFailed", "PaymentRailUnavailable", "PayoutAccountConflict", "PayoutAccountInvalid"]

@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from marketplace.money import bps_share
+from kernel.money import bps_share
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, BaseModel, EmailStr, Field, field_validator, model_validator
 
 from affiliates.models import AffiliateStatus, MembershipStatus, PayoutAccountStatus
-from marketplace.money import MoneyError, normalize_currency
-from marketplace.schemas import MAX_AMOUNT, Currency, MoneyOut, StrictModel
+from kernel.money import MoneyError, normalize_currency
+from kernel.schemas import MAX_AMOUNT, Currency, MoneyOut, StrictModel
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Bps = Annotated[int, Field(ge=0, le=10_000, description="basis points: 100 = 1 %")]

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from affiliates.service.applications import apply_stripe_account_update
-from marketplace.stripe_webhooks import on_stripe_event
+from kernel.stripe_webhooks import on_stripe_event
 
 
 @on_stripe_event("account.updated")

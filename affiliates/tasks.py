@@ -6,8 +6,8 @@ import structlog
 
 from affiliates import stripe_events as _stripe_events  # noqa: F401  (registers the account.updated handler)
 from affiliates.service.links import COUNTER_PREFIX, add_daily_counts, parse_counters, restore_counters
-from marketplace.runtime import get_runtime
-from marketplace.tasking import celery_app, register_beat, task_session
+from kernel.runtime import get_runtime
+from kernel.tasking import celery_app, register_beat, task_session
 
 log = structlog.get_logger(__name__)
 

@@ -29,8 +29,8 @@ from catalog.schemas import (
     VariantOut,
     VariantUpdate,
 )
-from marketplace.auth import Principal, Role
-from marketplace.deps import (
+from kernel.auth import Principal, Role
+from kernel.deps import (
     CurrentPrincipal,
     DbSession,
     OperatorPrincipal,
@@ -40,10 +40,10 @@ from marketplace.deps import (
     get_runtime,
     require,
 )
-from marketplace.errors import ProblemDetail
-from marketplace.payout_accounts import PayoutAccountIn, PayoutAccountOut
-from marketplace.runtime import Runtime
-from marketplace.schemas import Page
+from kernel.errors import ProblemDetail
+from kernel.payout_accounts import PayoutAccountIn, PayoutAccountOut
+from kernel.runtime import Runtime
+from kernel.schemas import Page
 
 router = APIRouter(dependencies=[StrictQuery])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -30,9 +30,9 @@ from catalog.errors import InvalidProduct
 from catalog.models import Product, ProductStatus, Seller, SellerStatus, Variant
 from catalog.products import catalog_out, product_out
 from catalog.schemas import CatalogProductOut, CatalogSort
-from marketplace.errors import Unprocessable
-from marketplace.money import MoneyError, normalize_currency
-from marketplace.schemas import MAX_AMOUNT, holds_nul
+from kernel.errors import Unprocessable
+from kernel.money import MoneyError, normalize_currency
+from kernel.schemas import MAX_AMOUNT, holds_nul
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,8 +50,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from catalog.schemas import ProductOut
-from marketplace.cache import RedisStore, Store
-from marketplace.runtime import get_runtime
+from kernel.cache import RedisStore, Store
+from kernel.runtime import get_runtime
 
 log = structlog.get_logger(__name__)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
-from marketplace.payout_accounts import PaymentRailUnavailable, PayoutAccountConflict, PayoutAccountInvalid
+from kernel.errors import Conflict, Forbidden, NotFound, Unprocessable
+from kernel.payout_accounts import PaymentRailUnavailable, PayoutAccountConflict, PayoutAccountInvalid
 
 __all__ = ["PaymentRailUnavailable", "PayoutAccountConflict", "PayoutAccountInvalid"]  # shared with affiliates (kernel)
 

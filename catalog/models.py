@@ -34,9 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from marketplace.clock import clock
-from marketplace.db import Base, TimestampMixin, new_id
-from marketplace.payout_accounts import PayoutAccountStatus
+from kernel.clock import clock
+from kernel.db import Base, TimestampMixin, new_id
+from kernel.payout_accounts import PayoutAccountStatus
 
 
 class SellerStatus(enum.StrEnum):

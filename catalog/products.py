@@ -3,7 +3,7 @@
 Rules:
 * A seller sees and changes only its own products; another seller's product id is a 404 (never
   a 403: ids must not leak). An operator sees and may change every product.
-* Prices are integer minor units > 0 in a currency of `marketplace.money` (so 2 or 0 decimals);
+* Prices are integer minor units > 0 in a currency of `kernel.money` (so 2 or 0 decimals);
   every variant of a product has the product's currency. SKUs are unique per seller.
 * Nothing is deleted: products are archived (read-only from then on), variants deactivated.
 * Every change bumps `product.version`, recomputes `min_price_amount` and drops the product's
@@ -50,10 +50,10 @@ from catalog.schemas import (
     VariantOut,
     VariantUpdate,
 )
-from marketplace.auth import Principal
-from marketplace.cache import Store
-from marketplace.db import new_id
-from marketplace.schemas import decode_cursor, encode_cursor, money
+from kernel.auth import Principal
+from kernel.cache import Store
+from kernel.db import new_id
+from kernel.schemas import decode_cursor, encode_cursor, money
 
 # --- shapes -------------------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, BaseModel, EmailStr, Field, field_validator, model_validator
 
 from catalog.models import PayoutAccountStatus, ProductStatus, SellerStatus
-from marketplace.money import MoneyError, normalize_currency
-from marketplace.schemas import MAX_AMOUNT, Currency, MoneyOut, StrictModel
+from kernel.money import MoneyError, normalize_currency
+from kernel.schemas import MAX_AMOUNT, Currency, MoneyOut, StrictModel
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=20_000)]

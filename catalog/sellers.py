@@ -30,14 +30,14 @@ from catalog.errors import (
 )
 from catalog.models import Product, Seller, SellerStatus
 from catalog.schemas import SellerApply, SellerUpdate
-from marketplace import auth, payout_accounts
-from marketplace.auth import IssuedKey, Role
-from marketplace.db import new_id
-from marketplace.outbound import check_webhook_url
-from marketplace.payment_rail import PaymentRail
-from marketplace.payout_accounts import PayoutAccountIn
-from marketplace.schemas import decode_cursor, encode_cursor
-from marketplace.settings import Settings
+from kernel import auth, payout_accounts
+from kernel.auth import IssuedKey, Role
+from kernel.db import new_id
+from kernel.outbound import check_webhook_url
+from kernel.payment_rail import PaymentRail
+from kernel.payout_accounts import PayoutAccountIn
+from kernel.schemas import decode_cursor, encode_cursor
+from kernel.settings import Settings
 
 log = structlog.get_logger(__name__)
 

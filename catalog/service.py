@@ -3,7 +3,7 @@
 The rules live in smaller modules (sellers, products, browse, stock, cache); this module names
 the functions other domains may rely on, so their imports do not follow internal moves.
 
-For checkout (marketplace.orders):
+For checkout (orders):
 * `load_variants_for_checkout(session, variant_ids) -> dict[UUID, VariantForCheckout]`
 * `reserve_stock(session, variant_id, quantity) -> bool`
 * `release_stock(session, variant_id, quantity) -> None`

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from catalog.cache import StockLevel, drop_stock_after_commit, lower_stock_after_commit
 from catalog.models import Product, ProductStatus, Seller, SellerStatus, Variant
-from marketplace.pgsql import is_postgres, precompile
+from kernel.pgsql import is_postgres, precompile
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class VariantForCheckout:
 def _checkout_variants_stmt(postgres: bool) -> Any:
     """Built once: building this join (and SQLAlchemy's cache key for it) on every checkout cost
     more CPU than running it (see loadtests/README.md). On PostgreSQL it is compiled to text once
-    (`marketplace.pgsql`), the ids bound as one array."""
+    (`kernel.pgsql`), the ids bound as one array."""
     ids = Variant.id == any_(bindparam("ids")) if postgres else Variant.id.in_(bindparam("ids", expanding=True))
     stmt = (
         select(
@@ -122,7 +122,7 @@ def reserve_stock(session: Session, variant_id: uuid.UUID, quantity: int) -> boo
 def reserve_cart_ctes(gate: str = "(SELECT ok FROM fits)", gate_ctes: str = "") -> str:
     """A whole cart's reservation, all or nothing, as CTEs for ONE PostgreSQL statement (the
     checkout appends its own inserts, so a cart is checked, reserved and written in one round
-    trip; see marketplace.orders.checkout). Parameters: %(ids)s uuid[] and %(qs)s integer[] (one
+    trip; see orders.checkout). Parameters: %(ids)s uuid[] and %(qs)s integer[] (one
     entry per variant, same order), %(now)s.
 
     CTEs: `locked` (id, stock) of the cart's variants, locked; `fits` (one row: ok) true when

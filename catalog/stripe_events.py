@@ -1,6 +1,6 @@
 """Stripe events the catalog handles (registered with the kernel's webhook inbox).
 
-Listed in marketplace.tasking.TASK_MODULES so the Celery worker registers these handlers too.
+Listed in kernel.tasking.TASK_MODULES so the Celery worker registers these handlers too.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from catalog.sellers import apply_stripe_account_update
-from marketplace.stripe_webhooks import on_stripe_event
+from kernel.stripe_webhooks import on_stripe_event
 
 
 @on_stripe_event("account.updated")

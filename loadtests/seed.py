@@ -1,7 +1,7 @@
 """Seed a running deployment for the load test, through its public HTTP API.
 
 Only one thing bypasses the API: an operator key, issued straight into the database
-(`marketplace.auth.issue_key`), because the API issues operator keys only to operators.
+(`kernel.auth.issue_key`), because the API issues operator keys only to operators.
 Everything else is done the way sellers, affiliates and operators do it, so the seeded world
 goes through the same validation and cache invalidation as real traffic.
 
@@ -72,10 +72,10 @@ def _ok(response: httpx.Response, status: int = 200) -> Any:
 
 def issue_operator_key(database_url: str) -> str:
     """An operator key written straight into the database (the API only lets operators make them)."""
-    from marketplace import auth
-    from marketplace.db import session_scope
-    from marketplace.runtime import Runtime
-    from marketplace.settings import Settings
+    from kernel import auth
+    from kernel.db import session_scope
+    from kernel.runtime import Runtime
+    from kernel.settings import Settings
 
     runtime = Runtime(Settings(database_url=database_url, redis_url=None))
     try:
@@ -209,7 +209,7 @@ def _oversold_sqlalchemy(database_url: str, initial: dict[str, int]) -> int:
     from sqlalchemy import and_, create_engine, func, select
 
     from catalog.models import Variant
-    from marketplace.orders.models import Order, OrderLine, SubOrder
+    from orders.models import Order, OrderLine, SubOrder
 
     engine = create_engine(database_url)
     held = func.coalesce(func.sum(OrderLine.quantity), 0)

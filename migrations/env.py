@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from kernel.settings import get_settings
 from marketplace.models import metadata
-from marketplace.settings import get_settings
 
 config = context.config
 

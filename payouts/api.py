@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from marketplace.auth import Principal, Role
-from marketplace.deps import CurrentPrincipal, DbSession, OperatorPrincipal, StrictQuery, get_runtime
-from marketplace.errors import Forbidden
-from marketplace.runtime import Runtime
-from marketplace.schemas import Page, decode_cursor, encode_cursor
-from marketplace.tasking import enqueue_after_commit
+from kernel.auth import Principal, Role
+from kernel.deps import CurrentPrincipal, DbSession, OperatorPrincipal, StrictQuery, get_runtime
+from kernel.errors import Forbidden
+from kernel.runtime import Runtime
+from kernel.schemas import Page, decode_cursor, encode_cursor
+from kernel.tasking import enqueue_after_commit
 from payouts import holds, planning, queries, reconcile, views
 from payouts import tasks as _tasks  # noqa: F401  (registers the tasks this process enqueues)
 from payouts.schemas import (

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marketplace.ledger import (
+from kernel.ledger import (
     AFFILIATE,
     AVAILABLE,
     IN_TRANSIT,
@@ -34,7 +34,7 @@ from marketplace.ledger import (
     JournalTransaction,
     register_audit_check,
 )
-from marketplace.orders.models import Commission, CommissionStatus, SubOrder
+from orders.models import Commission, CommissionStatus, SubOrder
 from payouts.models import (
     IN_FLIGHT_ITEM_STATUSES,
     KIND_FAILED,

@@ -7,7 +7,6 @@
     marketplace payouts status BATCH_ID            counts and amounts per item state
     marketplace payouts list                       recent batches
     marketplace payouts reconcile BATCH_ID         compare the paid items with the rail
-    marketplace payouts bench --payees 10000       time a batch of synthetic payees (a scratch database)
 """
 
 from __future__ import annotations
@@ -23,11 +22,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from marketplace.db import session_scope
-from marketplace.errors import AppError
-from marketplace.money import format_minor
-from marketplace.runtime import Runtime, get_runtime
-from marketplace.tasking import celery_app
+from kernel.db import session_scope
+from kernel.errors import AppError
+from kernel.money import format_minor
+from kernel.runtime import Runtime, get_runtime
+from kernel.tasking import celery_app
 from payouts import planning, queries, reconcile, runner
 from payouts import tasks as _tasks  # noqa: F401  (registers the tasks this process enqueues)
 from payouts.models import BatchStatus, PayoutBatch
@@ -41,8 +40,6 @@ CLI_ACTOR = "cli"
 
 def _runtime() -> Runtime:
     """This process's runtime (the one in-process tasks use too), from the environment."""
-    import marketplace.models  # noqa: F401  (every table, for the payee look-ups)
-
     return get_runtime()
 
 
@@ -273,26 +270,4 @@ def reconcile_cmd(batch_id: str) -> None:
         table.add_row(m["kind"], str(m["item_id"]), str(m["reference"]), m["detail"])
     console.print(table)
     raise typer.Exit(1)
-
-
-@app.command("bench")
-def bench_cmd(
-    payees: int = typer.Option(10_000, min=1, help="synthetic sellers, each with an available balance"),
-    database_url: str = typer.Option(
-        "", help="an EMPTY scratch database (default: a new SQLite file in a temporary directory)"),
-    workers: int = typer.Option(1, min=1, max=16, help="runs at once on threads (PostgreSQL; SQLite serialises)"),
-    chunk: int = typer.Option(100, min=1, max=1000, help="items per transaction"),
-) -> None:
-    """Time a whole batch (manual rail) of N payees: create, run, audit. Prints payees/second."""
-    from payouts import bench
-
-    report = bench.run(payees=payees, database_url=database_url or None, workers=workers, chunk=chunk,
-                       log=console.print)
-    table = Table("step", "seconds", "payees/s", title=f"payout batch of {payees} payees ({report.database})")
-    for step, seconds in report.timings.items():
-        table.add_row(step, f"{seconds:.2f}", f"{payees / seconds:,.0f}" if seconds else "-")
-    console.print(table)
-    console.print(f"paid {report.paid}/{payees}; ledger audit: {'clean' if not report.findings else report.findings}")
-    if report.paid != payees or report.findings:
-        raise typer.Exit(1)
 

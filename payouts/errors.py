@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marketplace.errors import Conflict, NotFound, Unprocessable
+from kernel.errors import Conflict, NotFound, Unprocessable
 
 
 class BatchNotFound(NotFound):

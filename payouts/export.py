@@ -25,9 +25,9 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.clock import clock
-from marketplace.money import exponent
-from marketplace.settings import Settings
+from kernel.clock import clock
+from kernel.money import exponent
+from kernel.settings import Settings
 from payouts.models import ItemStatus, PayoutBatch, PayoutItem
 
 COLUMNS = ["reference", "payout_item_id", "payee_type", "payee_id", "payee_name", "bank_reference",

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from marketplace.clock import clock
+from kernel.clock import clock
 from payouts.errors import HoldConflict, HoldNotFound, PayeeNotFound
 from payouts.models import PayoutHold
 from payouts.payees import load_payees

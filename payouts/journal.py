@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from marketplace.clock import clock
-from marketplace.db import new_id
-from marketplace.ledger import (
+from kernel.clock import clock
+from kernel.db import new_id
+from kernel.ledger import (
     AFFILIATE,
     AVAILABLE,
     IN_TRANSIT,
@@ -38,7 +38,7 @@ from marketplace.ledger import (
     LedgerError,
     Posting,
 )
-from marketplace.orders.models import Commission, CommissionStatus, SubOrder
+from orders.models import Commission, CommissionStatus, SubOrder
 from payouts.models import KIND_FAILED, KIND_FREEZE, KIND_PAID, REFERENCE_TYPE, PayoutItem
 from payouts.payees import PayeeKey
 

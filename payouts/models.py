@@ -35,8 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from marketplace.clock import clock
-from marketplace.db import Base, TimestampMixin, new_id
+from kernel.clock import clock
+from kernel.db import Base, TimestampMixin, new_id
 
 # The journal transactions of a payout item (see payouts/journal.py), reference ("payout_item", id).
 KIND_FREEZE = "payout.freeze"
@@ -250,8 +250,3 @@ class PayoutHold(Base):
     created_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
     released_by: Mapped[str | None] = mapped_column(String(60))
     released_at: Mapped[datetime | None] = mapped_column()
-
-
-# Loading the payout tables registers their ledger audit check (`marketplace ledger audit` and
-# the tests import every domain's models). At the bottom: audit.py imports the classes above.
-from payouts import audit as _audit  # noqa: E402, F401

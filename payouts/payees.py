@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from affiliates.models import Affiliate
 from catalog.models import Seller
-from marketplace.ledger import AFFILIATE, SELLER
+from kernel.ledger import AFFILIATE, SELLER
 from payouts.models import PayoutHold
 
 PayeeKey = tuple[str, uuid.UUID]  # (owner_type, owner_id), the ledger's account owner

@@ -16,11 +16,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from marketplace.clock import clock
-from marketplace.db import new_id
-from marketplace.money import format_minor, normalize_currency
-from marketplace.settings import Settings
-from marketplace.tasking import enqueue_after_commit
+from kernel.clock import clock
+from kernel.db import new_id
+from kernel.money import format_minor, normalize_currency
+from kernel.settings import Settings
+from kernel.tasking import enqueue_after_commit
 from payouts.errors import BatchNotFound, BatchStateConflict, NothingToPay, OpenBatchExists
 from payouts.journal import available_balances
 from payouts.models import BatchStatus, ItemStatus, PayoutBatch, PayoutItem

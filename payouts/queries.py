@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marketplace.auth import Principal
-from marketplace.orders.models import Commission, SubOrder
+from kernel.auth import Principal
+from orders.models import Commission, SubOrder
 from payouts.errors import BatchNotFound, PayoutNotFound
 from payouts.models import ItemStatus, PayoutBatch, PayoutItem, PayoutRecovery
 

@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.db import session_scope
-from marketplace.runtime import Runtime
+from kernel.db import session_scope
+from kernel.runtime import Runtime
 from payouts import export
 from payouts.errors import BatchNotFound, RailMismatch
 from payouts.models import ItemStatus, PayoutBatch, PayoutItem, PayoutReconciliation

@@ -33,12 +33,12 @@ import structlog
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from marketplace import ledger
-from marketplace.clock import clock
-from marketplace.db import session_scope
-from marketplace.ledger import AFFILIATE, AVAILABLE, PAID_OUT, PLATFORM, SELLER, JournalEntry, Posting
-from marketplace.payment_rail import PaymentRailError
-from marketplace.runtime import Runtime
+from kernel import ledger
+from kernel.clock import clock
+from kernel.db import session_scope
+from kernel.ledger import AFFILIATE, AVAILABLE, PAID_OUT, PLATFORM, SELLER, JournalEntry, Posting
+from kernel.payment_rail import PaymentRailError
+from kernel.runtime import Runtime
 from payouts.models import (
     KIND_RECOVERED,
     RECOVERY_REFERENCE_TYPE,

@@ -43,14 +43,14 @@ import structlog
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from marketplace import outbound
-from marketplace.clock import clock
-from marketplace.db import session_scope
-from marketplace.money import format_minor
-from marketplace.payment_rail import PaymentRail, PaymentRailError
-from marketplace.runtime import Runtime
-from marketplace.settings import Settings
-from marketplace.tasking import enqueue_after_commit
+from kernel import outbound
+from kernel.clock import clock
+from kernel.db import session_scope
+from kernel.money import format_minor
+from kernel.payment_rail import PaymentRail, PaymentRailError
+from kernel.runtime import Runtime
+from kernel.settings import Settings
+from kernel.tasking import enqueue_after_commit
 from payouts import export, journal
 from payouts.errors import RailMismatch
 from payouts.models import (

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from marketplace.schemas import KnownCurrency, MoneyOut, StrictModel
+from kernel.schemas import KnownCurrency, MoneyOut, StrictModel
 
 PayeeType = Literal["seller", "affiliate"]
 BatchStatusName = Literal["awaiting_approval", "approved", "running", "completed", "cancelled"]

@@ -5,7 +5,7 @@ item back to be paid again."""
 
 from __future__ import annotations
 
-from marketplace.clock import clock
+from kernel.clock import clock
 from payouts.errors import InvalidItemTransition
 from payouts.models import ITEM_TRANSITIONS, ItemStatus, PayoutItem
 

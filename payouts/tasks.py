@@ -14,11 +14,11 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from marketplace.clock import clock
-from marketplace.ledger import AVAILABLE, JournalEntry
-from marketplace.runtime import get_runtime
-from marketplace.settings import get_settings
-from marketplace.tasking import celery_app, register_beat, task_session
+from kernel.clock import clock
+from kernel.ledger import AVAILABLE, JournalEntry
+from kernel.runtime import get_runtime
+from kernel.settings import get_settings
+from kernel.tasking import celery_app, register_beat, task_session
 from payouts import planning, reconcile, recoveries, runner
 from payouts.errors import NothingToPay, OpenBatchExists
 from payouts.models import BatchStatus, PayoutBatch, PayoutItem

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from marketplace.schemas import money
+from kernel.schemas import money
 from payouts.models import PayoutBatch, PayoutHold, PayoutItem, PayoutReconciliation, PayoutRecovery
 from payouts.planning import Preview, PreviewLine
 from payouts.queries import Progress

@@ -22,15 +22,15 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from marketplace import auth
+from kernel import auth
+from kernel.auth import Role
+from kernel.clock import clock
+from kernel.db import session_scope
+from kernel.runtime import Runtime, set_runtime
+from kernel.settings import Settings
 from marketplace.app import create_app
-from marketplace.auth import Role
-from marketplace.clock import clock
-from marketplace.db import session_scope
 from marketplace.migrate import upgrade
 from marketplace.models import metadata
-from marketplace.runtime import Runtime, set_runtime
-from marketplace.settings import Settings
 
 pytest_plugins = ["tests.fake_stripe.fixture"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from kernel.deps import PublicRateLimit
+from kernel.runtime import Runtime
 from marketplace.app import create_app
-from marketplace.deps import PublicRateLimit
-from marketplace.runtime import Runtime
 from tests.conftest import Backend, bearer, make_settings
 
 PROBLEM = "application/problem+json"

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from marketplace import ledger
-from marketplace.db import session_scope
-from marketplace.money import Money, MoneyError, allocate, bps_share, prorate, round_half_even_div, to_minor
+from kernel import ledger
+from kernel.db import session_scope
+from kernel.money import Money, MoneyError, allocate, bps_share, prorate, round_half_even_div, to_minor
 from tests.conftest import Backend
 
 

@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from marketplace import auth
+from kernel import auth
+from kernel.auth import Role
+from kernel.db import session_scope
+from kernel.runtime import Runtime
 from marketplace.app import create_app
-from marketplace.auth import Role
-from marketplace.db import session_scope
 from marketplace.migrate import upgrade
-from marketplace.runtime import Runtime
 from tests.conftest import bearer, make_settings
 
 

@@ -1,10 +1,10 @@
-"""marketplace.pgsql turns psycopg's named placeholders into PostgreSQL's `$n` once per statement."""
+"""kernel.pgsql turns psycopg's named placeholders into PostgreSQL's `$n` once per statement."""
 
 from __future__ import annotations
 
 import pytest
 
-from marketplace.pgsql import _native
+from kernel.pgsql import _native
 
 
 def test_named_placeholders_become_positional_and_repeat() -> None:

@@ -8,9 +8,9 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from marketplace.db import session_scope
-from marketplace.outbound import WebhookDelivery, attempt_delivery, non_public_destination
-from marketplace.settings import Settings
+from kernel.db import session_scope
+from kernel.outbound import WebhookDelivery, attempt_delivery, non_public_destination
+from kernel.settings import Settings
 from tests.conftest import Backend, WebhookReceiver
 
 
@@ -49,7 +49,7 @@ def test_private_webhook_hosts_are_refused_by_default_in_production_only() -> No
 def test_the_delivery_task_applies_the_setting(
     env: Backend, webhook_receiver: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from marketplace.tasking import celery_app
+    from kernel.tasking import celery_app
 
     monkeypatch.setattr(env.runtime.settings, "webhook_allow_private_hosts", False)
     with session_scope(env.runtime.sessions) as session:

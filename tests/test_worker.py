@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from marketplace.db import session_scope
-from marketplace.settings import Settings
-from marketplace.tasking import make_celery
-from marketplace.tasks import WorkerHeartbeat
+from kernel.db import session_scope
+from kernel.settings import Settings
+from kernel.tasking import make_celery
+from kernel.tasks import WorkerHeartbeat
 from tests.conftest import REPO_ROOT, Backend, make_settings
 
 # Its own Redis database, apart from the store (TEST_REDIS_URL): override when runs share a Redis.

@@ -32,14 +32,14 @@ from affiliates.models import Affiliate, AffiliateStatus, PayoutAccountStatus, S
 from affiliates.schemas import AffiliateApply, AffiliateUpdate
 from affiliates.service.common import checked_splits, page
 from affiliates.service.storefront_cache import invalidate_storefronts_after_commit
-from marketplace import auth, payout_accounts
-from marketplace.auth import IssuedKey, Role
-from marketplace.clock import clock
-from marketplace.db import new_id
-from marketplace.outbound import check_webhook_url
-from marketplace.payment_rail import PaymentRail
-from marketplace.payout_accounts import PayoutAccountIn
-from marketplace.settings import Settings
+from kernel import auth, payout_accounts
+from kernel.auth import IssuedKey, Role
+from kernel.clock import clock
+from kernel.db import new_id
+from kernel.outbound import check_webhook_url
+from kernel.payment_rail import PaymentRail
+from kernel.payout_accounts import PayoutAccountIn
+from kernel.settings import Settings
 
 log = structlog.get_logger(__name__)
 

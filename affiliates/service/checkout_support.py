@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from affiliates.service.storefronts import public_storefront
-from marketplace.runtime import get_runtime
+from kernel.runtime import get_runtime
 
 
 @dataclass(frozen=True, slots=True)

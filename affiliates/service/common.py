@@ -12,8 +12,8 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from affiliates.errors import AffiliateNotApproved, AffiliateNotFound, InvalidSplits
 from affiliates.models import Affiliate, AffiliateStatus
 from affiliates.schemas import SplitShare, splits_json
-from marketplace.auth import Principal
-from marketplace.schemas import decode_cursor, encode_cursor
+from kernel.auth import Principal
+from kernel.schemas import decode_cursor, encode_cursor
 
 T = TypeVar("T")
 

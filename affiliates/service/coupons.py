@@ -15,7 +15,7 @@ from affiliates.errors import CodeTaken, CouponNotFound, NotProgramMember
 from affiliates.models import Coupon, Program
 from affiliates.service.common import page
 from affiliates.service.programs import is_approved_member, owned_program
-from marketplace.auth import Principal
+from kernel.auth import Principal
 
 
 def create(session: Session, principal: Principal, program_id: uuid.UUID, code: str,

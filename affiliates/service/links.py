@@ -35,12 +35,12 @@ from affiliates.service.programs import is_approved_member
 from affiliates.service.storefronts import owned_by_id as owned_storefront
 from catalog.errors import ProductNotFound
 from catalog.models import Product
-from marketplace.auth import Principal
-from marketplace.cache import Store
-from marketplace.clock import clock
-from marketplace.db import new_id
-from marketplace.pgsql import driver_execute, is_postgres
-from marketplace.settings import Settings
+from kernel.auth import Principal
+from kernel.cache import Store
+from kernel.clock import clock
+from kernel.db import new_id
+from kernel.pgsql import driver_execute, is_postgres
+from kernel.settings import Settings
 
 TOKEN_PARAM = "mk_ref"
 COOKIE_NAME = "mk_ref"

@@ -25,11 +25,11 @@ from affiliates.schemas import PreviewIn
 from affiliates.service.storefronts import public_storefront
 from catalog.errors import VariantNotFound
 from catalog.service import load_variants_for_checkout
-from marketplace.auth import Principal, Role
-from marketplace.cache import Store
-from marketplace.clock import clock
-from marketplace.errors import NotFound
-from marketplace.settings import Settings
+from kernel.auth import Principal, Role
+from kernel.cache import Store
+from kernel.clock import clock
+from kernel.errors import NotFound
+from kernel.settings import Settings
 
 
 class AttributionNotYours(NotFound):

@@ -43,8 +43,8 @@ from affiliates.service.common import approved_affiliate, page
 from affiliates.service.storefront_cache import invalidate_storefronts_after_commit
 from catalog.errors import SellerNotApproved, SellerNotFound
 from catalog.models import Seller, SellerStatus
-from marketplace.auth import Principal
-from marketplace.clock import clock
+from kernel.auth import Principal
+from kernel.clock import clock
 
 # A version "from now" sent by a client arrives a moment after the client's now: that much
 # lateness is not rewriting history.

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from affiliates.engine import CartLine, Settlement, attributed_sale_amounts, month_key
 from affiliates.models import AffiliateMonthlySales
-from marketplace.pgsql import is_postgres
+from kernel.pgsql import is_postgres
 
 
 def record_attributed_sale(

@@ -23,8 +23,8 @@ from pydantic import BaseModel
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from marketplace.cache import Store
-from marketplace.runtime import get_runtime
+from kernel.cache import Store
+from kernel.runtime import get_runtime
 
 log = structlog.get_logger(__name__)
 

@@ -34,9 +34,9 @@ from catalog.errors import ProductNotFound
 from catalog.models import Product, ProductStatus, Seller, SellerStatus
 from catalog.schemas import CatalogProductOut
 from catalog.service import catalog_product, catalog_products
-from marketplace.auth import Principal
-from marketplace.cache import Store
-from marketplace.schemas import decode_cursor, encode_cursor
+from kernel.auth import Principal
+from kernel.cache import Store
+from kernel.schemas import decode_cursor, encode_cursor
 
 MAX_LISTINGS = 1000  # per storefront; bounds the cached listing list
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import marketplace.db
+import kernel.db
 
 revision: str = '0001'
 down_revision: str | None = None
@@ -35,8 +35,8 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('subject_id', sa.Uuid(), nullable=True),
     sa.Column('name', sa.String(length=100), nullable=False),
-    sa.Column('revoked_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash'))
     )
@@ -51,7 +51,7 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('order_id', sa.Uuid(), nullable=True),
     sa.Column('memo', sa.String(length=200), nullable=True),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_journal_transactions')),
     sa.UniqueConstraint('kind', 'reference_type', 'reference_id', name=op.f('uq_journal_transactions_kind_reference_type_reference_id'))
     )
@@ -62,7 +62,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('worker', sa.String(length=200), nullable=False),
     sa.Column('note', sa.String(length=200), nullable=False),
-    sa.Column('beat_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('beat_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_worker_heartbeats'))
     )
     op.create_table('journal_entries',
@@ -75,7 +75,7 @@ def upgrade() -> None:
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('source_type', sa.String(length=40), nullable=True),
     sa.Column('source_id', sa.Uuid(), nullable=True),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['transaction_id'], ['journal_transactions.id'], name=op.f('fk_journal_entries_transaction_id_journal_transactions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_journal_entries'))
     )

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import marketplace.db
+import kernel.db
 
 revision: str = '0003'
 down_revision: str | None = '0002'
@@ -46,9 +46,9 @@ def upgrade() -> None:
     sa.Column('stripe_account_synced_at', sa.BigInteger(), nullable=True),
     sa.Column('bank_reference', sa.String(length=200), nullable=True),
     sa.Column('webhook_url', sa.String(length=500), nullable=True),
-    sa.Column('decided_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['recruited_by_affiliate_id'], ['affiliates.id'], name=op.f('fk_affiliates_recruited_by_affiliate_id_affiliates')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_affiliates')),
     sa.UniqueConstraint('email', name=op.f('uq_affiliates_email')),
@@ -67,8 +67,8 @@ def upgrade() -> None:
     sa.Column('attribution_window_days', sa.Integer(), nullable=False),
     sa.Column('holding_period_days', sa.Integer(), nullable=False),
     sa.Column('coupon_discount_bps', sa.Integer(), nullable=False),
-    sa.Column('updated_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('attribution_window_days >= 0', name=op.f('ck_affiliate_programs_window_not_negative')),
     sa.CheckConstraint('coupon_discount_bps >= 0 AND coupon_discount_bps <= 10000', name=op.f('ck_affiliate_programs_coupon_bps_range')),
     sa.CheckConstraint('holding_period_days >= 0', name=op.f('ck_affiliate_programs_holding_not_negative')),
@@ -85,8 +85,8 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('splits', sa.JSON(), nullable=True),
     sa.Column('listings_version', sa.Integer(), nullable=False),
-    sa.Column('updated_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['affiliate_id'], ['affiliates.id'], name=op.f('fk_storefronts_affiliate_id_affiliates')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_storefronts')),
     sa.UniqueConstraint('slug', name=op.f('uq_storefronts_slug'))
@@ -98,10 +98,10 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('program_id', sa.Uuid(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('effective_from', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('effective_from', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('rules', sa.JSON(), nullable=False),
     sa.Column('note', sa.String(length=500), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['program_id'], ['affiliate_programs.id'], name=op.f('fk_commission_plan_versions_program_id_affiliate_programs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_commission_plan_versions')),
     sa.UniqueConstraint('program_id', 'effective_from', name=op.f('uq_commission_plan_versions_program_id_effective_from'))
@@ -113,7 +113,7 @@ def upgrade() -> None:
     sa.Column('seller_id', sa.Uuid(), nullable=False),
     sa.Column('affiliate_id', sa.Uuid(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['affiliate_id'], ['affiliates.id'], name=op.f('fk_coupons_affiliate_id_affiliates')),
     sa.ForeignKeyConstraint(['program_id'], ['affiliate_programs.id'], name=op.f('fk_coupons_program_id_affiliate_programs')),
     sa.ForeignKeyConstraint(['seller_id'], ['sellers.id'], name=op.f('fk_coupons_seller_id_sellers')),
@@ -131,8 +131,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.String(length=500), nullable=True),
     sa.Column('message', sa.Text(), nullable=False),
-    sa.Column('decided_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['affiliate_id'], ['affiliates.id'], name=op.f('fk_program_memberships_affiliate_id_affiliates')),
     sa.ForeignKeyConstraint(['program_id'], ['affiliate_programs.id'], name=op.f('fk_program_memberships_program_id_affiliate_programs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_program_memberships')),
@@ -150,7 +150,7 @@ def upgrade() -> None:
     sa.Column('storefront_id', sa.Uuid(), nullable=True),
     sa.Column('destination', sa.String(length=1000), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['affiliate_id'], ['affiliates.id'], name=op.f('fk_referral_links_affiliate_id_affiliates')),
     sa.ForeignKeyConstraint(['product_id'], ['products.id'], name=op.f('fk_referral_links_product_id_products')),
     sa.ForeignKeyConstraint(['storefront_id'], ['storefronts.id'], name=op.f('fk_referral_links_storefront_id_storefronts')),
@@ -165,7 +165,7 @@ def upgrade() -> None:
     sa.Column('storefront_id', sa.Uuid(), nullable=False),
     sa.Column('product_id', sa.Uuid(), nullable=False),
     sa.Column('seller_id', sa.Uuid(), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['product_id'], ['products.id'], name=op.f('fk_storefront_listings_product_id_products')),
     sa.ForeignKeyConstraint(['seller_id'], ['sellers.id'], name=op.f('fk_storefront_listings_seller_id_sellers')),
     sa.ForeignKeyConstraint(['storefront_id'], ['storefronts.id'], name=op.f('fk_storefront_listings_storefront_id_storefronts')),
@@ -194,7 +194,7 @@ def upgrade() -> None:
     sa.Column('storefront_id', sa.Uuid(), nullable=True),
     sa.Column('referer', sa.String(length=500), nullable=True),
     sa.Column('user_agent', sa.String(length=300), nullable=True),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['affiliate_id'], ['affiliates.id'], name=op.f('fk_referral_clicks_affiliate_id_affiliates')),
     sa.ForeignKeyConstraint(['link_id'], ['referral_links.id'], name=op.f('fk_referral_clicks_link_id_referral_links')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_referral_clicks')),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import marketplace.db
+import kernel.db
 
 revision: str = '0004'
 down_revision: str | None = '0003'
@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=255), nullable=False),
     sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('order_id', sa.Uuid(), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_idempotency_keys')),
     sa.UniqueConstraint('scope', 'key', name=op.f('uq_idempotency_keys_scope_key'))
     )
@@ -53,11 +53,11 @@ def upgrade() -> None:
     sa.Column('payment_rail', sa.String(length=16), nullable=False),
     sa.Column('payment_id', sa.String(length=64), nullable=True),
     sa.Column('payment_client_secret', sa.String(length=200), nullable=True),
-    sa.Column('expires_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('paid_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('cancelled_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('paid_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancel_reason', sa.String(length=200), nullable=True),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_orders')),
     sa.UniqueConstraint('payment_id', name=op.f('uq_orders_payment_id'))
     )
@@ -79,9 +79,9 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_status_code', sa.Integer(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('next_attempt_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('delivered_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('delivered_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries'))
     )
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
@@ -99,7 +99,7 @@ def upgrade() -> None:
     sa.Column('lines', sa.JSON(), nullable=False),
     sa.Column('rail_refund_id', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_refunds_order_id_orders')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_refunds'))
     )
@@ -120,12 +120,12 @@ def upgrade() -> None:
     sa.Column('tracking_number', sa.String(length=100), nullable=True),
     sa.Column('carrier', sa.String(length=100), nullable=True),
     sa.Column('reject_reason', sa.String(length=500), nullable=True),
-    sa.Column('shipped_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('delivered_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('seller_share_available_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('shipped_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('delivered_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('seller_share_available_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('seller_share_released', sa.Boolean(), nullable=False),
     sa.Column('payout_item_id', sa.Uuid(), nullable=True),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_sub_orders_order_id_orders')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sub_orders'))
     )
@@ -184,9 +184,9 @@ def upgrade() -> None:
     sa.Column('reversed_amount', sa.BigInteger(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('holding_period_days', sa.Integer(), nullable=False),
-    sa.Column('available_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('available_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('payout_item_id', sa.Uuid(), nullable=True),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_commissions_order_id_orders')),
     sa.ForeignKeyConstraint(['order_line_id'], ['order_lines.id'], name=op.f('fk_commissions_order_line_id_order_lines')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_commissions'))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import marketplace.db
+import kernel.db
 
 revision: str = '0005'
 down_revision: str | None = '0004'
@@ -64,13 +64,13 @@ def upgrade() -> None:
     sa.Column('planned_amount', sa.BigInteger(), nullable=False),
     sa.Column('created_by', sa.String(length=60), nullable=False),
     sa.Column('approved_by', sa.String(length=60), nullable=True),
-    sa.Column('approved_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('started_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('completed_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('cancelled_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('approved_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('completed_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('export_path', sa.String(length=500), nullable=True),
     sa.Column('export_bytes', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("status IN ('awaiting_approval', 'approved', 'running', 'completed', 'cancelled')", name=op.f('ck_payout_batches_status_known')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payout_batches')),
     sa.UniqueConstraint('open_currency', name=op.f('uq_payout_batches_open_currency'))
@@ -95,13 +95,13 @@ def upgrade() -> None:
     sa.Column('failure_reason', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.String(length=500), nullable=True),
-    sa.Column('next_attempt_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('worker', sa.String(length=100), nullable=True),
-    sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('frozen_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('sending_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('settled_at', marketplace.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('frozen_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sending_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('settled_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("owner_type IN ('seller', 'affiliate')", name=op.f('ck_payout_items_owner_type_payee')),
     sa.CheckConstraint("status <> 'paid' OR rail_reference IS NOT NULL", name=op.f('ck_payout_items_paid_has_reference')),
     sa.CheckConstraint("status IN ('queued', 'frozen', 'sending', 'paid', 'failed', 'skipped')", name=op.f('ck_payout_items_status_known')),
@@ -120,7 +120,7 @@ def upgrade() -> None:
     op.create_table('payout_reconciliations',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('batch_id', sa.Uuid(), nullable=False),
-    sa.Column('ran_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ran_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('rail', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('paid_items', sa.Integer(), nullable=False),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import marketplace.db
+import kernel.db
 
 revision: str = '0006'
 down_revision: str | None = '0005'
@@ -31,8 +31,8 @@ def upgrade() -> None:
     sa.Column('rail_reference', sa.String(length=100), nullable=True),
     sa.Column('failure_reason', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(), nullable=False),
-    sa.Column('settled_at', marketplace.db.UTCDateTime(), nullable=True),
+    sa.Column('created_at', kernel.db.UTCDateTime(), nullable=False),
+    sa.Column('settled_at', kernel.db.UTCDateTime(), nullable=True),
     sa.CheckConstraint("status IN ('pending', 'recovered', 'failed')", name=op.f('ck_payout_recoveries_status_known')),
     sa.CheckConstraint('amount > 0', name=op.f('ck_payout_recoveries_amount_positive')),
     sa.CheckConstraint("status <> 'recovered' OR rail_reference IS NOT NULL",

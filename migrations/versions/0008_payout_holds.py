@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import marketplace.db
+import kernel.db
 
 revision: str = '0008'
 down_revision: str | None = '0007'
@@ -25,9 +25,9 @@ def upgrade() -> None:
     sa.Column('owner_id', sa.Uuid(), nullable=False),
     sa.Column('reason', sa.String(length=500), nullable=False),
     sa.Column('created_by', sa.String(length=60), nullable=False),
-    sa.Column('created_at', marketplace.db.UTCDateTime(), nullable=False),
+    sa.Column('created_at', kernel.db.UTCDateTime(), nullable=False),
     sa.Column('released_by', sa.String(length=60), nullable=True),
-    sa.Column('released_at', marketplace.db.UTCDateTime(), nullable=True),
+    sa.Column('released_at', kernel.db.UTCDateTime(), nullable=True),
     sa.CheckConstraint("owner_type IN ('seller', 'affiliate')", name=op.f('ck_payout_holds_owner_type_payee')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payout_holds'))
     )

@@ -10,14 +10,15 @@ from fastapi import FastAPI
 
 from affiliates import api as affiliates_api
 from catalog import api as catalog_api
-from marketplace import stripe_webhooks, system_api
-from marketplace.errors import COMMON_RESPONSES, install_error_handlers
-from marketplace.logs import configure_logging
-from marketplace.middleware import RequestContextMiddleware
-from marketplace.orders import api as orders_api
-from marketplace.runtime import Runtime, set_runtime
-from marketplace.settings import Settings, get_settings
-from marketplace.tasking import celery_app
+from kernel import stripe_webhooks
+from kernel.errors import COMMON_RESPONSES, install_error_handlers
+from kernel.logs import configure_logging
+from kernel.middleware import RequestContextMiddleware
+from kernel.runtime import Runtime, set_runtime
+from kernel.settings import Settings, get_settings
+from kernel.tasking import celery_app
+from marketplace import system_api
+from orders import api as orders_api
 from payouts import api as payouts_api
 
 log = structlog.get_logger(__name__)

@@ -8,15 +8,17 @@ import warnings
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import func, select
 
-from marketplace import auth, migrate
-from marketplace.auth import ApiKey, Role
-from marketplace.db import session_scope
-from marketplace.errors import AppError
-from marketplace.runtime import Runtime
-from marketplace.settings import get_settings
+from kernel import auth
+from kernel.auth import ApiKey, Role
+from kernel.db import session_scope
+from kernel.errors import AppError
+from kernel.runtime import Runtime
+from kernel.settings import get_settings
+from marketplace import migrate
+from marketplace.ledger_report import run_ledger_audit
+from marketplace.subjects import subject_exists
 from payouts import cli as payouts_cli
 
 app = typer.Typer(help="Many-to-many marketplace platform.", no_args_is_help=True, add_completion=False)
@@ -55,7 +57,7 @@ def keys_create(
     subject = uuid.UUID(subject_id) if subject_id else None
     try:
         with session_scope(runtime.sessions) as session:
-            auth.check_key_subject(session, role, subject)
+            auth.check_key_subject(session, role, subject, subject_exists)
             issued = auth.issue_key(session, role, subject, name)
     except AppError as exc:
         console.print(f"[red]{exc.detail}[/red]")
@@ -76,7 +78,7 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
 
     from marketplace.app import create_app
     from marketplace.demo import HISTORY_DAYS, seed_order_history, seed_storefront_demo, story_time
-    from marketplace.orders.tasks import release_matured
+    from orders.tasks import release_matured
 
     # Shown before the seeding: the key is already stored, and a seeding failure must not hide it.
     console.print(f"Operator API key (shown once): [bold]{issued.key}[/bold]")
@@ -95,22 +97,6 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
 def ledger_audit() -> None:
     """Recompute every balance from the journal and check every invariant; exit 1 on a finding."""
     raise typer.Exit(run_ledger_audit(Runtime(get_settings())))
-
-
-def run_ledger_audit(runtime: Runtime) -> int:
-    import marketplace.models  # noqa: F401  (registers every domain's audit checks)
-    from marketplace.ledger import audit_check_names, run_audit
-
-    with session_scope(runtime.sessions) as session:
-        findings = run_audit(session)
-    if not findings:
-        console.print(f"[green]ledger audit clean[/green]: {len(audit_check_names())} checks passed")
-        return 0
-    table = Table("check", "finding", title=f"ledger audit: {len(findings)} finding(s)")
-    for finding in findings:
-        table.add_row(finding.check, finding.detail)
-    console.print(table)
-    return 1
 
 
 @app.command()

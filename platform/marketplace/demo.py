@@ -28,13 +28,13 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 from rich.table import Table
 
-from marketplace import auth
-from marketplace.auth import Role
-from marketplace.clock import clock
-from marketplace.db import session_scope
-from marketplace.money import format_minor
-from marketplace.runtime import Runtime
-from marketplace.tasking import celery_app
+from kernel import auth
+from kernel.auth import Role
+from kernel.clock import clock
+from kernel.db import session_scope
+from kernel.money import format_minor
+from kernel.runtime import Runtime
+from kernel.tasking import celery_app
 
 
 class DemoError(RuntimeError):
@@ -248,7 +248,7 @@ def run_story(runtime: Runtime, console: Console) -> int:
 
         _summary(client, cast, operator, paid, console)
     console.rule("[bold]6. Ledger audit")
-    from marketplace.cli import run_ledger_audit
+    from marketplace.ledger_report import run_ledger_audit
 
     return run_ledger_audit(runtime)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from affiliates import models as affiliates_models  # noqa: F401
 from catalog import models as catalog_models
-from marketplace import auth, ledger, outbound, tasks
-from marketplace import stripe_webhooks as webhook_inbox  # noqa: F401  (the webhook_events table)
-from marketplace.db import Base
-from marketplace.orders import audit as orders_audit  # noqa: F401  (the order domain's audit checks)
-from marketplace.orders import models as orders_models  # noqa: F401
-from payouts import models as payouts_models  # noqa: F401  (with its ledger audit check)
+from kernel import auth, ledger, outbound, tasks
+from kernel import stripe_webhooks as webhook_inbox  # noqa: F401  (the webhook_events table)
+from kernel.db import Base
+from orders import audit as orders_audit  # noqa: F401  (the order domain's audit checks)
+from orders import models as orders_models  # noqa: F401
+from payouts import audit as payouts_audit  # noqa: F401  (the payouts audit checks)
+from payouts import models as payouts_models  # noqa: F401
 
 metadata = Base.metadata
 

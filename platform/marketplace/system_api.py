@@ -13,13 +13,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from marketplace import auth, outbound
-from marketplace.auth import Role
-from marketplace.deps import CurrentPrincipal, DbSession, OperatorPrincipal, get_runtime
-from marketplace.errors import Forbidden, Unauthorized
-from marketplace.metrics import exposition_registry
-from marketplace.runtime import Runtime
-from marketplace.schemas import StrictModel
+from kernel import auth, outbound
+from kernel.auth import Role
+from kernel.deps import CurrentPrincipal, DbSession, OperatorPrincipal, get_runtime
+from kernel.errors import Forbidden, Unauthorized
+from kernel.metrics import exposition_registry
+from kernel.runtime import Runtime
+from kernel.schemas import StrictModel
+from marketplace.subjects import subject_exists
 
 router = APIRouter()
 
@@ -102,7 +103,7 @@ class IssuedKeyOut(BaseModel):
 @router.post("/v1/api-keys", status_code=201, response_model=IssuedKeyOut, tags=["api keys"])
 def create_key(body: KeyCreate, session: DbSession, principal: OperatorPrincipal) -> IssuedKeyOut:
     """Operator: issue a key for an operator, seller or affiliate. The key is shown once."""
-    auth.check_key_subject(session, body.role, body.subject_id)
+    auth.check_key_subject(session, body.role, body.subject_id, subject_exists)
     issued = auth.issue_key(session, body.role, body.subject_id, body.name)
     return IssuedKeyOut(
         id=issued.id, key=issued.key, prefix=issued.prefix, role=issued.role, subject_id=issued.subject_id

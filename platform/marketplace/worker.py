@@ -5,7 +5,7 @@ Imports every domain's tasks so the worker knows them all (the assembly rule).
 
 from __future__ import annotations
 
-from marketplace.tasking import celery_app
+from kernel.tasking import celery_app
 
 celery_app.loader.import_default_modules()
 

@@ -11,8 +11,8 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from catalog.models import Product, Seller, Variant
-from marketplace.clock import clock
-from marketplace.db import new_id
+from kernel.clock import clock
+from kernel.db import new_id
 
 
 @dataclass(frozen=True)

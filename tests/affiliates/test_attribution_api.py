@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from marketplace.clock import clock
+from kernel.clock import clock
 from tests.affiliates.conftest import Item, Market, Party, ok, shares
 
 

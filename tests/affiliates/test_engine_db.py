@@ -22,8 +22,8 @@ from affiliates.models import (
     ReferralLink,
     Storefront,
 )
-from marketplace.clock import clock
-from marketplace.db import new_id
+from kernel.clock import clock
+from kernel.db import new_id
 from tests.affiliates.factories import CatalogItem, make_product, make_seller
 from tests.conftest import Backend
 

@@ -10,7 +10,7 @@ import redis
 
 from affiliates.service.links import COUNTER_PREFIX
 from affiliates.tasks import flush_clicks
-from marketplace.tasking import celery_app
+from kernel.tasking import celery_app
 from tests.affiliates.conftest import Market, ok
 from tests.conftest import Backend
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from marketplace.clock import clock
+from kernel.clock import clock
 from tests.affiliates.conftest import Market, ok, shares
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from marketplace.auth import Role
+from kernel.auth import Role
 from tests.catalog.conftest import approved_seller, create_product, published_product, variant
 from tests.conftest import Backend, bearer, issue_key
 

@@ -19,11 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.models import Seller
-from marketplace import stripe_webhooks
-from marketplace.db import session_scope
-from marketplace.settings import Settings
-from marketplace.stripe_webhooks import on_stripe_event
-from marketplace.tasking import make_celery
+from kernel import stripe_webhooks
+from kernel.db import session_scope
+from kernel.settings import Settings
+from kernel.stripe_webhooks import on_stripe_event
+from kernel.tasking import make_celery
 from tests.catalog.conftest import WEBHOOK_SECRET, apply_seller, approved_seller
 from tests.conftest import Backend, make_settings
 from tests.fake_stripe import FakeStripe, sign_payload, webhook_request

@@ -7,7 +7,7 @@ import pytest
 import stripe
 from pydantic import SecretStr
 
-from marketplace.payment_rail import (
+from kernel.payment_rail import (
     ManualRail,
     PaymentRailError,
     RailNotApplicable,
@@ -16,7 +16,7 @@ from marketplace.payment_rail import (
     make_rail,
     manual_reference,
 )
-from marketplace.settings import Settings
+from kernel.settings import Settings
 from tests.fake_stripe import FakeStripe
 from tests.fake_stripe.clients import CLIENT_TIMEOUT_SECONDS, fast_retries
 

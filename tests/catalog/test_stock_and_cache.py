@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from catalog.cache import cache_key
 from catalog.service import load_variants_for_checkout, release_stock, reserve_stock
-from marketplace.db import session_scope
+from kernel.db import session_scope
 from tests.catalog.conftest import approved_seller, create_product, published_product, variant
 from tests.conftest import Backend
 
@@ -201,7 +201,7 @@ def test_lowering_cached_stock_out_of_order_keeps_the_lower_level(env: Backend) 
     from datetime import UTC, datetime
 
     from catalog import cache
-    from marketplace.cache import RedisStore
+    from kernel.cache import RedisStore
 
     store = env.runtime.store
     pid, vid, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()

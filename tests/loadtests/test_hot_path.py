@@ -143,8 +143,9 @@ def test_no_path_matches_routes_of_two_routers_so_inclusion_order_changes_only_c
 
     from affiliates import api as affiliates_api
     from catalog import api as catalog_api
-    from marketplace import stripe_webhooks, system_api
-    from marketplace.orders import api as orders_api
+    from kernel import stripe_webhooks
+    from marketplace import system_api
+    from orders import api as orders_api
     from payouts import api as payouts_api
 
     routers = {"system": system_api.router, "catalog": catalog_api.router, "affiliates": affiliates_api.router,

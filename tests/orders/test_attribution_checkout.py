@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from marketplace.db import session_scope
-from marketplace.outbound import WebhookDelivery, sign
+from kernel.db import session_scope
+from kernel.outbound import WebhookDelivery, sign
 from tests.conftest import Backend, WebhookReceiver
 from tests.orders.world import World, cart, checkout, ok, worked_example
 
@@ -98,7 +98,7 @@ def test_seller_gets_a_signed_order_created_webhook_and_failures_are_logged_for_
         delivery = session.scalars(select(WebhookDelivery)).one()
         assert (delivery.event_type, delivery.status, delivery.attempts) == ("order.created", "pending", 1)
         assert delivery.last_error == "HTTP 503" and delivery.next_attempt_at is not None
-    from marketplace.tasking import celery_app
+    from kernel.tasking import celery_app
 
     celery_app.tasks["webhooks.deliver"].apply(args=(str(delivery.id),))
     headers, body = WebhookReceiver.received[0]

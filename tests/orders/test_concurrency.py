@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from marketplace import ledger
-from marketplace.db import session_scope
-from marketplace.orders.models import IdempotencyKey, Order, OrderLine, SubOrder
+from kernel import ledger
+from kernel.db import session_scope
+from orders.models import IdempotencyKey, Order, OrderLine, SubOrder
 from tests.conftest import Backend
 from tests.orders.world import cart, ok, stock_of, worked_example
 

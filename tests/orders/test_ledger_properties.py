@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from marketplace import ledger
-from marketplace.clock import clock
-from marketplace.db import session_scope
-from marketplace.tasking import celery_app
+from kernel import ledger
+from kernel.clock import clock
+from kernel.db import session_scope
+from kernel.tasking import celery_app
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 

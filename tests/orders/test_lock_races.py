@@ -16,14 +16,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marketplace import ledger
-from marketplace.auth import Principal, Role
-from marketplace.clock import clock
-from marketplace.db import session_scope
-from marketplace.ledger import AFFILIATE, AVAILABLE, PENDING, SELLER, Posting
-from marketplace.orders import api, fulfilment, queries, refunds, settlement
-from marketplace.orders.models import Order, OrderLine, Refund, SubOrder
-from marketplace.orders.schemas import RefundIn
+from kernel import ledger
+from kernel.auth import Principal, Role
+from kernel.clock import clock
+from kernel.db import session_scope
+from kernel.ledger import AFFILIATE, AVAILABLE, PENDING, SELLER, Posting
+from orders import api, fulfilment, queries, refunds, settlement
+from orders.models import Order, OrderLine, Refund, SubOrder
+from orders.schemas import RefundIn
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, stock_of, worked_example
 

@@ -7,9 +7,9 @@ import uuid
 
 from fastapi.testclient import TestClient
 
-from marketplace import ledger
-from marketplace.db import session_scope
-from marketplace.ledger import AFFILIATE, PENDING
+from kernel import ledger
+from kernel.db import session_scope
+from kernel.ledger import AFFILIATE, PENDING
 from tests.conftest import Backend
 from tests.orders.world import World, cart, checkout, ok
 

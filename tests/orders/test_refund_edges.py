@@ -7,9 +7,9 @@ import uuid
 
 from fastapi.testclient import TestClient
 
-from marketplace import ledger
-from marketplace.db import session_scope
-from marketplace.ledger import AFFILIATE, FEES, PENDING, PLATFORM, SELLER
+from kernel import ledger
+from kernel.db import session_scope
+from kernel.ledger import AFFILIATE, FEES, PENDING, PLATFORM, SELLER
 from tests.conftest import Backend
 from tests.orders.world import World, cart, checkout, ok, worked_example
 

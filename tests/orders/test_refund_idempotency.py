@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from marketplace import ledger
-from marketplace.db import session_scope
+from kernel import ledger
+from kernel.db import session_scope
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from marketplace.clock import clock
+from kernel.clock import clock
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 

@@ -11,13 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from marketplace import ledger
-from marketplace.clock import clock
-from marketplace.db import session_scope
-from marketplace.orders import settlement
-from marketplace.orders.models import Order
-from marketplace.stripe_webhooks import WebhookEvent
-from marketplace.tasking import celery_app
+from kernel import ledger
+from kernel.clock import clock
+from kernel.db import session_scope
+from kernel.stripe_webhooks import WebhookEvent
+from kernel.tasking import celery_app
+from orders import settlement
+from orders.models import Order
 from tests.catalog.conftest import WEBHOOK_SECRET
 from tests.conftest import Backend, bearer, issue_key
 from tests.fake_stripe import FakeStripe
@@ -335,5 +335,5 @@ def test_affiliate_and_seller_keys_cannot_read_operator_order_views(
         assert client.get(f"/v1/orders/{order['id']}", headers=party.headers).status_code == 403
         assert client.post(f"/v1/orders/{order['id']}/mark-paid", headers=party.headers).status_code == 403
     assert client.get("/v1/sub-orders", headers=world.affiliates["A"].headers).status_code == 403
-    affiliate_key = issue_key(env, __import__("marketplace.auth", fromlist=["Role"]).Role.AFFILIATE, uuid.uuid4())
+    affiliate_key = issue_key(env, __import__("kernel.auth", fromlist=["Role"]).Role.AFFILIATE, uuid.uuid4())
     assert ok(client.get("/v1/commissions", headers=bearer(affiliate_key)))["items"] == []

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from marketplace.clock import clock
+from kernel.clock import clock
 from tests.orders.test_story import run_task
 from tests.orders.world import World, cart, checkout, ok
 

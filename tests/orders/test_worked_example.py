@@ -7,8 +7,8 @@ from collections import defaultdict
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from marketplace import ledger
-from marketplace.db import session_scope
+from kernel import ledger
+from kernel.db import session_scope
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from catalog.models import Variant
-from marketplace.db import session_scope
+from kernel.db import session_scope
 from tests.conftest import Backend, bearer
 
 _n = itertools.count(1)

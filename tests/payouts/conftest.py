@@ -16,13 +16,13 @@ from sqlalchemy import func, select, update
 
 from affiliates.models import Affiliate
 from catalog.models import Seller
-from marketplace import ledger
+from kernel import ledger
+from kernel.clock import clock
+from kernel.db import new_id, session_scope
+from kernel.ledger import AVAILABLE, CLEARING, PLATFORM, SELLER, JournalTransaction, Posting
+from kernel.runtime import Runtime, set_runtime
 from marketplace.app import create_app
-from marketplace.clock import clock
-from marketplace.db import new_id, session_scope
-from marketplace.ledger import AVAILABLE, CLEARING, PLATFORM, SELLER, JournalTransaction, Posting
-from marketplace.orders.models import Commission, Order, OrderLine, SubOrder
-from marketplace.runtime import Runtime, set_runtime
+from orders.models import Commission, Order, OrderLine, SubOrder
 from payouts.models import PayoutItem
 from tests.conftest import Backend, make_settings
 from tests.fake_stripe import FakeStripe
@@ -101,7 +101,7 @@ def matured_sale(
     """An order with one line, paid and past its holding periods, through the order domain's own
     settlement (`mark_paid`, then `release_matured`): the seller's share and the commission sit in
     `available`, exactly as a real sale leaves them for a payout."""
-    from marketplace.orders import settlement
+    from orders import settlement
 
     total = seller_net + commission + fee
     now = clock.now()

@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
-from marketplace import ledger
-from marketplace.auth import Role
-from marketplace.clock import clock
-from marketplace.db import session_scope
-from marketplace.ledger import AFFILIATE, AVAILABLE, IN_TRANSIT, PAID_OUT, PLATFORM, SELLER, Posting
-from marketplace.tasking import celery_app
+from kernel import ledger
+from kernel.auth import Role
+from kernel.clock import clock
+from kernel.db import session_scope
+from kernel.ledger import AFFILIATE, AVAILABLE, IN_TRANSIT, PAID_OUT, PLATFORM, SELLER, Posting
+from kernel.tasking import celery_app
 from payouts import planning, runner
 from payouts.errors import InvalidItemTransition
 from payouts.models import ItemStatus, PayoutItem

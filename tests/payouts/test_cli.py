@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from marketplace.ledger import AFFILIATE, AVAILABLE, SELLER
+from kernel.ledger import AFFILIATE, AVAILABLE, SELLER
 from payouts.cli import app
 from tests.conftest import Backend
 from tests.payouts.conftest import audit, balance, credit, make_payee

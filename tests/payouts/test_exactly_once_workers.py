@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from marketplace.db import session_scope
-from marketplace.settings import Settings
-from marketplace.tasking import make_celery
+from kernel.db import session_scope
+from kernel.settings import Settings
+from kernel.tasking import make_celery
 from payouts import planning
 from payouts.models import ItemStatus, PayoutItem, PayoutReconciliation
 from tests.conftest import Backend
@@ -151,7 +151,7 @@ def test_the_same_task_delivered_twice_and_again_after_the_batch_finished_pays_n
 
 
 def _heartbeat(env: Backend, note: str) -> bool:
-    from marketplace.tasks import WorkerHeartbeat
+    from kernel.tasks import WorkerHeartbeat
 
     with session_scope(env.runtime.sessions) as session:
         return session.scalar(select(WorkerHeartbeat.id).where(WorkerHeartbeat.note == note)) is not None

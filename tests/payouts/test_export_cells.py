@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from marketplace.ledger import SELLER
+from kernel.ledger import SELLER
 from tests.conftest import Backend
 from tests.payouts.conftest import audit, credit, items_of, make_payee
 from tests.payouts.test_batches import approve, create, get_batch

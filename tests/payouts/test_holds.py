@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from marketplace.clock import clock
-from marketplace.db import session_scope
-from marketplace.ledger import AFFILIATE, AVAILABLE, SELLER
+from kernel.clock import clock
+from kernel.db import session_scope
+from kernel.ledger import AFFILIATE, AVAILABLE, SELLER
 from payouts import holds
 from payouts.runner import freeze_chunk, mark_sending, send_manual
 from tests.conftest import Backend

@@ -7,11 +7,11 @@ import uuid
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from marketplace.auth import Role
-from marketplace.db import session_scope
-from marketplace.ledger import AFFILIATE, SELLER
-from marketplace.orders.models import Commission, SubOrder
-from marketplace.outbound import WebhookDelivery
+from kernel.auth import Role
+from kernel.db import session_scope
+from kernel.ledger import AFFILIATE, SELLER
+from kernel.outbound import WebhookDelivery
+from orders.models import Commission, SubOrder
 from tests.conftest import Backend, bearer, issue_key
 from tests.payouts.conftest import audit, credit, items_of, make_payee, matured_sale
 

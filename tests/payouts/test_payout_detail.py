@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from marketplace.clock import clock
-from marketplace.db import session_scope
-from marketplace.orders import settlement
+from kernel.clock import clock
+from kernel.db import session_scope
+from orders import settlement
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import uuid
 
-from marketplace.ledger import AFFILIATE, AVAILABLE, PAID_OUT, PLATFORM, SELLER
-from marketplace.tasking import celery_app
+from kernel.ledger import AFFILIATE, AVAILABLE, PAID_OUT, PLATFORM, SELLER
+from kernel.tasking import celery_app
 from tests.payouts.conftest import (
     Sale,
     StripeBackend,

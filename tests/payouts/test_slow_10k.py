@@ -1,6 +1,6 @@
 """A batch of 10,000 payees completes, timed (not in the default run: `pytest -m slow`).
 
-1. The manual rail in this process (`payouts.bench`, what `marketplace payouts bench` runs).
+1. The manual rail in this process (`loadtests.payout_bench`, what `python -m loadtests.payout_bench` runs).
 2. The Stripe rail with two real Celery workers on the Redis broker against the fake Stripe
    server: 10,000 transfers, each payee paid once, the ledger audit clean.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from marketplace.tasking import make_celery
-from payouts import bench
+from kernel.tasking import make_celery
+from loadtests import payout_bench as bench
 from tests.conftest import Backend
 from tests.fake_stripe import FakeStripe
 from tests.payouts.conftest import audit, stripe_account, transfers_by_destination

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from marketplace.clock import clock
-from marketplace.db import session_scope
-from marketplace.ledger import AFFILIATE, AVAILABLE, IN_TRANSIT, PAID_OUT, PLATFORM, SELLER
-from marketplace.orders.models import Commission
-from marketplace.outbound import WebhookDelivery
+from kernel.clock import clock
+from kernel.db import session_scope
+from kernel.ledger import AFFILIATE, AVAILABLE, IN_TRANSIT, PAID_OUT, PLATFORM, SELLER
+from kernel.outbound import WebhookDelivery
+from orders.models import Commission
 from tests.payouts.conftest import (
     StripeBackend,
     audit,

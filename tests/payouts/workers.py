@@ -14,8 +14,8 @@ import pytest
 import redis
 from celery import Celery
 
-from marketplace.db import session_scope
-from marketplace.settings import Settings
+from kernel.db import session_scope
+from kernel.settings import Settings
 from payouts import planning
 from payouts.models import PayoutBatch
 from tests.conftest import REPO_ROOT, Backend, make_settings

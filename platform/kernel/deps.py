@@ -1,0 +1,124 @@
+"""FastAPI dependencies: the unit of work, the caller's principal, rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from kernel import auth, ratelimit
+from kernel.auth import Principal, Role
+from kernel.db import session_scope
+from kernel.errors import Unauthorized, Unprocessable
+from kernel.runtime import Runtime
+from kernel.settings import Settings
+
+# Dependencies that never block are `async def` on purpose: FastAPI runs a plain `def`
+# dependency in the thread pool, and each such hop costs more than the dependency itself
+# (measured on the checkout path: see loadtests/README.md).
+
+
+async def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+    return runtime.settings
+
+
+def db_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Session]:
+    """One transaction per request, committed before the response is sent (scope="function"),
+    so a failed commit is a failed request, never a 200 for data that was not stored."""
+    with session_scope(runtime.sessions) as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer mk_...`")
+
+
+def current_principal(
+    request: Request,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("missing API key: send Authorization: Bearer <key>")
+    principal = auth.authenticate(session, credentials.credentials)
+    ratelimit.enforce(runtime.store, f"key:{principal.key_id}", runtime.settings.rate_limit_per_key_per_minute)
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    """Dependency factory: the caller must hold one of `roles` (else 403)."""
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        auth.require_role(principal, *roles)
+        return principal
+
+    return dependency
+
+
+OperatorPrincipal = Annotated[Principal, Depends(require(Role.OPERATOR))]
+SellerPrincipal = Annotated[Principal, Depends(require(Role.SELLER))]
+AffiliatePrincipal = Annotated[Principal, Depends(require(Role.AFFILIATE))]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def public_rate_limit(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> None:
+    """Public (no key) endpoints are limited per client address. The store call (Redis) blocks,
+    so it runs in the thread pool; with the limit off (0) there is nothing to wait for."""
+    limit = runtime.settings.rate_limit_public_per_minute
+    if limit <= 0:
+        return
+    await run_in_threadpool(ratelimit.enforce, runtime.store, f"ip:{client_address(request)}", limit)
+
+
+PublicRateLimit = Depends(public_rate_limit)
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {str(field.alias) for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+_NAMES_ATTR = "_marketplace_query_names"  # memoized on the route object: its query parameter names
+
+
+async def reject_unknown_query_params(request: Request) -> None:
+    """A misspelt filter (`?sellr_id=`) is a 422, not a silently unfiltered list: the rule
+    StrictModel applies to bodies. Routers add it; the referral redirect does not (a link
+    carries whatever campaign parameters the affiliate likes). `async` (no thread-pool hop) and
+    a request without a query string costs one check: this runs on every checkout."""
+    if not request.scope.get("query_string"):
+        return
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute):
+        names: frozenset[str] | None = getattr(route, _NAMES_ATTR, None)
+        if names is None:
+            names = frozenset(_query_names(route.dependant))
+            setattr(route, _NAMES_ATTR, names)
+        unknown = sorted(set(request.query_params) - names)
+        if unknown:
+            raise Unprocessable(f"unknown query parameter(s): {', '.join(unknown)}")
+
+
+StrictQuery = Depends(reject_unknown_query_params)

@@ -1,0 +1,81 @@
+"""Sellers move their sub-orders through accepted -> shipped -> delivered, or reject them.
+
+Every change locks the order row first (the same lock payment and refunds take) and emits a
+signed `sub_order.<status>` webhook to the seller after commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from kernel.auth import Principal
+from kernel.clock import clock
+from kernel.settings import Settings
+from orders.errors import InvalidTransition, SubOrderNotFound
+from orders.models import SubOrder, SubOrderStatus
+from orders.notifications import notify_seller
+from orders.refunds import reject_sub_order
+from orders.settlement import lock_order, start_holding_period
+
+# The only moves a seller can make, and from where.
+TRANSITIONS: dict[str, tuple[SubOrderStatus, ...]] = {
+    "accept": (SubOrderStatus.PAID,),
+    "ship": (SubOrderStatus.PAID, SubOrderStatus.ACCEPTED),
+    "deliver": (SubOrderStatus.ACCEPTED, SubOrderStatus.SHIPPED),
+}
+
+
+def get_sub_order(session: Session, principal: Principal, sub_order_id: uuid.UUID) -> SubOrder:
+    sub = session.get(SubOrder, sub_order_id)
+    if sub is None or not (principal.is_operator or sub.seller_id == principal.subject_id):
+        raise SubOrderNotFound(f"no sub-order {sub_order_id}")
+    return sub
+
+
+def _locked_sub_order(session: Session, principal: Principal, sub_order_id: uuid.UUID) -> SubOrder:
+    sub = get_sub_order(session, principal, sub_order_id)
+    lock_order(session, sub.order_id)
+    session.refresh(sub)
+    return sub
+
+
+def advance(
+    session: Session, settings: Settings, principal: Principal, sub_order_id: uuid.UUID, action: str, *,
+    tracking_number: str | None = None, carrier: str | None = None,
+) -> SubOrder:
+    sub = _locked_sub_order(session, principal, sub_order_id)
+    allowed = TRANSITIONS[action]
+    if sub.status not in allowed:
+        raise InvalidTransition(
+            f"cannot {action} a sub-order that is {sub.status} (allowed from: {', '.join(allowed)})"
+        )
+    if all(line.refunded_quantity >= line.quantity for line in sub.lines):
+        # Refunds keep the sub-order's status (they may be partial); one refunded in full has
+        # nothing left to send: goods must not go out for an order the buyer got back.
+        raise InvalidTransition(f"cannot {action} sub-order {sub.id}: every line of it was refunded")
+    now = clock.now()
+    if action == "accept":
+        sub.status = SubOrderStatus.ACCEPTED.value
+    elif action == "ship":
+        sub.status = SubOrderStatus.SHIPPED.value
+        sub.shipped_at = now
+        sub.tracking_number = tracking_number
+        sub.carrier = carrier
+    else:
+        sub.status = SubOrderStatus.DELIVERED.value
+        sub.delivered_at = now
+        start_holding_period(session, settings, sub)
+    session.flush()
+    notify_seller(session, sub, f"sub_order.{sub.status}")
+    return sub
+
+
+def reject(session: Session, principal: Principal, sub_order_id: uuid.UUID, reason: str) -> SubOrder:
+    sub = _locked_sub_order(session, principal, sub_order_id)
+    reject_sub_order(session, sub, reason)
+    session.flush()
+    notify_seller(session, sub, "sub_order.rejected")
+    return sub
+

@@ -1,0 +1,217 @@
+"""Order tables.
+
+An order is one buyer payment in one currency; it is routed into one sub-order per seller.
+Order lines snapshot what was bought (name, SKU, unit price) and every party's share as the
+commission engine computed it at checkout, so later catalog or plan changes never alter it.
+
+Shares become journal entries when the order is paid (see settlement.py): an unpaid order
+owes nobody anything, so abandoned carts leave no trace in the ledger.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kernel.clock import clock
+from kernel.db import Base, TimestampMixin, new_id
+
+
+class OrderStatus(enum.StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"
+    PAID = "paid"
+    CANCELLED = "cancelled"  # payment failed or the order expired unpaid; stock released
+
+
+class SubOrderStatus(enum.StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"
+    PAID = "paid"  # the seller must accept or reject
+    ACCEPTED = "accepted"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    REJECTED = "rejected"  # the seller refused it; its part was refunded
+    CANCELLED = "cancelled"
+
+
+class CommissionStatus(enum.StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"
+    PENDING = "pending"  # order paid, inside the holding period
+    AVAILABLE = "available"  # payable in the next payout
+    PAID = "paid"  # claimed by a payout item (payout_item_id)
+    REVERSED = "reversed"  # fully clawed back by refunds before it became available
+    CANCELLED = "cancelled"  # the order was never paid
+
+
+class Order(TimestampMixin, Base):
+    __tablename__ = "orders"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    storefront_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    affiliate_id: Mapped[uuid.UUID | None] = mapped_column(index=True)  # the attributed affiliate
+    attribution_source: Mapped[str] = mapped_column(String(16))  # storefront | click | coupon | none
+    click_id: Mapped[uuid.UUID | None] = mapped_column()
+    coupon_id: Mapped[uuid.UUID | None] = mapped_column()
+    coupon_code: Mapped[str | None] = mapped_column(String(64))
+    self_referral: Mapped[bool] = mapped_column(default=False)
+    buyer_email: Mapped[str] = mapped_column(String(254), index=True)
+    buyer_name: Mapped[str] = mapped_column(String(200))
+    shipping_address: Mapped[dict[str, Any]] = mapped_column(JSON)
+    currency: Mapped[str] = mapped_column(String(3))
+    gross_amount: Mapped[int] = mapped_column(BigInteger)  # before coupon discount
+    discount_amount: Mapped[int] = mapped_column(BigInteger)
+    total_amount: Mapped[int] = mapped_column(BigInteger)  # what the buyer pays
+    platform_fee_amount: Mapped[int] = mapped_column(BigInteger)
+    commission_amount: Mapped[int] = mapped_column(BigInteger)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(20), default=OrderStatus.AWAITING_PAYMENT.value, index=True)
+    payment_rail: Mapped[str] = mapped_column(String(16))
+    payment_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    payment_client_secret: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    paid_at: Mapped[datetime | None] = mapped_column()
+    cancelled_at: Mapped[datetime | None] = mapped_column()
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
+
+    sub_orders: Mapped[list[SubOrder]] = relationship(order_by="SubOrder.id", lazy="selectin")
+    lines: Mapped[list[OrderLine]] = relationship(order_by="OrderLine.position", lazy="selectin")
+    commissions: Mapped[list[Commission]] = relationship(order_by="Commission.id", lazy="selectin")
+
+
+class SubOrder(TimestampMixin, Base):
+    """One seller's part of an order: what the seller fulfils and is paid for."""
+
+    __tablename__ = "sub_orders"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    seller_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)  # buyer pays for this seller's lines
+    platform_fee_amount: Mapped[int] = mapped_column(BigInteger)
+    commission_amount: Mapped[int] = mapped_column(BigInteger)
+    seller_net_amount: Mapped[int] = mapped_column(BigInteger)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(20), default=SubOrderStatus.AWAITING_PAYMENT.value, index=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(100))
+    carrier: Mapped[str | None] = mapped_column(String(100))
+    reject_reason: Mapped[str | None] = mapped_column(String(500))
+    shipped_at: Mapped[datetime | None] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    # The seller's share moves pending -> available at this time (return window after delivery).
+    seller_share_available_at: Mapped[datetime | None] = mapped_column(index=True)
+    seller_share_released: Mapped[bool] = mapped_column(default=False)
+    # The payout item that paid the seller's share (set when a payout batch freezes the balance).
+    payout_item_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+
+    lines: Mapped[list[OrderLine]] = relationship(order_by="OrderLine.position", lazy="selectin")
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("refunded_quantity >= 0 AND refunded_quantity <= quantity", name="refund_within_quantity"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    sub_order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sub_orders.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    seller_id: Mapped[uuid.UUID] = mapped_column()
+    product_id: Mapped[uuid.UUID] = mapped_column()
+    variant_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    product_name: Mapped[str] = mapped_column(String(200))
+    variant_name: Mapped[str] = mapped_column(String(200))
+    unit_amount: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(Integer)
+    gross_amount: Mapped[int] = mapped_column(BigInteger)
+    discount_amount: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    platform_fee_amount: Mapped[int] = mapped_column(BigInteger)
+    seller_net_amount: Mapped[int] = mapped_column(BigInteger)
+    refunded_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    # What refunds have reversed so far, per share, so the refund that empties the line
+    # reverses exactly what is left (no minor unit lost to rounding).
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_platform_fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_seller_net: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    # Real (not view-only) relationships on purpose: they tell the unit of work to insert
+    # sub-orders before their lines and lines before their commissions, in one batch each.
+    commissions: Mapped[list[Commission]] = relationship(order_by="Commission.id", lazy="selectin")
+
+
+class Commission(TimestampMixin, Base):
+    """One affiliate's share of one order line, with the plan version that computed it."""
+
+    __tablename__ = "commissions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    order_line_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("order_lines.id"), index=True)
+    sub_order_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    seller_id: Mapped[uuid.UUID] = mapped_column()
+    affiliate_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    role: Mapped[str] = mapped_column(String(24))
+    program_id: Mapped[uuid.UUID] = mapped_column()
+    plan_version_id: Mapped[uuid.UUID] = mapped_column()
+    funded_by: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reversed_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(20), default=CommissionStatus.AWAITING_PAYMENT.value, index=True)
+    holding_period_days: Mapped[int] = mapped_column(Integer)
+    available_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The payout item that paid it (set when a payout batch freezes the affiliate's balance).
+    payout_item_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+
+
+class Refund(TimestampMixin, Base):
+    __tablename__ = "refunds"
+    __table_args__ = (UniqueConstraint("order_id", "idempotency_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    sub_order_id: Mapped[uuid.UUID | None] = mapped_column()
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(16))  # operator | seller
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{order_line_id, quantity, amount}]
+    rail_refund_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="recorded", index=True)  # recorded | sent | failed
+    # Why the rail refused it or failed it later (Stripe's failure_reason): the buyer was not paid
+    # back, and an operator must settle it another way (operators list these: GET /v1/refunds).
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    # The client's Idempotency-Key (one refund per key and order) and a hash of its request, so a
+    # retry returns this refund and the same key with another request is refused.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+def request_fingerprint(payload: object) -> str:
+    """What a request sent with an Idempotency-Key asked for, as stored in `request_hash`: a retry
+    must match it; the same key with another request is refused."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class IdempotencyKey(Base):
+    """One checkout per (scope, key): the unique constraint makes concurrent duplicates wait for
+    the first to commit and then find its order."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    scope: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[uuid.UUID] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())

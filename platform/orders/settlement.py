@@ -1,0 +1,208 @@
+"""Payment, cancellation and the holding period: every money movement of an order in the journal.
+
+Journal transactions written here (kind -> reference):
+- `order.paid` -> order: debits platform clearing with what the buyer paid and credits every
+  seller's net (per sub-order), every commission (per commission) to `pending`, and the platform
+  fee. This is the design's worked example, to the minor unit.
+- `seller_share.available` -> sub-order, `commission.available` -> commission: pending ->
+  available when the holding period has passed.
+Refunds are in refunds.py. Each (kind, reference) is posted at most once (a UNIQUE constraint).
+
+Locks: a state change locks its order row first (`FOR UPDATE`), so payment, expiry, fulfilment
+and refunds of one order never interleave; the release job takes rows with `SKIP LOCKED` so
+several workers share the work without waiting on each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from affiliates.engine import counted_sale_amounts
+from affiliates.service import count_sales
+from catalog.models import Product
+from catalog.service import release_stock
+from kernel import ledger
+from kernel.clock import clock
+from kernel.ledger import AFFILIATE, AVAILABLE, CLEARING, FEES, PENDING, PLATFORM, SELLER, Posting
+from kernel.runtime import get_runtime
+from kernel.settings import Settings
+from orders.errors import InvalidTransition, OrderNotFound
+from orders.models import (
+    Commission,
+    CommissionStatus,
+    Order,
+    OrderStatus,
+    SubOrder,
+    SubOrderStatus,
+)
+from orders.notifications import notify_seller
+
+
+def lock_order(session: Session, order_id: uuid.UUID) -> Order:
+    """Lock the order row, and read it (and its eagerly loaded lines, sub-orders and commissions)
+    again: a request that read them before taking the lock must decide on what the previous
+    holder of the lock committed, not on its own earlier copy (SQLAlchemy keeps loaded objects
+    as they are unless told to overwrite them)."""
+    order = session.scalar(
+        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if order is None:
+        raise OrderNotFound(f"no order {order_id}")
+    return order
+
+
+def mark_paid(session: Session, order_id: uuid.UUID, *, payment_reference: str | None = None) -> bool:
+    """Record the buyer's payment. Idempotent: paying a paid order changes nothing (False)."""
+    order = lock_order(session, order_id)
+    if order.status == OrderStatus.PAID:
+        return False
+    if order.status != OrderStatus.AWAITING_PAYMENT:
+        raise InvalidTransition(f"order {order.id} is {order.status}; it cannot be paid")
+    now = clock.now()
+    order.status = OrderStatus.PAID.value
+    order.paid_at = now
+    if payment_reference and order.payment_id is None:
+        order.payment_id = payment_reference
+    for sub in order.sub_orders:
+        sub.status = SubOrderStatus.PAID.value
+    for commission in order.commissions:
+        commission.status = CommissionStatus.PENDING.value
+    ledger.post(
+        session, kind="order.paid", reference_type="order", reference_id=order.id, currency=order.currency,
+        order_id=order.id, postings=paid_postings(order), memo=f"order {order.id} paid",
+    )
+    _deliver_unshipped(session, order)
+    # Sellers hear of an order once it is paid: unpaid carts are not theirs to act on.
+    for sub in order.sub_orders:
+        notify_seller(session, sub, "order.created")
+    return True
+
+
+def _deliver_unshipped(session: Session, order: Order) -> None:
+    """A sub-order with nothing to ship (software levels, services: `requires_shipping` false on
+    every product of it) is delivered when paid, so its holding periods start now; waiting for
+    a delivery that never comes would keep the seller's and partners' money pending forever."""
+    product_ids = {line.product_id for line in order.lines}
+    shipped = set(session.scalars(
+        select(Product.id).where(Product.id.in_(product_ids), Product.requires_shipping.is_(True))
+    ))
+    now = clock.now()
+    for sub in order.sub_orders:
+        if any(line.product_id in shipped for line in order.lines if line.sub_order_id == sub.id):
+            continue
+        sub.status = SubOrderStatus.DELIVERED.value
+        sub.delivered_at = now
+        start_holding_period(session, get_runtime().settings, sub)
+
+
+def paid_postings(order: Order) -> list[Posting]:
+    postings = [Posting(PLATFORM, None, CLEARING, -order.total_amount, "order", order.id)]
+    postings += [
+        Posting(SELLER, sub.seller_id, PENDING, sub.seller_net_amount, "sub_order", sub.id)
+        for sub in order.sub_orders
+    ]
+    postings += [
+        Posting(AFFILIATE, c.affiliate_id, PENDING, c.amount, "commission", c.id) for c in order.commissions
+    ]
+    postings.append(Posting(PLATFORM, None, FEES, order.platform_fee_amount, "order", order.id))
+    return postings
+
+
+def cancel_unpaid(session: Session, order_id: uuid.UUID, reason: str) -> bool:
+    """Cancel an order that was never paid and give its stock back. Idempotent."""
+    order = lock_order(session, order_id)
+    if order.status != OrderStatus.AWAITING_PAYMENT:
+        return False
+    order.status = OrderStatus.CANCELLED.value
+    order.cancelled_at = clock.now()
+    order.cancel_reason = reason
+    for sub in order.sub_orders:
+        sub.status = SubOrderStatus.CANCELLED.value
+    for commission in order.commissions:
+        commission.status = CommissionStatus.CANCELLED.value
+    for line in sorted(order.lines, key=lambda item: item.variant_id):
+        release_stock(session, line.variant_id, line.quantity)
+    _uncount_attributed_sale(session, order)
+    return True
+
+
+def _uncount_attributed_sale(session: Session, order: Order) -> None:
+    """Checkout counted the order in the affiliate's month-to-date sales (the volume tiers); an
+    order never paid must not lift an affiliate into a higher tier, so take it back out."""
+    if order.affiliate_id is None or order.self_referral:
+        return
+    roles: dict[uuid.UUID, list[str]] = {}
+    for commission in order.commissions:
+        roles.setdefault(commission.order_line_id, []).append(commission.role)
+    amounts = counted_sale_amounts((line.seller_id, line.amount, roles.get(line.id, [])) for line in order.lines)
+    if amounts:
+        count_sales(session, order.affiliate_id, order.currency, order.created_at, amounts, sign=-1)
+
+
+def expired_unpaid_order_ids(session: Session, limit: int = 500) -> list[uuid.UUID]:
+    return list(session.scalars(
+        select(Order.id).where(
+            Order.status == OrderStatus.AWAITING_PAYMENT, Order.expires_at <= clock.now()
+        ).order_by(Order.expires_at).limit(limit)
+    ))
+
+
+def start_holding_period(session: Session, settings: Settings, sub: SubOrder) -> None:
+    """Delivery starts the clocks: the platform's return window for the seller's share, and for
+    each commission the holding period its program had when the order was placed."""
+    now = clock.now()
+    sub.seller_share_available_at = now + timedelta(days=settings.seller_return_window_days)
+    for commission in session.scalars(select(Commission).where(Commission.sub_order_id == sub.id)):
+        if commission.status == CommissionStatus.PENDING:
+            commission.available_at = now + timedelta(days=commission.holding_period_days)
+
+
+def release_matured(session: Session, limit: int = 500) -> tuple[int, int]:
+    """Move every share whose holding period has passed from pending to available.
+
+    Returns (seller shares released, commissions released). Rows are claimed with
+    `FOR UPDATE SKIP LOCKED`: two workers running this at once release disjoint rows.
+    """
+    now = clock.now()
+    subs = list(session.scalars(
+        select(SubOrder).where(
+            SubOrder.seller_share_available_at <= now, SubOrder.seller_share_released.is_(False)
+        ).order_by(SubOrder.id).limit(limit).with_for_update(skip_locked=True)
+    ))
+    for sub in subs:
+        remaining = sub.seller_net_amount - _refunded_seller_net(sub)
+        sub.seller_share_released = True
+        if remaining != 0:
+            ledger.post(
+                session, kind="seller_share.available", reference_type="sub_order", reference_id=sub.id,
+                currency=sub.currency, order_id=sub.order_id, memo="return window passed",
+                postings=[Posting(SELLER, sub.seller_id, PENDING, -remaining, "sub_order", sub.id),
+                          Posting(SELLER, sub.seller_id, AVAILABLE, remaining, "sub_order", sub.id)],
+            )
+    commissions = list(session.scalars(
+        select(Commission).where(
+            Commission.status == CommissionStatus.PENDING, Commission.available_at <= now
+        ).order_by(Commission.id).limit(limit).with_for_update(skip_locked=True)
+    ))
+    for commission in commissions:
+        remaining = commission.amount - commission.reversed_amount
+        commission.status = CommissionStatus.AVAILABLE.value
+        if remaining != 0:
+            ledger.post(
+                session, kind="commission.available", reference_type="commission", reference_id=commission.id,
+                currency=commission.currency, order_id=commission.order_id, memo="holding period passed",
+                postings=[
+                    Posting(AFFILIATE, commission.affiliate_id, PENDING, -remaining, "commission", commission.id),
+                    Posting(AFFILIATE, commission.affiliate_id, AVAILABLE, remaining, "commission", commission.id),
+                ],
+            )
+    return len(subs), len(commissions)
+
+
+def _refunded_seller_net(sub: SubOrder) -> int:
+    return sum(line.refunded_seller_net for line in sub.lines)
+

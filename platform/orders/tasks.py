@@ -1,0 +1,90 @@
+"""Celery tasks of the order domain (thin: each opens a unit of work and calls the service)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+
+from kernel.clock import clock
+from kernel.payment_rail import PaymentRailError
+from kernel.runtime import get_runtime
+from kernel.tasking import celery_app, register_beat, task_session
+from orders import refunds, settlement
+from orders.models import Order, Refund
+
+log = structlog.get_logger(__name__)
+
+
+@celery_app.task(name="orders.expire_unpaid")
+def expire_unpaid() -> int:
+    """Cancel orders left unpaid past their timeout and give their stock back."""
+    with task_session() as session:
+        order_ids = settlement.expired_unpaid_order_ids(session)
+    cancelled = 0
+    for order_id in order_ids:
+        with task_session() as session:  # one order per transaction: a failure spoils only itself
+            order = session.get(Order, order_id)
+            if order is not None and order.payment_id is not None and order.payment_rail == "stripe":
+                try:
+                    get_runtime().rail.cancel_payment(order.payment_id, idempotency_key=f"order-{order_id}-cancel")
+                except PaymentRailError as exc:
+                    log.warning("cancel_payment_failed", order_id=str(order_id), error=str(exc))
+                    continue  # it may have been paid meanwhile; the webhook decides
+            cancelled += settlement.cancel_unpaid(session, order_id, reason="payment timeout")
+    return cancelled
+
+
+@celery_app.task(name="orders.release_matured")
+def release_matured() -> dict[str, int]:
+    """Move shares whose holding period passed from pending to available."""
+    with task_session() as session:
+        sellers, commissions = settlement.release_matured(session)
+    return {"seller_shares": sellers, "commissions": commissions}
+
+
+@celery_app.task(name="orders.send_refund", bind=True, max_retries=10)
+def send_refund(self: object, refund_id: str) -> str:
+    """Send a recorded refund through Stripe. The idempotency key is the refund id, so a retry
+    (or a duplicate delivery of this task) refunds once."""
+    with task_session() as session:
+        refund = session.get(Refund, uuid.UUID(refund_id), with_for_update=True)
+        if refund is None or refund.status == "sent":
+            return "skipped"
+        order = session.get(Order, refund.order_id)
+        assert order is not None and order.payment_id is not None
+        try:
+            refund.rail_refund_id = get_runtime().rail.refund(
+                payment_id=order.payment_id, amount=refund.amount, metadata={"refund_id": refund_id},
+                idempotency_key=f"refund-{refund_id}",
+            )
+            refund.status = "sent"
+        except PaymentRailError as exc:
+            if not exc.retryable:
+                refunds.record_refund_failure(session, refund, f"{exc.code or 'refused'}: {exc.message}")
+            log.warning("refund_failed", refund_id=refund_id, error=str(exc), retryable=exc.retryable)
+            if exc.retryable and not self.request.is_eager:  # type: ignore[attr-defined]
+                raise self.retry(countdown=30) from exc  # type: ignore[attr-defined]
+        return refund.status
+
+
+@celery_app.task(name="orders.retry_unsent_refunds")
+def retry_unsent_refunds() -> int:
+    """Beat safety net: Stripe refunds recorded but not sent (a lost task, a broker outage)."""
+    with task_session() as session:
+        stale = clock.now() - timedelta(minutes=5)
+        refund_ids = list(session.scalars(
+            select(Refund.id).join(Order, Order.id == Refund.order_id).where(
+                Refund.status == "recorded", Order.payment_rail == "stripe", Refund.created_at <= stale,
+            ).limit(200)
+        ))
+    for refund_id in refund_ids:
+        celery_app.tasks["orders.send_refund"].apply_async(args=(str(refund_id),))
+    return len(refund_ids)
+
+
+register_beat("orders-retry-unsent-refunds", "orders.retry_unsent_refunds", 300.0)
+register_beat("orders-expire-unpaid", "orders.expire_unpaid", 60.0)
+register_beat("orders-release-matured", "orders.release_matured", 300.0)
