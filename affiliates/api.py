@@ -12,8 +12,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
-from affiliates import stripe_events as _stripe_events  # noqa: F401  (registers the account.updated handler)
-from affiliates.engine import Settlement
+from affiliates.engine import SessionFirstOrderCheck, Settlement
 from affiliates.models import (
     Affiliate,
     AffiliateStatus,
@@ -87,6 +86,18 @@ router = APIRouter(dependencies=[StrictQuery])
 # routes in inclusion order, and behind the ~40 routes of `router` each match cost ~70 µs.
 buyer_router = APIRouter()
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_first_order_check(request: Request) -> SessionFirstOrderCheck:
+    """The orders package's "which of these sellers is this buyer new to" query: this package
+    cannot import orders, so the assembly puts it on the app (`app.state.first_order_check`)."""
+    check: SessionFirstOrderCheck | None = getattr(request.app.state, "first_order_check", None)
+    if check is None:
+        raise RuntimeError("no first-order check on this app: build it with marketplace.app.create_app")
+    return check
+
+
+FirstOrderCheckDep = Annotated[SessionFirstOrderCheck, Depends(get_first_order_check)]
 SellerOrOperator = Annotated[Principal, Depends(require(Role.SELLER, Role.OPERATOR))]
 AffiliateOrOperator = Annotated[Principal, Depends(require(Role.AFFILIATE, Role.OPERATOR))]
 Limit = Annotated[int, Query(ge=1, le=200, description="items per page")]
@@ -565,12 +576,12 @@ def follow_link(code: str, request: Request, runtime: RuntimeDep) -> RedirectRes
 
 @router.post("/v1/commissions/preview", response_model=PreviewOut, tags=["commissions"])
 def preview_commissions(body: PreviewIn, session: DbSession, principal: CurrentPrincipal,
-                        runtime: RuntimeDep) -> PreviewOut:
+                        runtime: RuntimeDep, first_order_check: FirstOrderCheckDep) -> PreviewOut:
     """Every party's share of a cart exactly as checkout would compute it now (same engine, same
     catalog prices). A seller may preview carts of its own products; an affiliate only
     attribution to itself. Only an operator's preview reads the buyer's order history (the
     first-order bonus); others price the cart as the buyer's first order with each seller."""
-    lines, settlement = preview.preview(session, runtime.store, runtime.settings, principal, body)
+    lines, settlement = preview.preview(session, runtime.store, runtime.settings, principal, body, first_order_check)
     return _preview_out(lines, settlement)
 
 

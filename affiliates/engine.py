@@ -158,34 +158,17 @@ class Settlement:
     first_order_sellers: frozenset[UUID]  # sellers for whom this buyer is a new customer
 
 
-# (seller_ids, buyer_email) -> the sellers this buyer has never ordered from.
+# (seller_ids, buyer_email) -> the sellers this buyer has never ordered from. The real query
+# reads orders, which this package cannot import: checkout passes the orders package's check,
+# and the assembly hands it (as a SessionFirstOrderCheck) to the preview endpoint.
 FirstOrderCheck = Callable[[frozenset[UUID], str], set[UUID]]
-# The same with the session, for the process-wide hook the orders package registers.
+# The same with the session, as the orders package defines it.
 SessionFirstOrderCheck = Callable[[Session, frozenset[UUID], str], set[UUID]]
 
 
 def every_seller_is_new(seller_ids: frozenset[UUID], _buyer_email: str) -> set[UUID]:
     """The check that reads no history: every buyer is new to every seller."""
     return set(seller_ids)
-
-
-def _every_seller_is_new(_session: Session, seller_ids: frozenset[UUID], buyer_email: str) -> set[UUID]:
-    return every_seller_is_new(seller_ids, buyer_email)
-
-
-_first_order_check: SessionFirstOrderCheck = _every_seller_is_new
-
-
-def set_first_order_check(check: SessionFirstOrderCheck | None) -> SessionFirstOrderCheck:
-    """Register the real "is this the buyer's first order from these sellers" query (one SELECT
-    over orders, owned by the orders package). Until one is registered, every buyer counts as
-    new for every seller. `None` restores that default. The preview endpoint and checkout both
-    use the registered check unless `settle_cart(..., is_first_order=...)` passes one.
-    Returns the check it replaced (so a test can put it back)."""
-    global _first_order_check
-    previous = _first_order_check
-    _first_order_check = check or _every_seller_is_new
-    return previous
 
 
 def normalize_email(email: str) -> str:
@@ -424,15 +407,16 @@ def settle_cart(
     platform_fee_bps: int,
     at: datetime,
     coupon_code: str | None = None,
-    is_first_order: FirstOrderCheck | None = None,
+    is_first_order: FirstOrderCheck = every_seller_is_new,
 ) -> Settlement:
     """Every party's share of every line (the rule is in the module docstring).
 
     Statements: the affiliate with its recruiter and splits (1, only if attributed), programs +
     plan versions in force + the affiliate's and its split partners' memberships (1), month-to-date sales
     (1, only if a plan in the cart has tiers), the coupon (1, only with a code), and whatever
-    the first-order check costs (default: none; the orders package registers a one-SELECT check
-    with `set_first_order_check`). `is_first_order(seller_ids, buyer_email)` overrides it.
+    `is_first_order(seller_ids, buyer_email)` costs: the caller says whose history counts (the
+    default, `every_seller_is_new`, reads none; checkout passes the orders package's one-SELECT
+    check).
     An attribution with `self_referral_pending` is decided here (the returned Settlement holds
     the decided one: use `settlement.attribution` from then on).
     """
@@ -460,10 +444,7 @@ def settle_cart(
     month_sales: dict[UUID, MonthSales] = {}
     if affiliate is not None and any(p.plan is not None and p.plan.tiers for p in programs.values()):
         month_sales = load_month_sales(session, affiliate.affiliate_id, seller_ids, currency, at)
-    if is_first_order is not None:
-        first = frozenset(is_first_order(seller_ids, buyer_email)) & seller_ids
-    else:
-        first = frozenset(_first_order_check(session, seller_ids, buyer_email)) & seller_ids
+    first = frozenset(is_first_order(seller_ids, buyer_email)) & seller_ids
 
     return compute_settlement(
         lines, attribution, programs=programs, affiliate=affiliate, coupon=coupon, month_sales=month_sales,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import structlog
 
-from affiliates import stripe_events as _stripe_events  # noqa: F401  (registers the account.updated handler)
 from affiliates.service.links import COUNTER_PREFIX, add_daily_counts, parse_counters, restore_counters
 from kernel.runtime import get_runtime
-from kernel.tasking import celery_app, register_beat, task_session
+from kernel.tasking import BeatSpec, TaskSpec, task_session
 
 log = structlog.get_logger(__name__)
 
@@ -15,7 +14,6 @@ FLUSH_CLICKS = "affiliates.flush_clicks"
 FLUSH_INTERVAL_SECONDS = 60.0
 
 
-@celery_app.task(name=FLUSH_CLICKS)
 def flush_clicks() -> int:
     """Move the click counters from Redis to `referral_click_daily`; returns clicks flushed.
 
@@ -39,4 +37,5 @@ def flush_clicks() -> int:
     return flushed
 
 
-register_beat("affiliates-flush-clicks", FLUSH_CLICKS, FLUSH_INTERVAL_SECONDS)
+TASKS = (TaskSpec(FLUSH_CLICKS, flush_clicks),)
+BEAT = (BeatSpec("affiliates-flush-clicks", FLUSH_CLICKS, FLUSH_INTERVAL_SECONDS),)

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 
 from catalog import browse, products, sellers
-from catalog import stripe_events as _stripe_events  # noqa: F401  (registers the account.updated handler)
 from catalog.models import PayoutAccountStatus, ProductStatus, Seller, SellerStatus
 from catalog.schemas import (
     CatalogProductOut,

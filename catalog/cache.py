@@ -50,8 +50,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from catalog.schemas import ProductOut
-from kernel.cache import RedisStore, Store
-from kernel.runtime import get_runtime
+from kernel.cache import RedisStore, Store, session_store
 
 log = structlog.get_logger(__name__)
 
@@ -247,9 +246,9 @@ def _after_commit(session: Session) -> None:
     stock_dirty: set[uuid.UUID] = session.info.pop(_STOCK_DIRTY, set()) - dirty
     lowered: dict[uuid.UUID, StockLevels] = session.info.pop(_LOWERED, {})
     session.info.pop(_HOOKED, None)
-    # The process runtime's store: the one the API reads through (the API, worker and CLI each
-    # install theirs with set_runtime), so callers outside the catalog need not pass it.
-    store = get_runtime().store
+    # The store of the runtime that opened this unit of work (the one its reads went through),
+    # so callers outside the catalog need not pass it.
+    store = session_store(session)
     delete(store, dirty)
     delete(store, stock_dirty, stock_only=True)
     # A dropped entry is rebuilt from the database by the next read: nothing left to lower.

@@ -1,19 +1,18 @@
-"""Stripe events the catalog handles (registered with the kernel's webhook inbox).
+"""Stripe events the catalog handles (the kernel's webhook inbox runs them once).
 
-Listed in kernel.tasking.TASK_MODULES so the Celery worker registers these handlers too.
-"""
+`STRIPE_HANDLERS` is plain data: the composition root (marketplace.bootstrap) wires it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from catalog.sellers import apply_stripe_account_update
-from kernel.stripe_webhooks import on_stripe_event
+from kernel.stripe_webhooks import HandlerContext, StripeEventHandler
 
 
-@on_stripe_event("account.updated")
-def handle_account_updated(session: Session, event: dict[str, Any]) -> None:
+def handle_account_updated(context: HandlerContext, event: dict[str, Any]) -> None:
     """A connected account changed: payouts enabled (or disabled again) for its seller."""
-    apply_stripe_account_update(session, event["data"]["object"], int(event.get("created") or 0))
+    apply_stripe_account_update(context.session, event["data"]["object"], int(event.get("created") or 0))
+
+
+STRIPE_HANDLERS: tuple[tuple[str, StripeEventHandler], ...] = (("account.updated", handle_account_updated),)

@@ -23,9 +23,9 @@ from kernel.db import new_id, session_scope
 from kernel.ledger import AVAILABLE, CLEARING, PLATFORM, SELLER, AuditFinding, Posting
 from kernel.runtime import Runtime, get_runtime, set_runtime
 from kernel.settings import Settings, get_settings
+from marketplace.bootstrap import audit_ledger, build_celery
 from marketplace.migrate import upgrade
 from payouts import planning, runner
-from payouts import tasks as _tasks  # noqa: F401  (the reconciliation task the run enqueues)
 
 SEED_CHUNK = 1000
 
@@ -119,7 +119,7 @@ def run(*, payees: int, database_url: str | None, workers: int = 1, chunk: int =
             report.paid = progress(session, [batch_id])[batch_id].by_status["paid"].count
         step = time.perf_counter()
         with session_scope(runtime.sessions) as session:
-            report.findings = ledger.run_audit(session)
+            report.findings = audit_ledger(session)
         report.timings["ledger audit"] = time.perf_counter() - step
     finally:
         set_runtime(previous)
@@ -141,8 +141,10 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=100, help="items per transaction")
     args = parser.parse_args()
     console = Console()
-    import marketplace.models  # noqa: F401  (every table and audit check)
+    from kernel.tasking import install_celery
 
+    # This process's composition root: the reconciliation the run enqueues runs here.
+    install_celery(build_celery(get_settings(), in_process=True))
     report = run(payees=args.payees, database_url=args.database_url or None, workers=args.workers,
                  chunk=args.chunk, log=console.print)
     table = Table("step", "seconds", "payees/s", title=f"payout batch of {args.payees} payees ({report.database})")

@@ -14,7 +14,6 @@ from kernel.runtime import Runtime
 from kernel.schemas import Page, decode_cursor, encode_cursor
 from kernel.tasking import enqueue_after_commit
 from payouts import holds, planning, queries, reconcile, views
-from payouts import tasks as _tasks  # noqa: F401  (registers the tasks this process enqueues)
 from payouts.schemas import (
     BatchCreateIn,
     BatchStatusName,

@@ -1,6 +1,6 @@
 """`payouts_never_pay_twice`: the payout invariants, recomputed from the journal and the items.
 
-Registered with the ledger audit (`marketplace ledger audit` runs it):
+Exported in `AUDIT_CHECKS`; the composition root adds it to the ledger audit (`marketplace ledger audit`):
 
 1. At most one `payout.paid` per item (the journal's UNIQUE makes more impossible; we check anyway).
 2. Every item's postings match its state: queued / skipped -> none; frozen / sending -> one
@@ -29,10 +29,10 @@ from kernel.ledger import (
     PAID_OUT,
     PLATFORM,
     SELLER,
+    AuditCheck,
     AuditFinding,
     JournalEntry,
     JournalTransaction,
-    register_audit_check,
 )
 from orders.models import Commission, CommissionStatus, SubOrder
 from payouts.models import (
@@ -80,7 +80,6 @@ EXPECTED_KINDS: dict[str, set[str]] = {
 }
 
 
-@register_audit_check(CHECK)
 def check_payouts(session: Session) -> Iterator[AuditFinding]:
     rows = session.execute(
         select(PayoutItem.id, PayoutItem.status, PayoutItem.amount, PayoutItem.owner_type, PayoutItem.owner_id,
@@ -216,3 +215,6 @@ def _check_recoveries(session: Session, items: dict[str, _Item]) -> Iterator[Aud
         if item is None or item.status != ItemStatus.PAID.value or amount > (item.amount or 0):
             yield _finding(f"payout item {item_id} has recoveries of {amount}, more than it paid "
                            f"({item.amount if item else None}, {item.status if item else 'missing'})")
+
+
+AUDIT_CHECKS: tuple[tuple[str, AuditCheck], ...] = ((CHECK, check_payouts),)

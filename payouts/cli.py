@@ -26,9 +26,8 @@ from kernel.db import session_scope
 from kernel.errors import AppError
 from kernel.money import format_minor
 from kernel.runtime import Runtime, get_runtime
-from kernel.tasking import celery_app
+from kernel.tasking import installed_celery
 from payouts import planning, queries, reconcile, runner
-from payouts import tasks as _tasks  # noqa: F401  (registers the tasks this process enqueues)
 from payouts.models import BatchStatus, PayoutBatch
 from payouts.planning import Preview, PreviewLine
 from payouts.queries import Progress as BatchProgress
@@ -44,8 +43,9 @@ def _runtime() -> Runtime:
 
 
 def _tasks_in_process() -> bool:
-    """True when enqueued tasks run right here (no broker): what this process's Celery app does."""
-    return bool(celery_app.conf.task_always_eager)
+    """True when enqueued tasks run right here (no broker): what the Celery app the process's
+    composition root installed does."""
+    return bool(installed_celery().conf.task_always_eager)
 
 
 def _batch_id(value: str) -> uuid.UUID:

@@ -1,5 +1,6 @@
 """Celery tasks of payouts (thin: the work is in runner.py, reconcile.py and planning.py).
 
+Plain functions, listed in `TASKS` and `beat(settings)`: the composition root registers them.
 `payouts.run_batch` is acknowledged late (the app default): a worker killed mid-run has its
 task redelivered, and the redelivered run resumes from the items' states. Delivering it twice,
 or to two workers at once, is safe by construction (see runner.py).
@@ -17,8 +18,8 @@ from sqlalchemy.exc import OperationalError
 from kernel.clock import clock
 from kernel.ledger import AVAILABLE, JournalEntry
 from kernel.runtime import get_runtime
-from kernel.settings import get_settings
-from kernel.tasking import celery_app, register_beat, task_session
+from kernel.settings import Settings
+from kernel.tasking import BeatSpec, TaskSpec, enqueue, task_session
 from payouts import planning, reconcile, recoveries, runner
 from payouts.errors import NothingToPay, OpenBatchExists
 from payouts.models import BatchStatus, PayoutBatch, PayoutItem
@@ -28,11 +29,6 @@ log = structlog.get_logger(__name__)
 MAX_RUN_RETRIES = 50
 
 
-@celery_app.task(
-    name="payouts.run_batch", bind=True, max_retries=MAX_RUN_RETRIES, acks_late=True,
-    # A deadlock or a dropped connection aborts one unit of work, never half of one: run again.
-    autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=120,
-)
 def run_batch(self: Any, batch_id: str) -> dict[str, object]:
     """Run (or resume) a batch. Items waiting after a retryable rail error are retried by a
     Celery retry of this task, scheduled for when the earliest of them is due."""
@@ -42,7 +38,6 @@ def run_batch(self: Any, batch_id: str) -> dict[str, object]:
     return result.as_dict()
 
 
-@celery_app.task(name="payouts.recover_clawbacks", bind=True, max_retries=10)
 def recover_clawbacks(self: Any, accounts: list[list[str]] | None = None) -> dict[str, object]:
     """After a refund (the payees it clawed from available) and on beat (every payee below zero):
     take back from paid Stripe payouts what balances cannot cover (payouts/recoveries.py)."""
@@ -53,7 +48,6 @@ def recover_clawbacks(self: Any, accounts: list[list[str]] | None = None) -> dic
     return result.as_dict()
 
 
-@celery_app.task(name="payouts.reconcile")
 def reconcile_batch(batch_id: str) -> dict[str, object]:
     """Compare a batch's paid items with the rail; the result is stored on the batch."""
     found = reconcile.reconcile(get_runtime(), uuid.UUID(batch_id))
@@ -62,7 +56,6 @@ def reconcile_batch(batch_id: str) -> dict[str, object]:
     return {"status": found.status, "mismatches": len(found.mismatches)}
 
 
-@celery_app.task(name="payouts.create_scheduled")
 def create_scheduled() -> list[str]:
     """Beat (settings.payout_schedule_seconds): one batch per currency in which some payee has a
     positive available balance. Batches wait for approval unless settings.payout_auto_approve.
@@ -85,7 +78,6 @@ def create_scheduled() -> list[str]:
     return created
 
 
-@celery_app.task(name="payouts.resume_stalled")
 def resume_stalled() -> list[str]:
     """Beat safety net: re-enqueue runs of approved or running batches whose items have not moved
     for settings.payout_stall_seconds (a lost task; Celery normally redelivers a killed worker's
@@ -103,13 +95,30 @@ def resume_stalled() -> list[str]:
     for batch_id, approved_at, last_move in batches:
         latest = max(t.timestamp() for t in (approved_at, last_move) if t is not None)
         if latest < cutoff:
-            celery_app.tasks["payouts.run_batch"].apply_async(args=(str(batch_id),))
+            enqueue(planning.RUN_TASK, str(batch_id))
             resumed.append(str(batch_id))
     return resumed
 
 
-register_beat("payouts-resume-stalled", "payouts.resume_stalled", 60.0)
-register_beat("payouts-recover-clawbacks", "payouts.recover_clawbacks", 300.0)
-_schedule = get_settings().payout_schedule_seconds
-if _schedule:
-    register_beat("payouts-create-scheduled", "payouts.create_scheduled", _schedule)
+TASKS = (
+    TaskSpec(
+        planning.RUN_TASK, run_batch, bind=True, max_retries=MAX_RUN_RETRIES, acks_late=True,
+        # A deadlock or a dropped connection aborts one unit of work, never half of one: run again.
+        autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=120,
+    ),
+    TaskSpec("payouts.recover_clawbacks", recover_clawbacks, bind=True, max_retries=10),
+    TaskSpec(runner.RECONCILE_TASK, reconcile_batch),
+    TaskSpec("payouts.create_scheduled", create_scheduled),
+    TaskSpec("payouts.resume_stalled", resume_stalled),
+)
+
+
+def beat(settings: Settings) -> tuple[BeatSpec, ...]:
+    """The payout beat entries; scheduled batches only when settings.payout_schedule_seconds is set."""
+    entries: tuple[BeatSpec, ...] = (
+        BeatSpec("payouts-resume-stalled", "payouts.resume_stalled", 60.0),
+        BeatSpec("payouts-recover-clawbacks", "payouts.recover_clawbacks", 300.0),
+    )
+    if settings.payout_schedule_seconds:
+        entries += (BeatSpec("payouts-create-scheduled", "payouts.create_scheduled", settings.payout_schedule_seconds),)
+    return entries

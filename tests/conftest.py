@@ -28,7 +28,9 @@ from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.runtime import Runtime, set_runtime
 from kernel.settings import Settings
+from kernel.tasking import install_celery
 from marketplace.app import create_app
+from marketplace.bootstrap import build_celery
 from marketplace.migrate import upgrade
 from marketplace.models import metadata
 
@@ -45,6 +47,12 @@ def _service_missing(what: str, exc: Exception) -> None:
     if IN_CI:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The test process's composition root: one Celery app with every task, running them in this
+    process (tests that need a real worker start one). Every `create_app` of the session uses it."""
+    install_celery(build_celery(make_settings("sqlite://", None)))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -49,7 +49,7 @@ def test_private_webhook_hosts_are_refused_by_default_in_production_only() -> No
 def test_the_delivery_task_applies_the_setting(
     env: Backend, webhook_receiver: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kernel.tasking import celery_app
+    from kernel.tasking import installed_celery
 
     monkeypatch.setattr(env.runtime.settings, "webhook_allow_private_hosts", False)
     with session_scope(env.runtime.sessions) as session:
@@ -59,7 +59,7 @@ def test_the_delivery_task_applies_the_setting(
         session.flush()
         delivery_id = delivery.id
 
-    assert celery_app.tasks["webhooks.deliver"].apply(args=(str(delivery_id),)).get() == "failed"
+    assert installed_celery().tasks["webhooks.deliver"].apply(args=(str(delivery_id),)).get() == "failed"
     assert WebhookReceiver.received == []
 
 

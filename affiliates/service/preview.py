@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -37,8 +38,10 @@ class AttributionNotYours(NotFound):
     title = "Attribution not found"
 
 
-def preview(session: Session, store: Store, settings: Settings, principal: Principal,
-            data: PreviewIn) -> tuple[list[engine.CartLine], engine.Settlement]:
+def preview(session: Session, store: Store, settings: Settings, principal: Principal, data: PreviewIn,
+            first_order_check: engine.SessionFirstOrderCheck) -> tuple[list[engine.CartLine], engine.Settlement]:
+    """`first_order_check`: the orders package's "which sellers is this buyer new to" query (the
+    assembly passes it; this package cannot import orders). Only an operator's preview runs it."""
     merged: dict[uuid.UUID, int] = {}
     for item in data.items:  # same variant twice is one line, as in checkout
         merged[item.variant_id] = merged.get(item.variant_id, 0) + item.quantity
@@ -80,7 +83,8 @@ def preview(session: Session, store: Store, settings: Settings, principal: Princ
     settlement = engine.settle_cart(
         session, lines, attribution, buyer_email=str(data.buyer_email),
         platform_fee_bps=settings.platform_fee_bps, at=now, coupon_code=data.coupon_code,
-        is_first_order=None if principal.role is Role.OPERATOR else engine.every_seller_is_new,
+        is_first_order=partial(first_order_check, session) if principal.role is Role.OPERATOR
+        else engine.every_seller_is_new,
     )
     return lines, settlement
 

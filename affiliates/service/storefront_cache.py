@@ -23,8 +23,7 @@ from pydantic import BaseModel
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from kernel.cache import Store
-from kernel.runtime import get_runtime
+from kernel.cache import Store, session_store
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +74,7 @@ def _delete_dirty(session: Session) -> None:
     if not slugs:
         return
     try:
-        get_runtime().store.delete(*sorted(cache_key(s) for s in slugs))
+        session_store(session).delete(*sorted(cache_key(s) for s in slugs))
     except Exception as exc:
         log.warning("storefront_cache_delete_failed", error=f"{type(exc).__name__}: {exc}")
 

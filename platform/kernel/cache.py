@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import redis
+from sqlalchemy.orm import Session
 
 
 class Store(Protocol):
@@ -127,3 +129,18 @@ class RedisStore:
 
 def make_store(redis_url: str | None) -> Store:
     return RedisStore(redis_url) if redis_url else MemoryStore()
+
+
+# The store travels with the unit of work: the runtime that opens a session (`Runtime.sessions`)
+# puts a reference to its store in `session.info`, so the after-commit hooks that drop cache
+# entries (catalog products, storefronts) drop them in the store the same runtime reads through,
+# without a process-wide lookup and without every service passing the store down to them.
+SESSION_STORE = "kernel.cache.store"
+
+
+def session_store(session: Session) -> Store:
+    """The cache store of the runtime that opened `session`."""
+    provider: Callable[[], Store] | None = session.info.get(SESSION_STORE)
+    if provider is None:
+        raise RuntimeError("this session was not opened by a Runtime (kernel.runtime): it has no cache store")
+    return provider()

@@ -201,8 +201,9 @@ def balance_of(session: Session, owner_type: str, owner_id: uuid.UUID | None, pu
 
 
 # ---------------------------------------------------------------------------------------------
-# Audit: the kernel checks the journal itself; each domain registers the invariants it owns
-# (orders: buyer paid = shares + fee; payouts: nothing paid twice ...).
+# Audit: the kernel checks the journal itself; each domain exports the invariants it owns as a
+# plain tuple of (name, check) pairs (orders: buyer paid = shares + fee; payouts: nothing paid
+# twice ...), and the composition root (marketplace.bootstrap) passes all of them to `run_audit`.
 
 @dataclass(frozen=True, slots=True)
 class AuditFinding:
@@ -211,17 +212,8 @@ class AuditFinding:
 
 
 AuditCheck = Callable[[Session], Iterable[AuditFinding]]
-_audit_checks: dict[str, AuditCheck] = {}
 
 
-def register_audit_check(name: str) -> Callable[[AuditCheck], AuditCheck]:
-    def decorator(fn: AuditCheck) -> AuditCheck:
-        _audit_checks[name] = fn
-        return fn
-    return decorator
-
-
-@register_audit_check("transactions_balance")
 def check_transactions_balance(session: Session) -> Iterable[AuditFinding]:
     rows = session.execute(
         select(JournalEntry.transaction_id, JournalEntry.currency, func.sum(JournalEntry.amount))
@@ -232,7 +224,6 @@ def check_transactions_balance(session: Session) -> Iterable[AuditFinding]:
         yield AuditFinding("transactions_balance", f"transaction {txn_id} is off by {total} {currency}")
 
 
-@register_audit_check("entries_match_transaction_currency")
 def check_entry_currency(session: Session) -> Iterable[AuditFinding]:
     rows = session.execute(
         select(JournalEntry.id, JournalEntry.currency, JournalTransaction.currency)
@@ -246,7 +237,6 @@ def check_entry_currency(session: Session) -> Iterable[AuditFinding]:
         )
 
 
-@register_audit_check("books_balance")
 def check_books_balance(session: Session) -> Iterable[AuditFinding]:
     totals: dict[str, int] = defaultdict(int)
     for bal in balances(session):
@@ -256,12 +246,16 @@ def check_books_balance(session: Session) -> Iterable[AuditFinding]:
             yield AuditFinding("books_balance", f"all {currency} accounts sum to {total}, not 0")
 
 
-def run_audit(session: Session) -> list[AuditFinding]:
+AUDIT_CHECKS: tuple[tuple[str, AuditCheck], ...] = (
+    ("transactions_balance", check_transactions_balance),
+    ("entries_match_transaction_currency", check_entry_currency),
+    ("books_balance", check_books_balance),
+)
+
+
+def run_audit(session: Session, checks: Iterable[tuple[str, AuditCheck]]) -> list[AuditFinding]:
+    """Every finding of every check in `checks` ((name, check) pairs), in order."""
     findings: list[AuditFinding] = []
-    for check in _audit_checks.values():
+    for _name, check in checks:
         findings.extend(check(session))
     return findings
-
-
-def audit_check_names() -> list[str]:
-    return list(_audit_checks)

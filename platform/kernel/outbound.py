@@ -32,10 +32,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from kernel.clock import clock
 from kernel.db import Base, TimestampMixin, new_id
 from kernel.errors import Unprocessable
-from kernel.tasking import celery_app, enqueue_after_commit, register_beat, task_session
+from kernel.tasking import BeatSpec, TaskSpec, enqueue, enqueue_after_commit, task_session
 
 log = structlog.get_logger(__name__)
 
+DELIVER = "webhooks.deliver"
 MAX_ATTEMPTS = 8
 BASE_BACKOFF_SECONDS = 10
 DELIVERY_TIMEOUT_SECONDS = 5.0
@@ -85,7 +86,7 @@ def emit(
     )
     session.add(delivery)
     session.flush()
-    enqueue_after_commit(session, "webhooks.deliver", str(delivery.id))
+    enqueue_after_commit(session, DELIVER, str(delivery.id))
     return delivery.id
 
 
@@ -161,7 +162,6 @@ def backoff_seconds(attempts: int) -> int:
     return int(BASE_BACKOFF_SECONDS * 2 ** (attempts - 1))
 
 
-@celery_app.task(name="webhooks.deliver", bind=True, max_retries=MAX_ATTEMPTS)
 def deliver(self: Any, delivery_id: str) -> str:
     """Deliver one webhook; on failure Celery retries it with exponential backoff."""
     from kernel.runtime import get_runtime
@@ -181,7 +181,6 @@ def deliver(self: Any, delivery_id: str) -> str:
     return status
 
 
-@celery_app.task(name="webhooks.retry_due")
 def retry_due() -> int:
     """Beat safety net: re-send pending deliveries whose retry time passed (a lost task, or the
     in-process mode, which does not retry inline)."""
@@ -194,8 +193,12 @@ def retry_due() -> int:
             ).limit(500)
         ).all()
     for delivery_id in due:
-        celery_app.tasks["webhooks.deliver"].apply_async(args=(str(delivery_id),))
+        enqueue(DELIVER, str(delivery_id))
     return len(due)
 
 
-register_beat("webhooks-retry-due", "webhooks.retry_due", 60.0)
+TASKS = (
+    TaskSpec(DELIVER, deliver, bind=True, max_retries=MAX_ATTEMPTS),
+    TaskSpec("webhooks.retry_due", retry_due),
+)
+BEAT = (BeatSpec("webhooks-retry-due", "webhooks.retry_due", 60.0),)

@@ -1,7 +1,9 @@
 """The process-wide runtime: settings plus the engine, session factory and stores they imply.
 
 The API app, the Celery worker and the CLI each build one `Runtime` from settings; services get
-what they need from it as arguments, never from globals.
+what they need from it as arguments, never from globals: `get_runtime()` is for the edges only
+(the assembly, task bodies, CLI commands). A session opened by `Runtime.sessions` carries the
+runtime's store (`kernel.cache.session_store`) for the after-commit cache invalidations.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from kernel.cache import Store, make_store
+from kernel.cache import SESSION_STORE, Store, make_store
 from kernel.db import make_engine, make_sessionmaker
 from kernel.metrics import count_statements
 from kernel.payment_rail import PaymentRail, make_rail
@@ -34,6 +36,8 @@ class Runtime:
         )
         count_statements(self.engine)
         self.sessions = make_sessionmaker(self.engine)
+        # Read when a session commits, so a store rebuilt later (tests drop it) is the one used.
+        self.sessions.configure(info={SESSION_STORE: lambda: self.store})
 
     @cached_property
     def store(self) -> Store:

@@ -10,7 +10,7 @@
    two concurrent deliveries of one event cannot both be stored.
 3. After the request commits, `webhooks.handle_stripe_event(inbox_id)` runs (a Celery task, or
    in-process when no broker is configured). It locks the inbox row, skips it if `handled_at` is
-   set, runs every handler registered for the event type (`@on_stripe_event("account.updated")`)
+   set, runs every handler the composition root wired for the event type (`StripeHandlers`)
    inside a savepoint of its own unit of work, and sets `handled_at` in the same transaction as the
    handlers' writes: an event is handled once or not at all. A failing handler rolls back its
    writes; the error and attempt count are recorded and the task is retried.
@@ -23,7 +23,8 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -39,13 +40,16 @@ from kernel.clock import clock
 from kernel.db import Base, TimestampMixin, new_id
 from kernel.deps import DbSession, OperatorPrincipal, StrictQuery, get_settings
 from kernel.errors import AppError, NotFound
+from kernel.payment_rail import PaymentRail
+from kernel.runtime import get_runtime
 from kernel.schemas import Page, decode_cursor, encode_cursor
 from kernel.settings import Settings
-from kernel.tasking import celery_app, enqueue_after_commit, register_beat, task_session
+from kernel.tasking import BeatSpec, TaskSpec, enqueue, enqueue_after_commit, task_session
 
 log = structlog.get_logger(__name__)
 
 TASK_NAME = "webhooks.handle_stripe_event"
+RETRY_TASK = "webhooks.retry_unhandled"
 MAX_ATTEMPTS = 10
 RETRY_BASE_SECONDS = 30  # doubles per attempt (30 s, 60 s, ... capped at an hour)
 STALE_AFTER = timedelta(minutes=10)  # unhandled this long: the sweeper sends the task again
@@ -75,28 +79,45 @@ class WebhookEvent(TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-# --- handler registry ---------------------------------------------------------------------------
-
-StripeEventHandler = Callable[[Session, dict[str, Any]], None]
-_HANDLERS: dict[str, list[StripeEventHandler]] = {}
+# --- handlers -------------------------------------------------------------------------------------
 
 
-def on_stripe_event(event_type: str) -> Callable[[StripeEventHandler], StripeEventHandler]:
-    """Register `handler(session, event)` for a Stripe event type. `event` is the verified event
-    as Stripe sent it (a dict); the handler runs inside the task's unit of work (flush, never
-    commit) and must tolerate the event arriving out of order."""
+@dataclass(frozen=True, slots=True)
+class HandlerContext:
+    """What a handler works with, made by the task that runs it (the edge): the task's unit of
+    work (flush, never commit) and this process's settings and payment rail."""
 
-    def register(handler: StripeEventHandler) -> StripeEventHandler:
-        handlers = _HANDLERS.setdefault(event_type, [])
-        if handler not in handlers:
-            handlers.append(handler)
-        return handler
-
-    return register
+    session: Session
+    settings: Settings
+    rail: PaymentRail
 
 
-def stripe_event_handlers(event_type: str) -> tuple[StripeEventHandler, ...]:
-    return tuple(_HANDLERS.get(event_type, ()))
+StripeEventHandler = Callable[[HandlerContext, dict[str, Any]], None]
+
+
+class StripeHandlers:
+    """Which handlers run for which Stripe event type. Each domain exports its handlers as a plain
+    tuple of `(event type, handler)` pairs; the composition root builds one of these from them
+    and hands it to the task that handles stored events. Nothing registers itself on import.
+
+    A handler `handler(context, event)` gets the verified event as Stripe sent it (a dict), runs
+    inside the task's unit of work and must tolerate the event arriving out of order."""
+
+    __slots__ = ("_by_type",)
+
+    def __init__(self, pairs: Iterable[tuple[str, StripeEventHandler]] = ()) -> None:
+        by_type: dict[str, list[StripeEventHandler]] = {}
+        for event_type, handler in pairs:
+            handlers = by_type.setdefault(event_type, [])
+            if handler not in handlers:
+                handlers.append(handler)
+        self._by_type = {event_type: tuple(handlers) for event_type, handlers in by_type.items()}
+
+    def for_type(self, event_type: str) -> tuple[StripeEventHandler, ...]:
+        return self._by_type.get(event_type, ())
+
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self._by_type)
 
 
 # --- receiving ----------------------------------------------------------------------------------
@@ -183,12 +204,13 @@ def store_event(session: Session, source: WebhookSource, event: dict[str, Any]) 
 # --- handling -----------------------------------------------------------------------------------
 
 
-def handle_event(session: Session, inbox_id: uuid.UUID) -> str:
-    """Run the handlers of one inbox event once. Returns "handled", "already_handled", "missing"
+def handle_event(context: HandlerContext, handlers: StripeHandlers, inbox_id: uuid.UUID) -> str:
+    """Run the handlers of one inbox event once, in `context.session`. Returns "handled", "already_handled", "missing"
     or "failed" (the error is recorded on the row, the handlers' writes are rolled back).
 
     Locks the inbox row (FOR UPDATE) so two workers given the same event (a duplicated task, the
     sweeper) run its handlers one after the other, and the second sees `handled_at`."""
+    session = context.session
     row = session.get(WebhookEvent, inbox_id, with_for_update=True, populate_existing=True)
     if row is None:
         return "missing"
@@ -197,8 +219,8 @@ def handle_event(session: Session, inbox_id: uuid.UUID) -> str:
     row.attempts += 1
     try:
         with session.begin_nested():  # a failing handler takes back its own writes only
-            for handler in stripe_event_handlers(row.type):
-                handler(session, row.payload)
+            for handler in handlers.for_type(row.type):
+                handler(context, row.payload)
     except Exception as exc:
         row.last_error = f"{type(exc).__name__}: {exc}"[:4000]
         log.warning("stripe_event_failed", event_id=row.external_id, type=row.type, attempts=row.attempts,
@@ -209,18 +231,28 @@ def handle_event(session: Session, inbox_id: uuid.UUID) -> str:
     return "handled"
 
 
-@celery_app.task(name=TASK_NAME, bind=True, max_retries=MAX_ATTEMPTS)
-def handle_stripe_event(self: Any, inbox_id: str) -> str:
-    """Handle one stored Stripe event (thin: the work is `handle_event`). Retried with backoff when a
-    handler fails; in-process (no broker) the failure stays recorded for the sweeper or an operator."""
-    with task_session() as session:
-        outcome = handle_event(session, uuid.UUID(inbox_id))
-    if outcome == "failed" and not self.request.is_eager and self.request.retries < MAX_ATTEMPTS:
-        raise self.retry(countdown=min(RETRY_BASE_SECONDS * 2**self.request.retries, 3600))
-    return outcome
+def tasks(handlers: StripeHandlers) -> tuple[TaskSpec, ...]:
+    """The inbox's tasks, handling events with `handlers` (the composition root passes every
+    domain's)."""
+
+    def handle_stripe_event(self: Any, inbox_id: str) -> str:
+        """Handle one stored Stripe event (thin: the work is `handle_event`). Retried with backoff
+        when a handler fails; in-process (no broker) the failure stays recorded for the sweeper or
+        an operator."""
+        runtime = get_runtime()
+        with task_session() as session:
+            context = HandlerContext(session=session, settings=runtime.settings, rail=runtime.rail)
+            outcome = handle_event(context, handlers, uuid.UUID(inbox_id))
+        if outcome == "failed" and not self.request.is_eager and self.request.retries < MAX_ATTEMPTS:
+            raise self.retry(countdown=min(RETRY_BASE_SECONDS * 2**self.request.retries, 3600))
+        return outcome
+
+    return (
+        TaskSpec(TASK_NAME, handle_stripe_event, bind=True, max_retries=MAX_ATTEMPTS),
+        TaskSpec(RETRY_TASK, retry_unhandled),
+    )
 
 
-@celery_app.task(name="webhooks.retry_unhandled")
 def retry_unhandled(limit: int = 200) -> int:
     """Send the task again for events left unhandled (a lost task, a worker killed before the
     retry was scheduled). Safe: handling is idempotent per event."""
@@ -233,11 +265,11 @@ def retry_unhandled(limit: int = 200) -> int:
             ).order_by(WebhookEvent.id).limit(limit)
         ))
     for inbox_id in ids:
-        celery_app.tasks[TASK_NAME].apply_async(args=(str(inbox_id),))
+        enqueue(TASK_NAME, str(inbox_id))
     return len(ids)
 
 
-register_beat("webhooks-retry-unhandled", "webhooks.retry_unhandled", 300.0)
+BEAT = (BeatSpec("webhooks-retry-unhandled", RETRY_TASK, 300.0),)
 
 
 # --- HTTP -----------------------------------------------------------------------------------------

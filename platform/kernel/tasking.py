@@ -1,5 +1,9 @@
-"""The Celery application, wired from settings, and the rules every task follows.
+"""The Celery machinery and the rules every task follows. The kernel names no domain.
 
+- Domains describe their tasks as plain data (`TaskSpec`, `BeatSpec`); importing a module
+  registers nothing. The composition root of each process (marketplace.bootstrap) builds one
+  Celery app from settings and every domain's specs, and installs it for this process
+  (`install_celery`): `enqueue_after_commit` and `enqueue` send through that app, by task name.
 - With a broker (`CELERY_BROKER_URL`, or `REDIS_URL`), tasks go to Celery workers.
   Without one, they run in-process right after the transaction commits (the embedded default;
   the start-up log says so).
@@ -10,35 +14,68 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from celery import Celery
+from celery import Celery, Task
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from kernel.db import session_scope
 from kernel.runtime import get_runtime
-from kernel.settings import Settings, get_settings
+from kernel.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-TASK_MODULES = [
-    "affiliates.tasks",  # click counter flush (beat), affiliate account.updated handler
-    "kernel.tasks",
-    "kernel.outbound",
-    "orders.tasks",
-    "orders.payments",  # payment_intent.* handlers for the webhook inbox
-    "kernel.stripe_webhooks",
-    "catalog.stripe_events",  # account.updated handler for the webhook inbox
-    "payouts.tasks",  # batch runs, reconciliation, scheduled batches (beat)
-]
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """One Celery task, as a domain offers it: its name, the plain function that runs it, and
+    the Celery options it needs (None: the app's default)."""
+
+    name: str
+    run: Callable[..., Any]
+    bind: bool = False  # `run` gets the task instance first (for self.retry, self.request)
+    max_retries: int | None = None
+    acks_late: bool | None = None
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_backoff: float | None = None
+    retry_backoff_max: float | None = None
+
+    def options(self) -> dict[str, Any]:
+        values = {
+            "bind": self.bind, "max_retries": self.max_retries, "acks_late": self.acks_late,
+            "autoretry_for": self.autoretry_for or None, "retry_backoff": self.retry_backoff,
+            "retry_backoff_max": self.retry_backoff_max,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class BeatSpec:
+    """One entry of the beat schedule: run `task` every `seconds`."""
+
+    name: str
+    task: str
+    seconds: float
+    args: tuple[Any, ...] = ()
+
+
+class TasksNotInstalled(RuntimeError):
+    """A task was sent in a process whose composition root installed no Celery app."""
+
+
+class UnknownTask(RuntimeError):
+    """A task name the installed Celery app does not know (a domain's spec is not wired)."""
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("marketplace", broker=settings.broker_url or "memory://", include=TASK_MODULES)
+    """A Celery app configured from settings, with no task registered (a sender by name, or the
+    base the composition root registers every task on)."""
+    app = Celery("marketplace", broker=settings.broker_url or "memory://")
     app.conf.update(
         task_always_eager=settings.tasks_run_in_process,
         task_eager_propagates=True,
@@ -58,11 +95,54 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-celery_app = make_celery(get_settings())
+def register_tasks(app: Celery, specs: Iterable[TaskSpec]) -> None:
+    """Register each spec on `app` (on this app only: not a shared task every app would get)."""
+    for spec in specs:
+        if spec.name in app.tasks:
+            raise ValueError(f"task {spec.name!r} is registered twice")
+        app.task(spec.run, name=spec.name, shared=False, lazy=False, **spec.options())
 
 
-def register_beat(name: str, task: str, seconds: float, args: tuple[Any, ...] = ()) -> None:
-    celery_app.conf.beat_schedule[name] = {"task": task, "schedule": seconds, "args": args}
+def schedule_beat(app: Celery, entries: Iterable[BeatSpec]) -> None:
+    """Set `app`'s beat schedule; every entry must name a task registered on `app`."""
+    schedule: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry.task not in app.tasks:
+            raise UnknownTask(f"beat entry {entry.name!r} names {entry.task!r}, which is not registered")
+        if entry.name in schedule:
+            raise ValueError(f"beat entry {entry.name!r} is scheduled twice")
+        schedule[entry.name] = {"task": entry.task, "schedule": entry.seconds, "args": entry.args}
+    app.conf.beat_schedule = schedule
+
+
+_installed: Celery | None = None
+
+
+def install_celery(app: Celery | None) -> Celery | None:
+    """Make `app` the Celery app this process sends tasks through (the composition root calls
+    this; None uninstalls). Returns the app it replaced."""
+    global _installed
+    previous, _installed = _installed, app
+    return previous
+
+
+def installed_celery() -> Celery:
+    """The Celery app the composition root installed in this process."""
+    if _installed is None:
+        raise TasksNotInstalled(
+            "no Celery app is installed in this process: build one with marketplace.bootstrap "
+            "(create_app, `celery -A marketplace.worker`, the `marketplace` CLI do)"
+        )
+    return _installed
+
+
+def installed_task(task_name: str) -> Task:
+    app = installed_celery()
+    try:
+        task: Task = app.tasks[task_name]
+    except KeyError:
+        raise UnknownTask(f"the installed Celery app has no task {task_name!r}") from None
+    return task
 
 
 @contextmanager
@@ -72,8 +152,15 @@ def task_session() -> Iterator[Session]:
         yield session
 
 
+def enqueue(task_name: str, *args: Any, countdown: float | None = None) -> None:
+    """Send a task now (from a task body or a sweep; in-process when no broker is configured)."""
+    installed_task(task_name).apply_async(args=args, countdown=countdown)
+
+
 def enqueue_after_commit(session: Session, task_name: str, *args: Any, countdown: float | None = None) -> None:
-    """Send a task once `session` commits; a rollback sends nothing."""
+    """Send a task once `session` commits; a rollback sends nothing. A task name the installed
+    app does not know (or no app at all) is an error now, before anything is committed."""
+    task = installed_task(task_name)
 
     def _send(_session: Session) -> None:
         # apply_async runs the task in-process when no broker is configured (always-eager).
@@ -81,7 +168,7 @@ def enqueue_after_commit(session: Session, task_name: str, *args: Any, countdown
         # task raising) must not turn a stored change into an error response. Tasks are
         # idempotent and every one has a beat job that picks up what was missed.
         try:
-            celery_app.tasks[task_name].apply_async(args=args, countdown=countdown)
+            task.apply_async(args=args, countdown=countdown)
         except Exception:
             log.exception("task_after_commit_failed", task=task_name, args=args)
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel.clock import clock
 from kernel.db import Base, new_id
-from kernel.tasking import celery_app, task_session
+from kernel.tasking import TaskSpec, task_session
 
 
 class WorkerHeartbeat(Base):
@@ -23,7 +23,6 @@ class WorkerHeartbeat(Base):
     beat_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
 
 
-@celery_app.task(name="system.heartbeat")
 def heartbeat(note: str = "") -> str:
     """Record that a worker ran a task; `marketplace worker` health and the tests read it."""
     with task_session() as session:
@@ -31,3 +30,6 @@ def heartbeat(note: str = "") -> str:
         session.add(row)
         session.flush()
         return str(row.id)
+
+
+TASKS = (TaskSpec("system.heartbeat", heartbeat),)

@@ -1,4 +1,4 @@
-"""The FastAPI assembly: the only module (with the worker and CLI) that imports every domain."""
+"""The FastAPI assembly: the API process's composition root (with marketplace.bootstrap)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
+from celery import Celery
 from fastapi import FastAPI
 
 from affiliates import api as affiliates_api
@@ -16,8 +17,8 @@ from kernel.logs import configure_logging
 from kernel.middleware import RequestContextMiddleware
 from kernel.runtime import Runtime, set_runtime
 from kernel.settings import Settings, get_settings
-from kernel.tasking import celery_app
-from marketplace import system_api
+from kernel.tasking import install_celery
+from marketplace import bootstrap, system_api
 from orders import api as orders_api
 from payouts import api as payouts_api
 
@@ -33,12 +34,19 @@ Amounts are integer minor units with an ISO 4217 currency.
 """
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, runtime: Runtime | None = None, celery: Celery | None = None
+) -> FastAPI:
+    """The API. `celery`: the Celery app its requests send tasks through (installed for this
+    process); by default the one the process already installed (the CLI, a test session), else
+    one built from `settings` with every task (`marketplace.bootstrap`)."""
     settings = settings or (runtime.settings if runtime else get_settings())
     configure_logging(settings.log_level, settings.log_json)
     runtime = runtime or Runtime(settings)
-    # Every task module, so in-process (no broker) tasks and webhook handlers are registered.
-    celery_app.loader.import_default_modules()
+    if celery is not None:
+        install_celery(celery)
+    else:
+        bootstrap.process_celery(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +69,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         responses=COMMON_RESPONSES,
     )
     app.state.runtime = runtime
+    # The orders package's rule, for the affiliates package's commission preview.
+    app.state.first_order_check = bootstrap.FIRST_ORDER_CHECK
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     # Inclusion order is matching order: FastAPI tries each included router's routes in turn

@@ -16,7 +16,7 @@ from kernel.db import session_scope
 from kernel.errors import AppError
 from kernel.runtime import Runtime
 from kernel.settings import get_settings
-from marketplace import migrate
+from marketplace import bootstrap, migrate
 from marketplace.ledger_report import run_ledger_audit
 from marketplace.subjects import subject_exists
 from payouts import cli as payouts_cli
@@ -30,6 +30,13 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(payouts_cli.app, name="payouts")
 console = Console()
+
+@app.callback()
+def _wire() -> None:
+    # The CLI's composition root, before any command: this process's Celery app (every task),
+    # which the payout commands send through (in-process when no broker is configured).
+    bootstrap.process_celery(get_settings())
+
 
 # The demo and the first-start seeding drive the API in-process through Starlette's TestClient,
 # which warns that it will move to another HTTP client; nothing a user of the CLI can act on.

@@ -34,7 +34,6 @@ from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.money import format_minor
 from kernel.runtime import Runtime
-from kernel.tasking import celery_app
 
 
 class DemoError(RuntimeError):
@@ -207,10 +206,11 @@ HOLDING_PASSES = 31  # days the story waits after delivery: past every holding p
 def run_story(runtime: Runtime, console: Console) -> int:
     """The whole story; returns the exit code of the ledger audit (0: clean)."""
     from marketplace.app import create_app
+    from marketplace.bootstrap import build_celery
 
-    celery_app.conf.task_always_eager = True  # the demo runs every task in this process
+    celery = build_celery(runtime.settings, in_process=True)  # the demo runs every task in this process
     run = uuid.uuid4().hex[:6]
-    with TestClient(create_app(runtime=runtime)) as client, story_time(days_ago=HOLDING_PASSES + 1):
+    with TestClient(create_app(runtime=runtime, celery=celery)) as client, story_time(days_ago=HOLDING_PASSES + 1):
         operator = operator_headers(runtime)
         console.rule("[bold]1. Sellers, products, programs, affiliates, storefronts")
         cast = seed_storefront_demo(client, operator, run)
@@ -240,7 +240,7 @@ def run_story(runtime: Runtime, console: Console) -> int:
                         json={"lines": [{"order_line_id": cable["id"], "quantity": 1}], "reason": "arrived damaged"}),
             201)
         clock.advance(timedelta(days=HOLDING_PASSES))
-        released = celery_app.tasks["orders.release_matured"].apply().get()
+        released = celery.tasks["orders.release_matured"].apply().get()
         console.print(f"refund of one cable; {HOLDING_PASSES} days later: {released}")
 
         console.rule("[bold]4. Payout batch")

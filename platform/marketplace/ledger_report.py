@@ -12,11 +12,10 @@ console = Console()
 
 
 def run_ledger_audit(runtime: Runtime) -> int:
-    import marketplace.models  # noqa: F401  (registers every domain's audit checks)
-    from kernel.ledger import audit_check_names, run_audit
+    from marketplace.bootstrap import audit_check_names, audit_ledger
 
     with session_scope(runtime.sessions) as session:
-        findings = run_audit(session)
+        findings = audit_ledger(session)
     if not findings:
         console.print(f"[green]ledger audit clean[/green]: {len(audit_check_names())} checks passed")
         return 0

@@ -7,9 +7,7 @@ from catalog import models as catalog_models
 from kernel import auth, ledger, outbound, tasks
 from kernel import stripe_webhooks as webhook_inbox  # noqa: F401  (the webhook_events table)
 from kernel.db import Base
-from orders import audit as orders_audit  # noqa: F401  (the order domain's audit checks)
 from orders import models as orders_models  # noqa: F401
-from payouts import audit as payouts_audit  # noqa: F401  (the payouts audit checks)
 from payouts import models as payouts_models  # noqa: F401
 
 metadata = Base.metadata

@@ -1,12 +1,16 @@
-"""Celery entry point: `celery -A marketplace.worker worker` (what `marketplace worker` runs).
+"""Celery entry point: `celery -A marketplace.worker worker|beat` (what `marketplace worker` and
+`marketplace beat` run).
 
-Imports every domain's tasks so the worker knows them all (the assembly rule).
+The worker's composition root: Celery needs the app as a module attribute, so this module (and
+only this entry module) builds it when imported: every task and the beat schedule, from the
+settings in the environment, installed as the app this process's tasks send through.
 """
 
 from __future__ import annotations
 
-from kernel.tasking import celery_app
+from kernel.settings import get_settings
+from kernel.tasking import install_celery
+from marketplace.bootstrap import build_celery
 
-celery_app.loader.import_default_modules()
-
-app = celery_app
+app = build_celery(get_settings())
+install_celery(app)

@@ -145,12 +145,15 @@ def get_order(order_id: uuid.UUID, session: DbSession, principal: OperatorPrinci
 
 
 @router.post("/orders/{order_id}/mark-paid", response_model=OrderOperatorOut, tags=["orders"])
-def mark_paid(order_id: uuid.UUID, session: DbSession, principal: OperatorPrincipal) -> OrderOperatorOut:
+def mark_paid(
+    order_id: uuid.UUID, session: DbSession, principal: OperatorPrincipal,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+) -> OrderOperatorOut:
     """Operator, manual rail: the buyer's bank transfer arrived. Paying twice changes nothing."""
     order = queries.get_order(session, order_id)
     if order.payment_rail != "manual":
         raise InvalidTransition("this order is paid through Stripe; its webhook marks it paid")
-    settlement.mark_paid(session, order_id, payment_reference=None)
+    settlement.mark_paid(session, runtime.settings, order_id, payment_reference=None)
     return views.order_for_operator(order)
 
 

@@ -1,4 +1,5 @@
-"""Invariants the order domain owns, checked by `marketplace ledger audit` (and the tests).
+"""Invariants the order domain owns, checked by `marketplace ledger audit` (and the tests): the
+composition root runs every check in `AUDIT_CHECKS`.
 
 Each check recomputes from the journal and compares with the order rows, so a minor unit lost
 anywhere (a rounding slip, a half-written refund, a double posting) shows up by name.
@@ -19,11 +20,11 @@ from kernel.ledger import (
     PENDING,
     PLATFORM,
     REFUNDS_OWED,
+    AuditCheck,
     AuditFinding,
     JournalEntry,
     JournalTransaction,
 )
-from kernel.ledger import register_audit_check as check
 from orders.models import (
     Commission,
     CommissionStatus,
@@ -37,7 +38,6 @@ from orders.models import (
 PAID_LIKE = (OrderStatus.PAID.value,)
 
 
-@check("order_splits_are_exact")
 def order_splits_are_exact(session: Session) -> Iterable[AuditFinding]:
     """buyer pays = sum(seller nets) + sum(commissions) + platform fee, per line and per order."""
     commission_by_line: dict[object, int] = defaultdict(int)
@@ -57,7 +57,6 @@ def order_splits_are_exact(session: Session) -> Iterable[AuditFinding]:
             yield AuditFinding("order_splits_are_exact", f"order {order.id}: sub-orders do not add up to its total")
 
 
-@check("refunds_never_exceed_shares")
 def refunds_never_exceed_shares(session: Session) -> Iterable[AuditFinding]:
     """What refunds took back of each share lies between 0 and the share: no partner ever gives
     back more than it earned on a line, and the buyer never gets back more than the line cost."""
@@ -77,7 +76,6 @@ def refunds_never_exceed_shares(session: Session) -> Iterable[AuditFinding]:
                 yield AuditFinding("refunds_never_exceed_shares", f"line {line.id}: refunded {taken} of {name} {share}")
 
 
-@check("failed_refunds_are_owed")
 def failed_refunds_are_owed(session: Session) -> Iterable[AuditFinding]:
     """A refund the rail failed owes its amount to the buyer (`refund.failed` once) until an
     operator settles it (`refund.settled` once); the platform's refunds_owed is exactly the sum
@@ -111,7 +109,6 @@ def failed_refunds_are_owed(session: Session) -> Iterable[AuditFinding]:
                                f"failed refunds sum to {owed.get(currency, 0)}")
 
 
-@check("paid_orders_posted_once")
 def paid_orders_posted_once(session: Session) -> Iterable[AuditFinding]:
     """Every paid order has exactly one `order.paid` transaction debiting clearing by its total;
     orders never paid have none."""
@@ -131,7 +128,6 @@ def paid_orders_posted_once(session: Session) -> Iterable[AuditFinding]:
             yield AuditFinding("paid_orders_posted_once", f"order {order_id} is {status} but has a payment posting")
 
 
-@check("refunds_match_journal")
 def refunds_match_journal(session: Session) -> Iterable[AuditFinding]:
     credited: dict[object, int] = dict(session.execute(
         select(JournalTransaction.reference_id, func.sum(JournalEntry.amount))
@@ -151,7 +147,6 @@ def refunds_match_journal(session: Session) -> Iterable[AuditFinding]:
                                                         f"but refunds sum to {per_order.get(order_id, 0)}")
 
 
-@check("shares_match_journal")
 def shares_match_journal(session: Session) -> Iterable[AuditFinding]:
     """What the journal holds for each commission and seller share (pending + available, before
     any payout moves it) equals its amount less refunds; fees likewise in total."""
@@ -186,7 +181,6 @@ def shares_match_journal(session: Session) -> Iterable[AuditFinding]:
         yield AuditFinding("shares_match_journal", f"fee revenue is {fees_posted}, orders say {fees_expected}")
 
 
-@check("shares_sit_in_their_account")
 def shares_sit_in_their_account(session: Session) -> Iterable[AuditFinding]:
     """A share is pending until its holding period is over, then available: a released share
     holds nothing in pending, an unreleased one everything it is owed (a refund that debited the
@@ -216,7 +210,18 @@ def shares_sit_in_their_account(session: Session) -> Iterable[AuditFinding]:
                                f"expected {expected}")
 
 
-@check("stock_never_negative")
 def stock_never_negative(session: Session) -> Iterable[AuditFinding]:
     for variant_id, stock in session.execute(select(Variant.id, Variant.stock).where(Variant.stock < 0)):
         yield AuditFinding("stock_never_negative", f"variant {variant_id} has stock {stock}")
+
+
+AUDIT_CHECKS: tuple[tuple[str, AuditCheck], ...] = (
+    ("order_splits_are_exact", order_splits_are_exact),
+    ("refunds_never_exceed_shares", refunds_never_exceed_shares),
+    ("failed_refunds_are_owed", failed_refunds_are_owed),
+    ("paid_orders_posted_once", paid_orders_posted_once),
+    ("refunds_match_journal", refunds_match_journal),
+    ("shares_match_journal", shares_match_journal),
+    ("shares_sit_in_their_account", shares_sit_in_their_account),
+    ("stock_never_negative", stock_never_negative),
+)

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import orjson
@@ -107,7 +107,7 @@ class _Claim:
     def first_order_check(self) -> engine.FirstOrderCheck | None:
         seen = self.sellers_seen
         if seen is None:
-            return None  # the engine's registered check (sellers_new_to_buyer) runs its SELECT
+            return None  # place_order runs sellers_new_to_buyer's SELECT
         return lambda seller_ids, _email: set(seller_ids) - seen
 
 
@@ -179,9 +179,6 @@ def sellers_new_to_buyer(session: Session, seller_ids: frozenset[uuid.UUID], buy
     return set(seller_ids) - set(seen)
 
 
-engine.set_first_order_check(sellers_new_to_buyer)
-
-
 def place_order(session: Session, settings: Settings, request: CheckoutRequest) -> CheckoutResult:
     now = clock.now()
     items = _merge_items(request.items)
@@ -229,7 +226,7 @@ def place_order(session: Session, settings: Settings, request: CheckoutRequest) 
     settlement = engine.settle_cart(
         session, lines, attribution, buyer_email=request.buyer_email,
         platform_fee_bps=settings.platform_fee_bps, at=now, coupon_code=request.coupon_code,
-        is_first_order=claim.first_order_check(),
+        is_first_order=claim.first_order_check() or partial(sellers_new_to_buyer, session),
     )
 
     order = _build_order(order_id, request, currency, lines, variants, settlement, settings, now,

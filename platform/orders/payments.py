@@ -29,8 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kernel.payment_rail import PaymentRail, PaymentRailError
-from kernel.runtime import get_runtime
-from kernel.stripe_webhooks import on_stripe_event
+from kernel.stripe_webhooks import HandlerContext, StripeEventHandler
 from orders.errors import OrderNotFound
 from orders.models import Order, OrderStatus, Refund
 from orders.refunds import record_refund_failure
@@ -67,8 +66,8 @@ def _order_for_intent(session: Session, intent: dict[str, Any]) -> uuid.UUID | N
     return found
 
 
-@on_stripe_event("payment_intent.succeeded")
-def handle_payment_succeeded(session: Session, event: dict[str, Any]) -> None:
+def handle_payment_succeeded(context: HandlerContext, event: dict[str, Any]) -> None:
+    session = context.session
     intent = event["data"]["object"]
     order_id = _order_for_intent(session, intent)
     if order_id is None:
@@ -80,20 +79,21 @@ def handle_payment_succeeded(session: Session, event: dict[str, Any]) -> None:
         log.warning("payment_for_unknown_order", payment_intent=intent.get("id"), order_id=str(order_id))
         return
     if order.status == OrderStatus.CANCELLED:
-        _give_back(order, intent, "paid after cancellation", "late-payment-refund")
+        _give_back(context.rail, order, intent, "paid after cancellation", "late-payment-refund")
         return
     if order.status == OrderStatus.PAID and order.payment_id not in (None, intent.get("id")):
-        _give_back(order, intent, "a second payment for a paid order", f"duplicate-payment-refund-{intent.get('id')}")
+        _give_back(context.rail, order, intent, "a second payment for a paid order",
+                   f"duplicate-payment-refund-{intent.get('id')}")
         return
     if order.status == OrderStatus.AWAITING_PAYMENT and not _pays_exactly(order, intent):
         # Never book shares for money that did not arrive as the order says.
         log.error("payment_does_not_match_order", order_id=str(order.id), payment_intent=intent.get("id"),
                   received=intent.get("amount_received"), currency=intent.get("currency"),
                   expected=order.total_amount, expected_currency=order.currency)
-        _give_back(order, intent, "the payment does not match the order", "mismatched-payment-refund")
+        _give_back(context.rail, order, intent, "the payment does not match the order", "mismatched-payment-refund")
         cancel_unpaid(session, order.id, reason="the payment did not match the order; it was refunded")
         return
-    mark_paid(session, order_id, payment_reference=intent.get("id"))
+    mark_paid(session, context.settings, order_id, payment_reference=intent.get("id"))
 
 
 def _received(intent: dict[str, Any]) -> int:
@@ -106,9 +106,9 @@ def _pays_exactly(order: Order, intent: dict[str, Any]) -> bool:
     return _received(intent) == order.total_amount and str(intent.get("currency", "")).upper() == order.currency
 
 
-def _give_back(order: Order, intent: dict[str, Any], reason: str, key: str) -> None:
+def _give_back(rail: PaymentRail, order: Order, intent: dict[str, Any], reason: str, key: str) -> None:
     """Refund everything this PaymentIntent received: money the platform will not book."""
-    refund_id = get_runtime().rail.refund(
+    refund_id = rail.refund(
         payment_id=str(intent["id"]), amount=_received(intent),
         metadata={"order_id": str(order.id), "reason": reason},
         idempotency_key=f"order-{order.id}-{key}",
@@ -117,13 +117,13 @@ def _give_back(order: Order, intent: dict[str, Any], reason: str, key: str) -> N
                 refund=refund_id)
 
 
-@on_stripe_event("refund.failed")
-def handle_refund_failed(session: Session, event: dict[str, Any]) -> None:
+def handle_refund_failed(context: HandlerContext, event: dict[str, Any]) -> None:
     """Stripe could not return the money after all (the card was closed, ...): the refund is
     marked failed with Stripe's reason and the money becomes owed to the buyer in the journal
     (`refunds.record_refund_failure`); operators see it in `GET /v1/refunds?status=failed`, pay
     the buyer back another way and settle it (`POST /v1/refunds/{id}/settle`)."""
     stripe_refund = event["data"]["object"]
+    session = context.session
     refund = session.scalars(
         select(Refund).where(Refund.rail_refund_id == stripe_refund.get("id")).with_for_update()
     ).one_or_none()
@@ -135,8 +135,8 @@ def handle_refund_failed(session: Session, event: dict[str, Any]) -> None:
               reason=refund.failure_reason)
 
 
-@on_stripe_event("payment_intent.payment_failed")
-def handle_payment_failed(session: Session, event: dict[str, Any]) -> None:
+def handle_payment_failed(context: HandlerContext, event: dict[str, Any]) -> None:
+    session = context.session
     intent = event["data"]["object"]
     order_id = _order_for_intent(session, intent)
     if order_id is None:
@@ -145,7 +145,7 @@ def handle_payment_failed(session: Session, event: dict[str, Any]) -> None:
     if order is None or order.status != OrderStatus.AWAITING_PAYMENT:
         return
     try:
-        get_runtime().rail.cancel_payment(str(intent["id"]), idempotency_key=f"order-{order_id}-cancel")
+        context.rail.cancel_payment(str(intent["id"]), idempotency_key=f"order-{order_id}-cancel")
     except PaymentRailError as exc:
         if exc.retryable:
             raise  # the inbox retries this event
@@ -156,8 +156,16 @@ def handle_payment_failed(session: Session, event: dict[str, Any]) -> None:
     cancel_unpaid(session, order_id, reason=f"stripe {event['type']}")
 
 
-@on_stripe_event("payment_intent.canceled")
-def handle_payment_canceled(session: Session, event: dict[str, Any]) -> None:
-    order_id = _order_for_intent(session, event["data"]["object"])
+def handle_payment_canceled(context: HandlerContext, event: dict[str, Any]) -> None:
+    order_id = _order_for_intent(context.session, event["data"]["object"])
     if order_id is not None:
-        cancel_unpaid(session, order_id, reason=f"stripe {event['type']}")
+        cancel_unpaid(context.session, order_id, reason=f"stripe {event['type']}")
+
+
+# The webhook inbox's handlers for payments (the composition root wires them).
+STRIPE_HANDLERS: tuple[tuple[str, StripeEventHandler], ...] = (
+    ("payment_intent.succeeded", handle_payment_succeeded),
+    ("refund.failed", handle_refund_failed),
+    ("payment_intent.payment_failed", handle_payment_failed),
+    ("payment_intent.canceled", handle_payment_canceled),
+)

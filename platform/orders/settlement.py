@@ -28,7 +28,6 @@ from catalog.service import release_stock
 from kernel import ledger
 from kernel.clock import clock
 from kernel.ledger import AFFILIATE, AVAILABLE, CLEARING, FEES, PENDING, PLATFORM, SELLER, Posting
-from kernel.runtime import get_runtime
 from kernel.settings import Settings
 from orders.errors import InvalidTransition, OrderNotFound
 from orders.models import (
@@ -55,7 +54,9 @@ def lock_order(session: Session, order_id: uuid.UUID) -> Order:
     return order
 
 
-def mark_paid(session: Session, order_id: uuid.UUID, *, payment_reference: str | None = None) -> bool:
+def mark_paid(
+    session: Session, settings: Settings, order_id: uuid.UUID, *, payment_reference: str | None = None
+) -> bool:
     """Record the buyer's payment. Idempotent: paying a paid order changes nothing (False)."""
     order = lock_order(session, order_id)
     if order.status == OrderStatus.PAID:
@@ -75,14 +76,14 @@ def mark_paid(session: Session, order_id: uuid.UUID, *, payment_reference: str |
         session, kind="order.paid", reference_type="order", reference_id=order.id, currency=order.currency,
         order_id=order.id, postings=paid_postings(order), memo=f"order {order.id} paid",
     )
-    _deliver_unshipped(session, order)
+    _deliver_unshipped(session, settings, order)
     # Sellers hear of an order once it is paid: unpaid carts are not theirs to act on.
     for sub in order.sub_orders:
         notify_seller(session, sub, "order.created")
     return True
 
 
-def _deliver_unshipped(session: Session, order: Order) -> None:
+def _deliver_unshipped(session: Session, settings: Settings, order: Order) -> None:
     """A sub-order with nothing to ship (software levels, services: `requires_shipping` false on
     every product of it) is delivered when paid, so its holding periods start now; waiting for
     a delivery that never comes would keep the seller's and partners' money pending forever."""
@@ -96,7 +97,7 @@ def _deliver_unshipped(session: Session, order: Order) -> None:
             continue
         sub.status = SubOrderStatus.DELIVERED.value
         sub.delivered_at = now
-        start_holding_period(session, get_runtime().settings, sub)
+        start_holding_period(session, settings, sub)
 
 
 def paid_postings(order: Order) -> list[Posting]:

@@ -1,4 +1,6 @@
-"""Celery tasks of the order domain (thin: each opens a unit of work and calls the service)."""
+"""Celery tasks of the order domain (thin: each opens a unit of work and calls the service).
+
+Plain functions, listed in `TASKS` and `BEAT`: the composition root registers them."""
 
 from __future__ import annotations
 
@@ -11,14 +13,15 @@ from sqlalchemy import select
 from kernel.clock import clock
 from kernel.payment_rail import PaymentRailError
 from kernel.runtime import get_runtime
-from kernel.tasking import celery_app, register_beat, task_session
+from kernel.tasking import BeatSpec, TaskSpec, enqueue, task_session
 from orders import refunds, settlement
 from orders.models import Order, Refund
 
 log = structlog.get_logger(__name__)
 
+SEND_REFUND = "orders.send_refund"
 
-@celery_app.task(name="orders.expire_unpaid")
+
 def expire_unpaid() -> int:
     """Cancel orders left unpaid past their timeout and give their stock back."""
     with task_session() as session:
@@ -37,7 +40,6 @@ def expire_unpaid() -> int:
     return cancelled
 
 
-@celery_app.task(name="orders.release_matured")
 def release_matured() -> dict[str, int]:
     """Move shares whose holding period passed from pending to available."""
     with task_session() as session:
@@ -45,7 +47,6 @@ def release_matured() -> dict[str, int]:
     return {"seller_shares": sellers, "commissions": commissions}
 
 
-@celery_app.task(name="orders.send_refund", bind=True, max_retries=10)
 def send_refund(self: object, refund_id: str) -> str:
     """Send a recorded refund through Stripe. The idempotency key is the refund id, so a retry
     (or a duplicate delivery of this task) refunds once."""
@@ -70,7 +71,6 @@ def send_refund(self: object, refund_id: str) -> str:
         return refund.status
 
 
-@celery_app.task(name="orders.retry_unsent_refunds")
 def retry_unsent_refunds() -> int:
     """Beat safety net: Stripe refunds recorded but not sent (a lost task, a broker outage)."""
     with task_session() as session:
@@ -81,10 +81,18 @@ def retry_unsent_refunds() -> int:
             ).limit(200)
         ))
     for refund_id in refund_ids:
-        celery_app.tasks["orders.send_refund"].apply_async(args=(str(refund_id),))
+        enqueue(SEND_REFUND, str(refund_id))
     return len(refund_ids)
 
 
-register_beat("orders-retry-unsent-refunds", "orders.retry_unsent_refunds", 300.0)
-register_beat("orders-expire-unpaid", "orders.expire_unpaid", 60.0)
-register_beat("orders-release-matured", "orders.release_matured", 300.0)
+TASKS = (
+    TaskSpec("orders.expire_unpaid", expire_unpaid),
+    TaskSpec("orders.release_matured", release_matured),
+    TaskSpec(SEND_REFUND, send_refund, bind=True, max_retries=10),
+    TaskSpec("orders.retry_unsent_refunds", retry_unsent_refunds),
+)
+BEAT = (
+    BeatSpec("orders-retry-unsent-refunds", "orders.retry_unsent_refunds", 300.0),
+    BeatSpec("orders-expire-unpaid", "orders.expire_unpaid", 60.0),
+    BeatSpec("orders-release-matured", "orders.release_matured", 300.0),
+)

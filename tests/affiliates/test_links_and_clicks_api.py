@@ -10,7 +10,7 @@ import redis
 
 from affiliates.service.links import COUNTER_PREFIX
 from affiliates.tasks import flush_clicks
-from kernel.tasking import celery_app
+from kernel.tasking import installed_celery
 from tests.affiliates.conftest import Market, ok
 from tests.conftest import Backend
 
@@ -111,7 +111,7 @@ def test_click_counters_go_through_redis_and_the_beat_task_flushes_them(market: 
 
 
 def test_flush_is_registered_with_beat() -> None:
-    entry = celery_app.conf.beat_schedule["affiliates-flush-clicks"]
+    entry = installed_celery().conf.beat_schedule["affiliates-flush-clicks"]
     assert entry["task"] == "affiliates.flush_clicks" and entry["schedule"] <= 60
 
 

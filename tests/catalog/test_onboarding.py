@@ -22,8 +22,9 @@ from catalog.models import Seller
 from kernel import stripe_webhooks
 from kernel.db import session_scope
 from kernel.settings import Settings
-from kernel.stripe_webhooks import on_stripe_event
-from kernel.tasking import make_celery
+from kernel.stripe_webhooks import HandlerContext, StripeHandlers
+from kernel.tasking import install_celery, make_celery
+from marketplace.bootstrap import STRIPE_HANDLERS, build_celery
 from tests.catalog.conftest import WEBHOOK_SECRET, apply_seller, approved_seller
 from tests.conftest import Backend, make_settings
 from tests.fake_stripe import FakeStripe, sign_payload, webhook_request
@@ -32,20 +33,28 @@ from tests.test_worker import BROKER_DB, start_worker, wait_for
 COUNTED: list[str] = []
 
 
-@on_stripe_event("test.counted")
-def _count(session: Session, event: dict[str, Any]) -> None:
+def _count(context: HandlerContext, event: dict[str, Any]) -> None:
     COUNTED.append(event["id"])
 
 
 FAIL_NEXT: list[bool] = []
 
 
-@on_stripe_event("test.flaky")
-def _flaky(session: Session, event: dict[str, Any]) -> None:
-    session.add(Seller(name="written by a failing handler", email=f"{event['id']}@example.com"))
-    session.flush()
+def _flaky(context: HandlerContext, event: dict[str, Any]) -> None:
+    context.session.add(Seller(name="written by a failing handler", email=f"{event['id']}@example.com"))
+    context.session.flush()
     if FAIL_NEXT:
         raise RuntimeError("downstream unavailable")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def inbox_with_test_handlers() -> Iterator[None]:
+    """The platform's Stripe handlers plus the two above, wired as the composition root wires them
+    (tasks in-process, like the rest of the suite)."""
+    handlers = StripeHandlers((*STRIPE_HANDLERS, ("test.counted", _count), ("test.flaky", _flaky)))
+    previous = install_celery(build_celery(make_settings("sqlite://", None), stripe_handlers=handlers))
+    yield
+    install_celery(previous)
 
 
 def post_event(client: TestClient, event: dict[str, Any], secret: str = WEBHOOK_SECRET,

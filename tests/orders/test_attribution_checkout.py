@@ -98,9 +98,9 @@ def test_seller_gets_a_signed_order_created_webhook_and_failures_are_logged_for_
         delivery = session.scalars(select(WebhookDelivery)).one()
         assert (delivery.event_type, delivery.status, delivery.attempts) == ("order.created", "pending", 1)
         assert delivery.last_error == "HTTP 503" and delivery.next_attempt_at is not None
-    from kernel.tasking import celery_app
+    from kernel.tasking import installed_celery
 
-    celery_app.tasks["webhooks.deliver"].apply(args=(str(delivery.id),))
+    installed_celery().tasks["webhooks.deliver"].apply(args=(str(delivery.id),))
     headers, body = WebhookReceiver.received[0]
     timestamp = headers["Marketplace-Signature"].split(",")[0][2:]
     # Verified with the seller's own secret, read with its own key; another seller's does not verify.

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from kernel import ledger
 from kernel.db import session_scope
+from marketplace.bootstrap import audit_ledger
 from orders.models import IdempotencyKey, Order, OrderLine, SubOrder
 from tests.conftest import Backend
 from tests.orders.world import cart, ok, stock_of, worked_example
@@ -48,7 +48,7 @@ def test_fifty_concurrent_checkouts_for_the_last_ten_units_sell_exactly_ten(
         assert session.scalar(select(func.count()).select_from(SubOrder)) == 20
         assert session.scalar(select(func.count()).select_from(OrderLine)) == 20
         assert session.scalar(select(func.count()).select_from(IdempotencyKey)) == 10
-        assert ledger.run_audit(session) == []
+        assert audit_ledger(session) == []
 
 
 @pytest.mark.postgres_only

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from kernel import ledger
 from kernel.clock import clock
 from kernel.db import session_scope
-from kernel.tasking import celery_app
+from kernel.tasking import installed_celery
+from marketplace.bootstrap import audit_ledger
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 
@@ -86,13 +86,13 @@ def test_random_order_histories_keep_the_ledger_exact(
         @rule(days=st.integers(1, 40))
         def time_passes(self, days: int) -> None:
             clock.advance(timedelta(days=days))
-            celery_app.tasks["orders.release_matured"].apply()
-            celery_app.tasks["orders.expire_unpaid"].apply()
+            installed_celery().tasks["orders.release_matured"].apply()
+            installed_celery().tasks["orders.expire_unpaid"].apply()
 
         @invariant()
         def audit_is_clean(self) -> None:
             with session_scope(env.runtime.sessions) as session:
-                assert ledger.run_audit(session) == []
+                assert audit_ledger(session) == []
 
         @invariant()
         def everything_held_is_owed_to_someone(self) -> None:

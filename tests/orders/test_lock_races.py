@@ -21,6 +21,7 @@ from kernel.auth import Principal, Role
 from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.ledger import AFFILIATE, AVAILABLE, PENDING, SELLER, Posting
+from marketplace.bootstrap import audit_ledger
 from orders import api, fulfilment, queries, refunds, settlement
 from orders.models import Order, OrderLine, Refund, SubOrder
 from orders.schemas import RefundIn
@@ -71,7 +72,7 @@ def test_a_seller_refund_racing_an_operator_refund_cannot_refund_the_same_unit_t
         assert session.scalar(select(func.count()).select_from(Refund)) == 1
         assert session.execute(select(Order.total_amount, Order.refunded_amount)).one() == (1250, 1250)
         assert session.get(OrderLine, uuid.UUID(line_id)).refunded_quantity == 1  # type: ignore[union-attr]
-        assert ledger.run_audit(session) == []
+        assert audit_ledger(session) == []
 
 
 def test_mark_paid_after_expiry_cancelled_the_order_is_refused_and_keeps_it_cancelled(
@@ -88,7 +89,7 @@ def test_mark_paid_after_expiry_cancelled_the_order_is_refused_and_keeps_it_canc
     assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["status"] == "cancelled"
     assert stock_of(env, world, "Y-KIT") == 100  # given back once, not sold again
     with session_scope(env.runtime.sessions) as session:
-        assert ledger.run_audit(session) == []
+        assert audit_ledger(session) == []
 
 
 def test_two_mark_paid_calls_at_once_pay_once_and_both_answer_200(
@@ -96,13 +97,13 @@ def test_two_mark_paid_calls_at_once_pay_once_and_both_answer_200(
 ) -> None:
     world = worked_example(client, operator)
     order = ok(checkout(client, "a-store", cart(world, ("Y-KIT", 2))), 201)
-    _after_order_read(monkeypatch, env, lambda s, oid: settlement.mark_paid(s, oid))
+    _after_order_read(monkeypatch, env, lambda s, oid: settlement.mark_paid(s, env.settings, oid))
 
     answer = client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator)
 
     assert answer.status_code == 200, answer.text
     with session_scope(env.runtime.sessions) as session:
-        assert ledger.run_audit(session) == []
+        assert audit_ledger(session) == []
 
 
 def test_a_refund_racing_the_release_job_debits_the_account_the_share_is_in(
@@ -137,7 +138,7 @@ def test_a_refund_racing_the_release_job_debits_the_account_the_share_is_in(
             "A pending": ledger.balance_of(session, AFFILIATE, a_id, PENDING, "USD"),
             "A available": ledger.balance_of(session, AFFILIATE, a_id, AVAILABLE, "USD"),
         }
-        assert ledger.run_audit(session) == []
+        assert audit_ledger(session) == []
     # Y-KIT x2 = 2500: fee 250, commission 200 (A 140, S 60), Y 2050; one unit back: Y 1025, A 70.
     assert balances == {"Y pending": 0, "Y available": 1025, "A pending": 0, "A available": 70}
 
@@ -162,7 +163,7 @@ def test_the_audit_names_a_share_left_in_pending_after_its_release(
                         Posting(SELLER, sub.seller_id, PENDING, -1, "sub_order", sub.id),
                         Posting(SELLER, sub.seller_id, AVAILABLE, 1, "sub_order", sub.id)])
     with session_scope(env.runtime.sessions) as session:
-        findings = ledger.run_audit(session)
+        findings = audit_ledger(session)
 
     assert [f.check for f in findings] == ["shares_sit_in_their_account"]
     assert f"sub-order {sub_id} (released: True): pending holds -1, expected 0" in findings[0].detail

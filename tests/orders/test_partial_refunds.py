@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from kernel import ledger
 from kernel.db import session_scope
 from kernel.ledger import AFFILIATE, PENDING
+from marketplace.bootstrap import audit_ledger
 from tests.conftest import Backend
 from tests.orders.world import World, cart, checkout, ok
 
@@ -45,4 +46,4 @@ def test_refunding_six_units_one_by_one_reverses_a_commission_of_4_as_1_0_1_1_0_
     full = ok(client.get(f"/v1/orders/{order['id']}", headers=operator))
     assert full["refunded"]["amount"] == full["total"]["amount"] == 600
     with session_scope(env.runtime.sessions) as session:
-        assert ledger.run_audit(session) == []
+        assert audit_ledger(session) == []

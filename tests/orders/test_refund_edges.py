@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from kernel import ledger
 from kernel.db import session_scope
 from kernel.ledger import AFFILIATE, FEES, PENDING, PLATFORM, SELLER
+from marketplace.bootstrap import audit_ledger
 from tests.conftest import Backend
 from tests.orders.world import World, cart, checkout, ok, worked_example
 
@@ -54,7 +55,7 @@ def test_partial_refunds_of_a_line_with_a_capped_pool_never_take_more_than_any_s
 
     def balances() -> tuple[int, int, int]:
         with session_scope(env.runtime.sessions) as session:
-            assert ledger.run_audit(session) == []
+            assert audit_ledger(session) == []
             return (ledger.balance_of(session, SELLER, z, PENDING, "USD"),
                     ledger.balance_of(session, AFFILIATE, a, PENDING, "USD"),
                     ledger.balance_of(session, PLATFORM, None, FEES, "USD"))

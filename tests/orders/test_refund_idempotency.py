@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from kernel import ledger
 from kernel.db import session_scope
+from marketplace.bootstrap import audit_ledger
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 
@@ -43,7 +43,7 @@ def test_a_retried_refund_with_the_same_key_returns_the_first_refund_and_refunds
     assert seller_retry.json() == seller.json() and seller_retry.headers["Idempotent-Replayed"] == "true"
     assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["refunded"]["amount"] == 2 * 1250
     with session_scope(env.runtime.sessions) as session:
-        assert ledger.run_audit(session) == []
+        assert audit_ledger(session) == []
 
 
 def test_the_same_refund_key_with_a_different_request_is_a_409_and_refunds_nothing(
@@ -86,4 +86,4 @@ def test_two_refunds_sent_at_once_with_one_key_make_one_refund(
     assert len({a.json()["id"] for a in answers}) == 1
     assert ok(client.get(f"/v1/orders/{order['id']}", headers=operator))["refunded"]["amount"] == 1250
     with session_scope(env.runtime.sessions) as session:
-        assert ledger.run_audit(session) == []
+        assert audit_ledger(session) == []

@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from kernel import ledger
 from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.stripe_webhooks import WebhookEvent
-from kernel.tasking import celery_app
+from kernel.tasking import installed_celery
+from marketplace.bootstrap import audit_ledger
 from orders import settlement
 from orders.models import Order
 from tests.catalog.conftest import WEBHOOK_SECRET
@@ -35,12 +35,12 @@ def balances(client: TestClient, world: World) -> dict[str, tuple[int, int]]:
 
 
 def run_task(name: str) -> object:
-    return celery_app.tasks[name].apply().get()
+    return installed_celery().tasks[name].apply().get()
 
 
 def audit_clean(env: Backend) -> None:
     with session_scope(env.runtime.sessions) as session:
-        assert ledger.run_audit(session) == []
+        assert audit_ledger(session) == []
 
 
 def deliver_event(client: TestClient, event: dict[str, object]) -> dict[str, object]:

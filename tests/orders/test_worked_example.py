@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from kernel import ledger
 from kernel.db import session_scope
+from marketplace.bootstrap import audit_ledger
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 
@@ -30,7 +31,7 @@ def journal_of(env: Backend, kind: str) -> dict[tuple[str, str | None, str], int
 
 def audit_clean(env: Backend) -> None:
     with session_scope(env.runtime.sessions) as session:
-        assert ledger.run_audit(session) == []
+        assert audit_ledger(session) == []
 
 
 def test_worked_example_splits_the_order_exactly_and_the_refund_reverses_exactly(

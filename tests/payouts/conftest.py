@@ -22,6 +22,7 @@ from kernel.db import new_id, session_scope
 from kernel.ledger import AVAILABLE, CLEARING, PLATFORM, SELLER, JournalTransaction, Posting
 from kernel.runtime import Runtime, set_runtime
 from marketplace.app import create_app
+from marketplace.bootstrap import audit_ledger
 from orders.models import Commission, Order, OrderLine, SubOrder
 from payouts.models import PayoutItem
 from tests.conftest import Backend, make_settings
@@ -69,10 +70,8 @@ def balance(env: Backend, owner_type: str, owner_id: uuid.UUID | None, purpose: 
 
 
 def audit(env: Backend) -> list[str]:
-    import marketplace.models  # noqa: F401
-
     with session_scope(env.runtime.sessions) as session:
-        return [f"{f.check}: {f.detail}" for f in ledger.run_audit(session)]
+        return [f"{f.check}: {f.detail}" for f in audit_ledger(session)]
 
 
 def count_postings(env: Backend, kind: str) -> int:
@@ -131,7 +130,7 @@ def matured_sale(
         session.flush()
         sale = Sale(order.id, sub.id, com.id)
     with session_scope(env.runtime.sessions) as session:
-        settlement.mark_paid(session, sale.order_id)
+        settlement.mark_paid(session, env.settings, sale.order_id)
     with session_scope(env.runtime.sessions) as session:
         past = clock.now() - timedelta(seconds=1)
         session.execute(update(SubOrder).where(SubOrder.id == sale.sub_order_id)

@@ -18,7 +18,7 @@ from kernel.auth import Role
 from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.ledger import AFFILIATE, AVAILABLE, IN_TRANSIT, PAID_OUT, PLATFORM, SELLER, Posting
-from kernel.tasking import celery_app
+from kernel.tasking import installed_celery
 from payouts import planning, runner
 from payouts.errors import InvalidItemTransition
 from payouts.models import ItemStatus, PayoutItem
@@ -124,7 +124,7 @@ def test_running_a_completed_batch_again_or_delivering_its_task_twice_pays_nobod
     export_path = Path(get_batch(client, operator, batch["id"])["export_path"])
     exported = export_path.read_text()
 
-    again = celery_app.tasks["payouts.run_batch"].apply(args=(batch["id"],)).get()
+    again = installed_celery().tasks["payouts.run_batch"].apply(args=(batch["id"],)).get()
     runner.run_batch(env.runtime, uuid.UUID(batch["id"]))
 
     assert again["status"] == "completed" and again["paid"] == 0
@@ -226,8 +226,8 @@ def test_the_scheduled_task_creates_one_batch_per_currency_and_skips_currencies_
     credit(env, SELLER, payee, 2500, "EUR")
     credit(env, SELLER, make_payee(env, SELLER), 10, "GBP")  # only below the minimum: no batch
 
-    created = celery_app.tasks["payouts.create_scheduled"].apply().get()
-    again = celery_app.tasks["payouts.create_scheduled"].apply().get()
+    created = installed_celery().tasks["payouts.create_scheduled"].apply().get()
+    again = installed_celery().tasks["payouts.create_scheduled"].apply().get()
 
     assert again == []
     batches = client.get("/v1/payout-batches", headers=operator).json()["items"]
@@ -301,11 +301,11 @@ def test_beat_resumes_an_approved_batch_whose_run_task_was_lost(
         batch, _ = planning.create_batch(session, env.settings, "manual", "USD", created_by="test")
         planning.approve(session, batch.id, approved_by="test", enqueue=False)
         batch_id = str(batch.id)
-    assert celery_app.conf.beat_schedule["payouts-resume-stalled"]["task"] == "payouts.resume_stalled"
+    assert installed_celery().conf.beat_schedule["payouts-resume-stalled"]["task"] == "payouts.resume_stalled"
 
-    assert celery_app.tasks["payouts.resume_stalled"].apply().get() == []  # not stalled yet
+    assert installed_celery().tasks["payouts.resume_stalled"].apply().get() == []  # not stalled yet
     clock.advance(timedelta(seconds=env.settings.payout_stall_seconds + 1))
-    resumed = celery_app.tasks["payouts.resume_stalled"].apply().get()
+    resumed = installed_celery().tasks["payouts.resume_stalled"].apply().get()
 
     assert resumed == [batch_id]
     assert get_batch(client, operator, batch_id)["status"] == "completed"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from kernel.ledger import AFFILIATE, AVAILABLE, PAID_OUT, PLATFORM, SELLER
-from kernel.tasking import celery_app
+from kernel.tasking import installed_celery
 from tests.payouts.conftest import (
     Sale,
     StripeBackend,
@@ -64,7 +64,7 @@ def test_a_refund_after_a_stripe_payout_reverses_each_payees_transfer_by_exactly
     assert recovery["rail_reference"] == transfers[seller_account][0]["reversals"]["data"][0]["id"]
     assert audit(s.env) == []
 
-    again = celery_app.tasks["payouts.recover_clawbacks"].apply().get()  # the beat sweep: nothing owed
+    again = installed_celery().tasks["payouts.recover_clawbacks"].apply().get()  # the beat sweep: nothing owed
     assert again["planned"] == 0 and len(reversal_requests(s)) == 2
 
 
@@ -100,7 +100,7 @@ def test_a_reversal_whose_response_is_lost_is_retried_with_the_same_key_and_made
     owed = balance(s.env, SELLER, seller, AVAILABLE) + balance(s.env, AFFILIATE, affiliate, AVAILABLE)
     assert owed < 0  # not all recovered yet: Stripe is failing
 
-    swept = celery_app.tasks["payouts.recover_clawbacks"].apply().get()  # beat, once Stripe answers
+    swept = installed_celery().tasks["payouts.recover_clawbacks"].apply().get()  # beat, once Stripe answers
 
     assert swept["retry"] == []
     transfers = transfers_by_destination(s.fake)
