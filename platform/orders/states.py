@@ -131,6 +131,8 @@ class StateMachine(Generic[E]):
         sources = (from_.value,) if from_ is not None else self.sources(new)
         if not sources:
             raise InvalidTransition(f"no {self.noun} can move to {new}")
+        if expected == 0:
+            return 0  # nothing to move (an order without commissions): no statement
         stmt = (
             update(self.model).where(*where, self.model.status.in_(sources))
             .values(status=new.value, **(values or {}))
