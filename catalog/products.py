@@ -11,8 +11,8 @@ Rules:
 
 Locking: every write first locks the product row (SELECT ... FOR UPDATE), then touches
 variants. The version and min price are derived from the whole variant set, so two concurrent
-edits of one product must not interleave; taking product-then-variant in every write keeps the
-lock order fixed (checkout never locks products, only variant rows, so it cannot deadlock with us).
+edits of one product must not interleave. Products before variants is the global lock order
+(kernel.locking), which every other path that locks these rows follows too.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ reference ("payout_item", item.id) and every entry's source ("payout_item", item
 Claims: a freeze marks what the payout covers, so a payee can see it per payout. An affiliate's
 commissions with status `available` and no payout become `paid` with `payout_item_id` set; a
 seller's released sub-orders with no payout get `payout_item_id`. A failed item gives its claims
-back (commissions to `available`, sub-orders unclaimed) so the next payout covers them.
+back (commissions to `available`, sub-orders unclaimed) so the next payout covers them. The
+commission moves are orders.states' (`available -> paid -> available`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from kernel import locking
 from kernel.clock import clock
 from kernel.db import new_id
 from kernel.ledger import (
@@ -39,6 +41,7 @@ from kernel.ledger import (
     Posting,
 )
 from orders.models import Commission, CommissionStatus, SubOrder
+from orders.states import COMMISSIONS
 from payouts.models import KIND_FAILED, KIND_FREEZE, KIND_PAID, REFERENCE_TYPE, PayoutItem
 from payouts.payees import PayeeKey
 
@@ -67,8 +70,9 @@ def available_balances(session: Session, currency: str, keys: Iterable[PayeeKey]
 
 
 def lock_claimable(session: Session, currency: str, keys: Iterable[PayeeKey]) -> dict[PayeeKey, list[uuid.UUID]]:
-    """Lock (`FOR UPDATE`, in id order) what a freeze of these payees will claim: affiliates'
-    available unclaimed commissions and sellers' released unclaimed sub-orders.
+    """Lock (`FOR UPDATE`, in the global lock order: kernel.locking) what a freeze of these payees
+    will claim: sellers' released unclaimed sub-orders and affiliates' available unclaimed
+    commissions.
 
     Why lock before reading the balance: the settlement and refund code update these rows when
     money moves between pending and available, so holding them keeps the claimed set and the frozen
@@ -78,22 +82,20 @@ def lock_claimable(session: Session, currency: str, keys: Iterable[PayeeKey]) ->
     claimable: dict[PayeeKey, list[uuid.UUID]] = {key: [] for key in wanted}
     affiliate_ids = [i for t, i in wanted if t == AFFILIATE]
     seller_ids = [i for t, i in wanted if t == SELLER]
-    if affiliate_ids:
-        for commission_id, affiliate_id in session.execute(
-            select(Commission.id, Commission.affiliate_id).where(
-                Commission.affiliate_id.in_(affiliate_ids), Commission.currency == currency,
-                Commission.status == CommissionStatus.AVAILABLE, Commission.payout_item_id.is_(None),
-            ).order_by(Commission.id).with_for_update()
-        ):
-            claimable[(AFFILIATE, affiliate_id)].append(commission_id)
+    stmts: dict[str, locking.AnySelect] = {}
     if seller_ids:
-        for sub_id, seller_id in session.execute(
-            select(SubOrder.id, SubOrder.seller_id).where(
-                SubOrder.seller_id.in_(seller_ids), SubOrder.currency == currency,
-                SubOrder.seller_share_released.is_(True), SubOrder.payout_item_id.is_(None),
-            ).order_by(SubOrder.id).with_for_update()
-        ):
-            claimable[(SELLER, seller_id)].append(sub_id)
+        stmts[SELLER] = select(SubOrder.id, SubOrder.seller_id).where(
+            SubOrder.seller_id.in_(seller_ids), SubOrder.currency == currency,
+            SubOrder.seller_share_released.is_(True), SubOrder.payout_item_id.is_(None),
+        )
+    if affiliate_ids:
+        stmts[AFFILIATE] = select(Commission.id, Commission.affiliate_id).where(
+            Commission.affiliate_id.in_(affiliate_ids), Commission.currency == currency,
+            Commission.status == CommissionStatus.AVAILABLE, Commission.payout_item_id.is_(None),
+        )
+    for owner_type, rows in zip(stmts, locking.lock_all(session, list(stmts.values())), strict=True):
+        for row_id, owner_id in rows:
+            claimable[(owner_type, owner_id)].append(row_id)
     return claimable
 
 
@@ -167,11 +169,9 @@ def claim(session: Session, item: PayoutItem, claims: list[uuid.UUID]) -> None:
     if not claims:
         return
     if item.owner_type == AFFILIATE:
-        session.execute(
-            update(Commission).where(Commission.id.in_(claims))
-            .values(payout_item_id=item.id, status=CommissionStatus.PAID.value)
-            .execution_options(synchronize_session=False)
-        )
+        COMMISSIONS.move_all(session, CommissionStatus.PAID, Commission.id.in_(claims),
+                             from_=CommissionStatus.AVAILABLE, expected=len(claims),
+                             values={"payout_item_id": item.id}, synchronize=False)
     else:
         session.execute(
             update(SubOrder).where(SubOrder.id.in_(claims)).values(payout_item_id=item.id)
@@ -182,11 +182,8 @@ def claim(session: Session, item: PayoutItem, claims: list[uuid.UUID]) -> None:
 def release_claims(session: Session, item: PayoutItem) -> None:
     """A failed item gives back what it claimed, so the next payout covers it."""
     if item.owner_type == AFFILIATE:
-        session.execute(
-            update(Commission).where(Commission.payout_item_id == item.id, Commission.status == CommissionStatus.PAID)
-            .values(payout_item_id=None, status=CommissionStatus.AVAILABLE.value)
-            .execution_options(synchronize_session=False)
-        )
+        COMMISSIONS.move_all(session, CommissionStatus.AVAILABLE, Commission.payout_item_id == item.id,
+                             from_=CommissionStatus.PAID, values={"payout_item_id": None}, synchronize=False)
     else:
         session.execute(
             update(SubOrder).where(SubOrder.payout_item_id == item.id).values(payout_item_id=None)

@@ -26,6 +26,7 @@ from kernel import auth
 from kernel.auth import Role
 from kernel.clock import clock
 from kernel.db import session_scope
+from kernel.locking import LockRecorder
 from kernel.runtime import Runtime, set_runtime
 from kernel.settings import Settings
 from kernel.tasking import install_celery
@@ -150,6 +151,24 @@ def env(backend_env: Backend) -> Iterator[Backend]:
     set_runtime(backend_env.runtime)
     yield backend_env
     clock.reset()
+
+
+@pytest.fixture(autouse=True)
+def lock_order_checked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test on PostgreSQL runs with a row-lock recorder on (kernel.locking): a code path that
+    takes row locks out of the global lock order fails the test. A test that breaks the order on
+    purpose is marked `lock_order_unchecked`."""
+    if "env" not in request.fixturenames or request.node.get_closest_marker("lock_order_unchecked"):
+        yield
+        return
+    env = request.getfixturevalue("env")  # set up first, so torn down after the check
+    if not env.is_postgres:
+        yield
+        return
+    with LockRecorder() as recorder:
+        yield
+    violations = recorder.violations()
+    assert violations == [], "row locks taken out of the global order (kernel.locking):\n" + "\n".join(violations)
 
 
 @pytest.fixture

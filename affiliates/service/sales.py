@@ -42,7 +42,7 @@ def count_sales(
     rows = [
         {"affiliate_id": affiliate_id, "seller_id": seller_id, "month": month_key(at), "currency": currency,
          "orders": sign, "amount": sign * amount}
-        for seller_id, amount in sorted(amounts.items())  # fixed order: no deadlock between two upserts
+        for seller_id, amount in sorted(amounts.items())  # key order: the global lock order, kernel.locking
     ]
     insert = postgresql.insert if is_postgres(session) else sqlite.insert
     stmt = insert(AffiliateMonthlySales).values(rows)

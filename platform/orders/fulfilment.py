@@ -1,15 +1,19 @@
 """Sellers move their sub-orders through accepted -> shipped -> delivered, or reject them.
 
-Every change locks the order row first (the same lock payment and refunds take) and emits a
-signed `sub_order.<status>` webhook to the seller after commit.
+Every change locks the order row first (the same lock payment and refunds take), then the
+sub-order (the global lock order, kernel.locking), and emits a signed `sub_order.<status>`
+webhook to the seller after commit. The moves a sub-order can make at all are in
+orders.states; `TRANSITIONS` here is the part of them a seller makes.
 """
 
 from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kernel import locking
 from kernel.auth import Principal
 from kernel.clock import clock
 from kernel.settings import Settings
@@ -18,8 +22,9 @@ from orders.models import SubOrder, SubOrderStatus
 from orders.notifications import notify_seller
 from orders.refunds import reject_sub_order
 from orders.settlement import lock_order, start_holding_period
+from orders.states import move_sub_order
 
-# The only moves a seller can make, and from where.
+# The only moves a seller can make, and from where (each one allowed by orders.states).
 TRANSITIONS: dict[str, tuple[SubOrderStatus, ...]] = {
     "accept": (SubOrderStatus.PAID,),
     "ship": (SubOrderStatus.PAID, SubOrderStatus.ACCEPTED),
@@ -37,7 +42,9 @@ def get_sub_order(session: Session, principal: Principal, sub_order_id: uuid.UUI
 def _locked_sub_order(session: Session, principal: Principal, sub_order_id: uuid.UUID) -> SubOrder:
     sub = get_sub_order(session, principal, sub_order_id)
     lock_order(session, sub.order_id)
-    session.refresh(sub)
+    # Locked too, and read again: delivery changes its commissions' clocks, which the release job
+    # and payouts lock without the order (sub-orders before commissions, kernel.locking).
+    locking.lock(session, select(SubOrder).where(SubOrder.id == sub.id), reread=True)
     return sub
 
 
@@ -57,14 +64,14 @@ def advance(
         raise InvalidTransition(f"cannot {action} sub-order {sub.id}: every line of it was refunded")
     now = clock.now()
     if action == "accept":
-        sub.status = SubOrderStatus.ACCEPTED.value
+        move_sub_order(sub, SubOrderStatus.ACCEPTED)
     elif action == "ship":
-        sub.status = SubOrderStatus.SHIPPED.value
+        move_sub_order(sub, SubOrderStatus.SHIPPED)
         sub.shipped_at = now
         sub.tracking_number = tracking_number
         sub.carrier = carrier
     else:
-        sub.status = SubOrderStatus.DELIVERED.value
+        move_sub_order(sub, SubOrderStatus.DELIVERED)
         sub.delivered_at = now
         start_holding_period(session, settings, sub)
     session.flush()

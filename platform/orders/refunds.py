@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kernel import ledger
+from kernel import ledger, locking
+from kernel.db import new_id
 from kernel.ledger import (
     AFFILIATE,
     AVAILABLE,
@@ -52,6 +53,7 @@ from orders.models import (
     request_fingerprint,
 )
 from orders.settlement import lock_order
+from orders.states import move_commission, move_sub_order
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +70,14 @@ def _share_reversal(share: int, already: int, qty: int, refunded_before: int, li
 
 
 def _lock_shares(session: Session, order_id: uuid.UUID) -> None:
-    """Lock (and re-read) the order's commissions, then its sub-orders, after the order row and in
-    id order. The release job moves shares from pending to available holding only these rows
-    (`settlement.release_matured`, SKIP LOCKED): a refund must see a release that committed
-    before it got them, and a release must skip the rows of a refund in progress, or the
-    reversal debits the account the share has just left. Commissions before sub-orders, as a
-    payout freeze locks them (`payouts.journal.lock_claimable`), so the two cannot deadlock."""
-    for model in (Commission, SubOrder):
-        session.scalars(
-            select(model).where(model.order_id == order_id).order_by(model.id)
-            .with_for_update().execution_options(populate_existing=True)
-        ).all()
+    """Lock (and re-read) the order's sub-orders and commissions, after the order row, in the
+    global lock order (kernel.locking). The release job moves shares from pending to available
+    holding only these rows (`settlement.release_matured`, SKIP LOCKED), and a payout freeze
+    claims them holding only these rows: a refund must see a release that committed before it
+    got them, and a release must skip the rows of a refund in progress, or the reversal debits
+    the account the share has just left."""
+    locking.lock_all(session, [select(SubOrder).where(SubOrder.order_id == order_id),
+                               select(Commission).where(Commission.order_id == order_id)], reread=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +107,8 @@ def refund_order_once(
                 "this Idempotency-Key was used for a different refund of this order; use a new key for a new refund"
             )
         return earlier, True
-    refund = _refund_locked(session, order, items, reason=reason, requested_by=requested_by, seller_id=seller_id)
-    refund.idempotency_key, refund.request_hash = request.key, request.fingerprint
+    refund = _refund_locked(session, order, items, reason=reason, requested_by=requested_by, seller_id=seller_id,
+                            request=request)
     return refund, False
 
 
@@ -124,9 +123,10 @@ def refund_order(
 
 def _refund_locked(
     session: Session, order: Order, items: Sequence[RefundItem] | None, *, reason: str,
-    requested_by: str, seller_id: uuid.UUID | None,
+    requested_by: str, seller_id: uuid.UUID | None, request: IdempotentRequest | None = None,
 ) -> Refund:
-    """`refund_order` once the caller holds the order's row lock (`lock_order`)."""
+    """`refund_order` once the caller holds the order's row lock (`lock_order`); `request`: the
+    client's Idempotency-Key and fingerprint, stored with the refund."""
     if order.status != OrderStatus.PAID:
         raise InvalidTransition(f"order {order.id} is {order.status}; only paid orders can be refunded")
     _lock_shares(session, order.id)
@@ -155,12 +155,14 @@ def _refund_locked(
     for commission in order.commissions:
         commissions_by_line.setdefault(commission.order_line_id, []).append(commission)
 
+    # The id is set here, not by a flush: the row is inserted once, complete, at the flush below
+    # (inserting it empty and updating it later would lock it again after the shares).
     refund = Refund(
-        order_id=order.id, currency=order.currency, amount=0, reason=reason,
+        id=new_id(), order_id=order.id, currency=order.currency, amount=0, reason=reason,
         requested_by=requested_by, lines=[], sub_order_id=None,
+        idempotency_key=request.key if request else None, request_hash=request.fingerprint if request else None,
     )
     session.add(refund)
-    session.flush()
     postings: list[Posting] = []
     recorded_lines = []
     for item in items:
@@ -181,7 +183,7 @@ def _refund_locked(
             account = PENDING if commission.status == CommissionStatus.PENDING else AVAILABLE
             commission.reversed_amount += part
             if commission.reversed_amount == commission.amount and commission.status == CommissionStatus.PENDING:
-                commission.status = CommissionStatus.REVERSED.value
+                move_commission(commission, CommissionStatus.REVERSED)
             postings.append(Posting(AFFILIATE, commission.affiliate_id, account, -part, "commission", commission.id))
         recorded_lines.append({"order_line_id": str(line.id), "quantity": item.quantity, "amount": amount})
     postings.append(Posting(PLATFORM, None, CLEARING, refund.amount, "refund", refund.id))
@@ -205,6 +207,7 @@ def _refund_locked(
         # A share that was already released may have been paid out too: payouts takes back from
         # the paid transfer what the balance cannot cover (payouts/recoveries.py).
         enqueue_after_commit(session, "payouts.recover_clawbacks", [list(a) for a in clawed_from_available])
+    session.flush()
     return refund
 
 
@@ -283,7 +286,7 @@ def reject_sub_order(session: Session, sub: SubOrder, reason: str) -> Refund | N
         raise InvalidTransition(f"sub-order {sub.id} is {sub.status}; only paid or accepted ones can be rejected")
     refund = refund_order(session, sub.order_id, None, reason=reason or "rejected by seller",
                           requested_by="seller", seller_id=sub.seller_id)
-    sub.status = SubOrderStatus.REJECTED.value
+    move_sub_order(sub, SubOrderStatus.REJECTED)
     sub.reject_reason = reason
     for line in sorted(sub.lines, key=lambda item: item.variant_id):
         release_stock(session, line.variant_id, line.quantity)

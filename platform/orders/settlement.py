@@ -10,7 +10,8 @@ Refunds are in refunds.py. Each (kind, reference) is posted at most once (a UNIQ
 
 Locks: a state change locks its order row first (`FOR UPDATE`), so payment, expiry, fulfilment
 and refunds of one order never interleave; the release job takes rows with `SKIP LOCKED` so
-several workers share the work without waiting on each other.
+several workers share the work without waiting on each other. Which rows after which: the
+global lock order, kernel.locking. Status moves: orders.states.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from affiliates.engine import counted_sale_amounts
 from affiliates.service import count_sales
 from catalog.models import Product
 from catalog.service import release_stock
-from kernel import ledger
+from kernel import ledger, locking
 from kernel.clock import clock
 from kernel.ledger import AFFILIATE, AVAILABLE, CLEARING, FEES, PENDING, PLATFORM, SELLER, Posting
 from kernel.settings import Settings
@@ -39,6 +40,7 @@ from orders.models import (
     SubOrderStatus,
 )
 from orders.notifications import notify_seller
+from orders.states import COMMISSIONS, SUB_ORDERS, move_commission, move_order, move_sub_order
 
 
 def lock_order(session: Session, order_id: uuid.UUID) -> Order:
@@ -46,9 +48,7 @@ def lock_order(session: Session, order_id: uuid.UUID) -> Order:
     again: a request that read them before taking the lock must decide on what the previous
     holder of the lock committed, not on its own earlier copy (SQLAlchemy keeps loaded objects
     as they are unless told to overwrite them)."""
-    order = session.scalar(
-        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
-    )
+    order = locking.lock(session, select(Order).where(Order.id == order_id), reread=True).scalar_one_or_none()
     if order is None:
         raise OrderNotFound(f"no order {order_id}")
     return order
@@ -64,14 +64,11 @@ def mark_paid(
     if order.status != OrderStatus.AWAITING_PAYMENT:
         raise InvalidTransition(f"order {order.id} is {order.status}; it cannot be paid")
     now = clock.now()
-    order.status = OrderStatus.PAID.value
+    move_order(order, OrderStatus.PAID)
     order.paid_at = now
     if payment_reference and order.payment_id is None:
         order.payment_id = payment_reference
-    for sub in order.sub_orders:
-        sub.status = SubOrderStatus.PAID.value
-    for commission in order.commissions:
-        commission.status = CommissionStatus.PENDING.value
+    _move_shares(session, order, SubOrderStatus.PAID, CommissionStatus.PENDING)
     ledger.post(
         session, kind="order.paid", reference_type="order", reference_id=order.id, currency=order.currency,
         order_id=order.id, postings=paid_postings(order), memo=f"order {order.id} paid",
@@ -95,7 +92,7 @@ def _deliver_unshipped(session: Session, settings: Settings, order: Order) -> No
     for sub in order.sub_orders:
         if any(line.product_id in shipped for line in order.lines if line.sub_order_id == sub.id):
             continue
-        sub.status = SubOrderStatus.DELIVERED.value
+        move_sub_order(sub, SubOrderStatus.DELIVERED)
         sub.delivered_at = now
         start_holding_period(session, settings, sub)
 
@@ -118,17 +115,25 @@ def cancel_unpaid(session: Session, order_id: uuid.UUID, reason: str) -> bool:
     order = lock_order(session, order_id)
     if order.status != OrderStatus.AWAITING_PAYMENT:
         return False
-    order.status = OrderStatus.CANCELLED.value
+    move_order(order, OrderStatus.CANCELLED)
     order.cancelled_at = clock.now()
     order.cancel_reason = reason
-    for sub in order.sub_orders:
-        sub.status = SubOrderStatus.CANCELLED.value
-    for commission in order.commissions:
-        commission.status = CommissionStatus.CANCELLED.value
+    _move_shares(session, order, SubOrderStatus.CANCELLED, CommissionStatus.CANCELLED)
     for line in sorted(order.lines, key=lambda item: item.variant_id):
         release_stock(session, line.variant_id, line.quantity)
     _uncount_attributed_sale(session, order)
     return True
+
+
+def _move_shares(
+    session: Session, order: Order, sub_status: SubOrderStatus, commission_status: CommissionStatus
+) -> None:
+    """Every sub-order and commission of the (locked) order moves with it: one guarded UPDATE per
+    table, sub-orders before commissions, which also takes their row locks in the global order
+    before the stock and counters a cancellation gives back (kernel.locking)."""
+    SUB_ORDERS.move_all(session, sub_status, SubOrder.order_id == order.id, expected=len(order.sub_orders))
+    COMMISSIONS.move_all(session, commission_status, Commission.order_id == order.id,
+                         expected=len(order.commissions))
 
 
 def _uncount_attributed_sale(session: Session, order: Order) -> None:
@@ -169,11 +174,9 @@ def release_matured(session: Session, limit: int = 500) -> tuple[int, int]:
     `FOR UPDATE SKIP LOCKED`: two workers running this at once release disjoint rows.
     """
     now = clock.now()
-    subs = list(session.scalars(
-        select(SubOrder).where(
-            SubOrder.seller_share_available_at <= now, SubOrder.seller_share_released.is_(False)
-        ).order_by(SubOrder.id).limit(limit).with_for_update(skip_locked=True)
-    ))
+    subs = list(locking.lock(session, select(SubOrder).where(
+        SubOrder.seller_share_available_at <= now, SubOrder.seller_share_released.is_(False)
+    ).limit(limit), skip_locked=True).scalars())
     for sub in subs:
         remaining = sub.seller_net_amount - _refunded_seller_net(sub)
         sub.seller_share_released = True
@@ -184,14 +187,12 @@ def release_matured(session: Session, limit: int = 500) -> tuple[int, int]:
                 postings=[Posting(SELLER, sub.seller_id, PENDING, -remaining, "sub_order", sub.id),
                           Posting(SELLER, sub.seller_id, AVAILABLE, remaining, "sub_order", sub.id)],
             )
-    commissions = list(session.scalars(
-        select(Commission).where(
-            Commission.status == CommissionStatus.PENDING, Commission.available_at <= now
-        ).order_by(Commission.id).limit(limit).with_for_update(skip_locked=True)
-    ))
+    commissions = list(locking.lock(session, select(Commission).where(
+        Commission.status == CommissionStatus.PENDING, Commission.available_at <= now
+    ).limit(limit), skip_locked=True).scalars())
     for commission in commissions:
         remaining = commission.amount - commission.reversed_amount
-        commission.status = CommissionStatus.AVAILABLE.value
+        move_commission(commission, CommissionStatus.AVAILABLE)
         if remaining != 0:
             ledger.post(
                 session, kind="commission.available", reference_type="commission", reference_id=commission.id,
