@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     def tasks_run_in_process(self) -> bool:
         return self.broker_url is None
 
+    @property
+    def one_process_writes(self) -> bool:
+        """The embedded default (SQLite, no broker): `serve` runs one process there and it makes
+        every write (tasks included), so a cache in its memory sees every change. Anywhere else
+        there may be several processes (`serve --workers N`, Celery workers), and without
+        REDIS_URL nothing is cached (kernel/cache.py says why)."""
+        return self.is_sqlite and self.tasks_run_in_process
+
     @model_validator(mode="after")
     def check_production_safety(self) -> Settings:
         if self.environment == "production":

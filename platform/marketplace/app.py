@@ -49,7 +49,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             background_tasks="in-process (no broker configured)" if settings.tasks_run_in_process
             else "celery",
             payment_rail="stripe" if settings.stripe_enabled else "manual (bank export)",
-            cache="redis" if settings.redis_url else "in-process",
+            cache="redis" if settings.redis_url else "in-process" if settings.one_process_writes
+            else "off: several processes may serve and REDIS_URL is unset (set it for a shared cache)",
         )
         yield
 
