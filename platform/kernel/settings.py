@@ -75,7 +75,11 @@ class Settings(BaseSettings):
     payout_schedule_seconds: float | None = Field(default=None, gt=0)
     payout_chunk_size: int = Field(default=50, ge=1, le=1000)  # items one worker takes per transaction
     payout_retry_base_seconds: float = Field(default=5.0, gt=0)  # backoff after a retryable rail error
-    payout_stall_seconds: float = Field(default=600.0, gt=0)  # beat re-enqueues runs idle this long
+    # A running batch's lease (payouts/lease.py): renewed by its run at least every third of it;
+    # when it expires (the worker died) a live worker, checking every `payout_lease_check_seconds`,
+    # takes it over and resumes the batch.
+    payout_lease_seconds: float = Field(default=45.0, ge=1, le=3600)
+    payout_lease_check_seconds: float = Field(default=10.0, gt=0, le=600)
     # Test and demo hook, 0 in production: a pause between each rail call and the commit that records it.
     payout_rail_pause_seconds: float = Field(default=0.0, ge=0, le=60)
 
