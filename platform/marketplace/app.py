@@ -15,7 +15,7 @@ from kernel.errors import COMMON_RESPONSES, install_error_handlers
 from kernel.logs import configure_logging
 from kernel.middleware import RequestContextMiddleware
 from kernel.runtime import Runtime, set_runtime
-from kernel.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings, warn_insecure_defaults
 from kernel.tasking import celery_app
 from marketplace import system_api
 from orders import api as orders_api
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             cache="redis" if settings.redis_url else "in-process" if settings.one_process_writes
             else "off: several processes may serve and REDIS_URL is unset (set it for a shared cache)",
         )
+        warn_insecure_defaults(settings)
         yield
 
     app = FastAPI(

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
-from kernel.settings import get_settings
+from kernel.settings import get_settings, warn_insecure_defaults
 from kernel.tasking import celery_app
 from payouts.lease import Watch
 from payouts.runner import worker_name
@@ -24,13 +24,14 @@ _watches: list[Watch] = []
 
 
 @worker_ready.connect
-def _start_lease_watch(**_kwargs: Any) -> None:
+def _on_worker_ready(**_kwargs: Any) -> None:
+    warn_insecure_defaults(get_settings())  # workers deliver the webhooks
     watch = Watch(get_settings(), worker_name())
     watch.start()
     _watches.append(watch)
 
 
 @worker_shutdown.connect
-def _stop_lease_watch(**_kwargs: Any) -> None:
+def _on_worker_shutdown(**_kwargs: Any) -> None:
     while _watches:
         _watches.pop().stop()
