@@ -113,6 +113,10 @@ class PayoutBatch(TimestampMixin, Base):
     cancelled_at: Mapped[datetime | None] = mapped_column()
     export_path: Mapped[str | None] = mapped_column(String(500))  # manual rail: the CSV (the JSON beside it)
     export_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # the CSV's committed length (export.py)
+    # The run lease (payouts/lease.py): who works on the batch and until when; a live worker
+    # takes over a lease that expired (its worker died) and resumes the batch.
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
 
     @property
     def transfer_group(self) -> str:

@@ -51,7 +51,7 @@ from kernel.payment_rail import PaymentRail, PaymentRailError
 from kernel.runtime import Runtime
 from kernel.settings import Settings
 from kernel.tasking import enqueue_after_commit
-from payouts import export, journal
+from payouts import export, journal, lease
 from payouts.errors import RailMismatch
 from payouts.models import (
     IN_FLIGHT_ITEM_STATUSES,
@@ -95,14 +95,18 @@ def run_batch(runtime: Runtime, batch_id: uuid.UUID) -> RunResult:
     """Work on the batch until nothing is left that this worker can take. Idempotent: running a
     completed, cancelled or unapproved batch does nothing."""
     settings, rail = runtime.settings, runtime.rail
+    me = worker_name()
     with session_scope(runtime.sessions) as session:
-        batch = _start(session, batch_id, rail.name)
+        batch = _start(session, batch_id, rail.name, me, settings.payout_lease_seconds)
         result = RunResult(batch_id, batch.status)
         if batch.status != BatchStatus.RUNNING:
             return result
         currency, minimum = batch.currency, batch.minimum_amount
-    me = worker_name()
+    # Renewed at each step below: if this process dies, the lease expires and a live worker
+    # resumes the batch (lease.py).
+    renewal = lease.Renewal(runtime.sessions, batch_id, me, settings.payout_lease_seconds)
     while True:
+        renewal.due()
         with session_scope(runtime.sessions) as session:
             frozen, skipped = freeze_chunk(session, settings, batch_id, currency, minimum, rail.name, me)
         result.frozen += frozen
@@ -117,6 +121,7 @@ def run_batch(runtime: Runtime, batch_id: uuid.UUID) -> RunResult:
             settled = paid + failed
         else:
             for item_id in sending:
+                renewal.due()  # a rail call may be slow
                 outcome = send_one(runtime, item_id)
                 if outcome == "paid":
                     result.paid += 1
@@ -135,8 +140,9 @@ def run_batch(runtime: Runtime, batch_id: uuid.UUID) -> RunResult:
     return result
 
 
-def _start(session: Session, batch_id: uuid.UUID, rail: str) -> PayoutBatch:
-    """approved -> running (under the batch row lock, so two starting workers agree)."""
+def _start(session: Session, batch_id: uuid.UUID, rail: str, me: str, lease_seconds: float) -> PayoutBatch:
+    """approved -> running (under the batch row lock, so two starting workers agree), and the
+    run lease to this worker."""
     batch = lock_batch(session, batch_id)
     if batch.status not in (BatchStatus.APPROVED, BatchStatus.RUNNING):
         return batch
@@ -146,6 +152,7 @@ def _start(session: Session, batch_id: uuid.UUID, rail: str) -> PayoutBatch:
     if batch.status == BatchStatus.APPROVED:
         batch.status = BatchStatus.RUNNING.value
         batch.started_at = clock.now()
+    lease.grant(batch, me, lease_seconds)
     return batch
 
 
@@ -388,6 +395,7 @@ def finish(session: Session, settings: Settings, batch_id: uuid.UUID) -> tuple[s
         batch.status = BatchStatus.COMPLETED.value
         batch.completed_at = clock.now()
         batch.open_currency = None
+        lease.release(batch)
         enqueue_after_commit(session, RECONCILE_TASK, str(batch.id))
         log.info("payout_batch_completed", batch_id=str(batch.id))
         return batch.status, None
@@ -398,5 +406,9 @@ def finish(session: Session, settings: Settings, batch_id: uuid.UUID) -> tuple[s
         )
     )
     if due is None:
-        return batch.status, None  # the rest is in another worker's hands right now
-    return batch.status, max((due - clock.now()).total_seconds(), 0.0)
+        return batch.status, None  # the rest is in another worker's hands right now (it renews the lease)
+    retry_in = max((due - clock.now()).total_seconds(), 0.0)
+    # The retry scheduled for then holds the lease until a lease after it: if its worker dies
+    # before running it, a live worker takes over (lease.py).
+    lease.grant(batch, f"retry:{worker_name()}", retry_in + settings.payout_lease_seconds)
+    return batch.status, retry_in

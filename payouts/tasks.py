@@ -1,9 +1,12 @@
 """Celery tasks of payouts (thin: the work is in runner.py, reconcile.py and planning.py).
 
 Plain functions, listed in `TASKS` and `beat(settings)`: the composition root registers them.
-`payouts.run_batch` is acknowledged late (the app default): a worker killed mid-run has its
-task redelivered, and the redelivered run resumes from the items' states. Delivering it twice,
-or to two workers at once, is safe by construction (see runner.py).
+`payouts.run_batch` is acknowledged late (the app default): when a worker's pool process dies
+mid-run, the worker hands its task back to the broker at once. When the whole worker dies, the
+broker holds the task until its visibility timeout (an hour), so the batch's run lease resumes it
+instead: a live worker takes over the expired lease within about a minute (lease.py). Either way
+the new run resumes from the items' states; delivering it twice, or to two workers at once, is
+safe by construction (see runner.py).
 """
 
 from __future__ import annotations
@@ -15,14 +18,12 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from kernel.clock import clock
 from kernel.ledger import AVAILABLE, JournalEntry
 from kernel.runtime import get_runtime
 from kernel.settings import Settings
-from kernel.tasking import BeatSpec, TaskSpec, enqueue, task_session
-from payouts import planning, reconcile, recoveries, runner
+from kernel.tasking import BeatSpec, TaskSpec, task_session
+from payouts import lease, planning, reconcile, recoveries, runner
 from payouts.errors import NothingToPay, OpenBatchExists
-from payouts.models import BatchStatus, PayoutBatch, PayoutItem
 
 log = structlog.get_logger(__name__)
 
@@ -79,25 +80,12 @@ def create_scheduled() -> list[str]:
 
 
 def resume_stalled() -> list[str]:
-    """Beat safety net: re-enqueue runs of approved or running batches whose items have not moved
-    for settings.payout_stall_seconds (a lost task; Celery normally redelivers a killed worker's
-    task itself). A run that joins a live one only shares its items."""
-    settings = get_runtime().settings
-    cutoff = clock.now().timestamp() - settings.payout_stall_seconds
-    resumed: list[str] = []
+    """Beat's round of the lease watch every Celery worker also runs (payouts/lease.py): take over
+    approved or running batches whose run lease expired (their worker died, or their run task
+    was lost) and enqueue a run of each. A run that joins a live one only shares its items."""
     with task_session() as session:
-        batches = session.execute(
-            select(PayoutBatch.id, PayoutBatch.approved_at, func.max(PayoutItem.updated_at))
-            .join(PayoutItem, PayoutItem.batch_id == PayoutBatch.id)
-            .where(PayoutBatch.status.in_((BatchStatus.APPROVED, BatchStatus.RUNNING)))
-            .group_by(PayoutBatch.id, PayoutBatch.approved_at)
-        ).all()
-    for batch_id, approved_at, last_move in batches:
-        latest = max(t.timestamp() for t in (approved_at, last_move) if t is not None)
-        if latest < cutoff:
-            enqueue(planning.RUN_TASK, str(batch_id))
-            resumed.append(str(batch_id))
-    return resumed
+        taken = lease.take_over_expired(session, get_runtime().settings, f"beat:{runner.worker_name()}")
+    return [str(batch_id) for batch_id in taken]
 
 
 TASKS = (

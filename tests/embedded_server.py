@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,14 +41,18 @@ class Served:
 
 
 @contextmanager
-def embedded_server(directory: Path, start_timeout_s: float = 120) -> Iterator[Served]:
-    """Run `marketplace serve` in `directory` until the block ends; yields once /healthz answers."""
+def embedded_server(
+    directory: Path, start_timeout_s: float = 120, *, args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+) -> Iterator[Served]:
+    """Run `marketplace serve` in `directory` until the block ends; yields once /healthz answers.
+    `args`: more options of `serve` (e.g. `--workers 2`); `env`: variables set on top of a
+    newcomer's environment (e.g. a `DATABASE_URL`)."""
     port = free_port()
     log = directory / "serve.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "marketplace.cli", "serve", "--port", str(port)],
-            cwd=directory, env=newcomer_env(), stdout=sink, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "marketplace.cli", "serve", "--port", str(port), *args],
+            cwd=directory, env={**newcomer_env(), **(env or {})}, stdout=sink, stderr=subprocess.STDOUT, text=True,
         )
     served = Served(f"http://127.0.0.1:{port}", log)
     try:

@@ -40,10 +40,10 @@ def test_a_delivery_to_a_private_address_fails_for_good_without_a_request_when_n
 
 def test_private_webhook_hosts_are_refused_by_default_in_production_only() -> None:
     production = {"environment": "production", "database_url": "postgresql+psycopg://db/x",
-                  "webhook_signing_secret": "a-real-secret-for-this-test"}
+                  "webhook_signing_secret": "a-real-secret-for-this-test", "metrics_token": "scrape"}
     assert Settings(**production).webhooks_may_reach_private_hosts is False  # type: ignore[arg-type]
     assert Settings(**production, webhook_allow_private_hosts=True).webhooks_may_reach_private_hosts  # type: ignore[arg-type]
-    assert Settings(environment="development").webhooks_may_reach_private_hosts is True
+    assert Settings(environment="development", database_url="sqlite:///./x.db").webhooks_may_reach_private_hosts
 
 
 def test_the_delivery_task_applies_the_setting(

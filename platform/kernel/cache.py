@@ -2,6 +2,14 @@
 
 Used for hot catalog reads, rate limits and click counters. The in-process variant exists so
 the embedded default needs no Redis; it is per process, which is fine for one process.
+
+Several processes without Redis (`marketplace serve --workers 2` on PostgreSQL, Celery workers,
+a second server) get `CountersOnlyStore`: counters and rate limits per process, but NO cached
+entries. A cache in one process's memory is invalidated only by the writes that process makes,
+so the others would show an old price or stock (for up to the TTL) while checkout, which reads
+the database, charges the new one. Sharing invalidation through the database instead would
+cost a round trip on every read (most of what the cache saves on a read by primary key) and a
+write on every checkout; a shared cache is what Redis is for.
 """
 
 from __future__ import annotations
@@ -127,8 +135,26 @@ class RedisStore:
         return bool(self.client.ping())
 
 
-def make_store(redis_url: str | None) -> Store:
-    return RedisStore(redis_url) if redis_url else MemoryStore()
+class CountersOnlyStore(MemoryStore):
+    """In-process counters and rate-limit windows, and a cache that holds nothing: every `get`
+    misses, so every read goes to the database (see the module docstring for why)."""
+
+    def get(self, key: str) -> bytes | None:
+        return None
+
+    def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        pass
+
+    def delete(self, *keys: str) -> None:
+        pass
+
+
+def make_store(redis_url: str | None, *, cache_in_process: bool = True) -> Store:
+    """Redis when configured. Otherwise an in-process store, which caches only when
+    `cache_in_process` (this process makes every write: settings.one_process_writes)."""
+    if redis_url:
+        return RedisStore(redis_url)
+    return MemoryStore() if cache_in_process else CountersOnlyStore()
 
 
 # The store travels with the unit of work: the runtime that opens a session (`Runtime.sessions`)

@@ -6,9 +6,10 @@ Signature: header `Marketplace-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secr
 the same scheme Stripe uses, so receivers can reuse their verification code.
 
 Each recipient has its own signing secret (`recipient_secret`), derived from the platform's
-`WEBHOOK_SIGNING_SECRET` and the recipient's identity, and reads it with its own API key at
-`GET /v1/webhook-secret`. One recipient's secret tells nothing about another's, so a seller can
-verify its deliveries but cannot forge another seller's. Rotating the platform secret rotates all.
+`WEBHOOK_SIGNING_SECRET` (or, unset, the installation's generated secret: kernel/installation.py)
+and the recipient's identity, and reads it with its own API key at `GET /v1/webhook-secret`. One
+recipient's secret tells nothing about another's, so a seller can verify its deliveries but cannot
+forge another seller's. Rotating the platform secret rotates all.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from kernel.clock import clock
 from kernel.db import Base, TimestampMixin, new_id
 from kernel.errors import Unprocessable
+from kernel.installation import webhook_signing_secret
 from kernel.tasking import BeatSpec, TaskSpec, enqueue, enqueue_after_commit, task_session
 
 log = structlog.get_logger(__name__)
@@ -166,15 +168,15 @@ def deliver(self: Any, delivery_id: str) -> str:
     """Deliver one webhook; on failure Celery retries it with exponential backoff."""
     from kernel.runtime import get_runtime
 
-    secret = get_runtime().settings.webhook_signing_secret.get_secret_value()
+    settings = get_runtime().settings
     with task_session() as session:
+        secret = webhook_signing_secret(session, settings)
         delivery = session.scalar(
             select(WebhookDelivery).where(WebhookDelivery.id == uuid.UUID(delivery_id)).with_for_update()
         )
         if delivery is None or delivery.status != "pending":
             return delivery.status if delivery else "missing"
-        ok = attempt_delivery(session, delivery, secret,
-                              allow_private_hosts=get_runtime().settings.webhooks_may_reach_private_hosts)
+        ok = attempt_delivery(session, delivery, secret, allow_private_hosts=settings.webhooks_may_reach_private_hosts)
         status, attempts = delivery.status, delivery.attempts
     if not ok and status == "pending" and not self.request.is_eager:
         raise self.retry(countdown=backoff_seconds(attempts))

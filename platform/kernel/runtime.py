@@ -41,7 +41,7 @@ class Runtime:
 
     @cached_property
     def store(self) -> Store:
-        return make_store(self.settings.redis_url)
+        return make_store(self.settings.redis_url, cache_in_process=self.settings.one_process_writes)
 
     @cached_property
     def rail(self) -> PaymentRail:

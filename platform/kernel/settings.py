@@ -2,7 +2,16 @@
 
 Every component has an embedded default so `marketplace serve` runs with no configuration:
 a SQLite file, in-process background tasks and rate limits, and the manual payment rail.
-Outside development, default secrets are refused (see `check_production_safety`).
+
+Safe by default (README, Configuration):
+- no public secret ever signs anything: without WEBHOOK_SIGNING_SECRET the platform signs
+  webhooks with a secret generated once per installation and kept in its database
+  (kernel/installation.py); the old public development value is refused on PostgreSQL;
+- payees' webhooks reach private addresses (SSRF) by default only on the embedded SQLite default
+  and in tests;
+- `ENVIRONMENT=production` refuses every default that is not fit for it
+  (`check_production_safety`); anywhere else, the server and workers log one start-up warning
+  naming each insecure default in force (`insecure_defaults`).
 """
 
 from __future__ import annotations
@@ -10,9 +19,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
+import structlog
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The development value earlier versions signed with when WEBHOOK_SIGNING_SECRET was unset. It is
+# public (anyone could compute every payee's secret from it), so it is refused on PostgreSQL and
+# in production, and nothing uses it by default any more.
 DEFAULT_WEBHOOK_SIGNING_SECRET = "whsec_development_only_change_me"
 
 
@@ -39,11 +52,12 @@ class Settings(BaseSettings):
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
     public_base_url: str = "http://127.0.0.1:8000"
 
-    # Secret used to sign our outbound webhooks to sellers and affiliates.
-    webhook_signing_secret: SecretStr = SecretStr(DEFAULT_WEBHOOK_SIGNING_SECRET)
+    # Secret each payee's webhook signing secret is derived from (kernel/outbound.py). Unset: one
+    # generated for this installation and kept in its database (required in production).
+    webhook_signing_secret: SecretStr | None = None
     # Whether outbound webhooks may go to loopback, private or link-local addresses (a payee's
-    # webhook_url pointing at the platform's own network: SSRF). Unset: allowed in development
-    # and tests (local receivers), refused in production.
+    # webhook_url pointing at the platform's own network: SSRF). Unset: allowed only on the
+    # embedded SQLite default and in tests (local receivers); refused on PostgreSQL.
     webhook_allow_private_hosts: bool | None = None
     # When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (Prometheus' bearer_token).
     metrics_token: SecretStr | None = None
@@ -75,7 +89,11 @@ class Settings(BaseSettings):
     payout_schedule_seconds: float | None = Field(default=None, gt=0)
     payout_chunk_size: int = Field(default=50, ge=1, le=1000)  # items one worker takes per transaction
     payout_retry_base_seconds: float = Field(default=5.0, gt=0)  # backoff after a retryable rail error
-    payout_stall_seconds: float = Field(default=600.0, gt=0)  # beat re-enqueues runs idle this long
+    # A running batch's lease (payouts/lease.py): renewed by its run at least every third of it;
+    # when it expires (the worker died) a live worker, checking every `payout_lease_check_seconds`,
+    # takes it over and resumes the batch.
+    payout_lease_seconds: float = Field(default=45.0, ge=1, le=3600)
+    payout_lease_check_seconds: float = Field(default=10.0, gt=0, le=600)
     # Test and demo hook, 0 in production: a pause between each rail call and the commit that records it.
     payout_rail_pause_seconds: float = Field(default=0.0, ge=0, le=60)
 
@@ -100,22 +118,76 @@ class Settings(BaseSettings):
     def webhooks_may_reach_private_hosts(self) -> bool:
         if self.webhook_allow_private_hosts is not None:
             return self.webhook_allow_private_hosts
-        return self.environment != "production"
+        return self.environment == "test" or (self.environment == "development" and self.is_sqlite)
 
     @property
     def tasks_run_in_process(self) -> bool:
         return self.broker_url is None
 
+    @property
+    def one_process_writes(self) -> bool:
+        """The embedded default (SQLite, no broker): `serve` runs one process there and it makes
+        every write (tasks included), so a cache in its memory sees every change. Anywhere else
+        there may be several processes (`serve --workers N`, Celery workers), and without
+        REDIS_URL nothing is cached (kernel/cache.py says why)."""
+        return self.is_sqlite and self.tasks_run_in_process
+
+    @property
+    def uses_public_webhook_secret(self) -> bool:
+        return (self.webhook_signing_secret is not None
+                and self.webhook_signing_secret.get_secret_value() == DEFAULT_WEBHOOK_SIGNING_SECRET)
+
+    def insecure_defaults(self) -> list[str]:
+        """Each setting in force that production would refuse, and why it matters (empty in
+        production). The server and the workers log them in one warning at start-up."""
+        found: list[str] = []
+        if self.webhook_signing_secret is None:
+            found.append("WEBHOOK_SIGNING_SECRET is unset: webhooks are signed with a secret this installation "
+                         "generated and keeps in its database (table installation_secrets); set a managed one")
+        elif self.uses_public_webhook_secret:
+            found.append("WEBHOOK_SIGNING_SECRET is the public development value: anyone can forge webhooks "
+                         "to any payee")
+        if self.webhooks_may_reach_private_hosts:
+            found.append("WEBHOOK_ALLOW_PRIVATE_HOSTS: payees' webhook URLs may point at loopback, private and "
+                         "link-local addresses (127.0.0.1, 169.254.169.254): the platform's own network")
+        if self.metrics_token is None:
+            found.append("METRICS_TOKEN is unset: GET /metrics is open to anyone who reaches the server")
+        return found if self.environment != "production" else []
+
     @model_validator(mode="after")
     def check_production_safety(self) -> Settings:
+        if self.uses_public_webhook_secret and (self.environment == "production" or not self.is_sqlite):
+            raise ValueError("WEBHOOK_SIGNING_SECRET is the public development value: anyone could forge "
+                             "webhooks with it; set a secret of your own or unset it (a per-installation "
+                             "secret is generated)")
         if self.environment == "production":
-            if self.webhook_signing_secret.get_secret_value() == DEFAULT_WEBHOOK_SIGNING_SECRET:
+            if self.webhook_signing_secret is None:
                 raise ValueError("WEBHOOK_SIGNING_SECRET must be set to a real secret in production")
+            if self.metrics_token is None:
+                raise ValueError("METRICS_TOKEN is required in production (GET /metrics is open without it)")
             if self.is_sqlite:
                 raise ValueError("DATABASE_URL must point at PostgreSQL in production")
             if self.stripe_api_key is not None and self.stripe_webhook_secret is None:
                 raise ValueError("STRIPE_WEBHOOK_SECRET is required when STRIPE_API_KEY is set")
         return self
+
+
+_warned_insecure_defaults = False
+
+
+def warn_insecure_defaults(settings: Settings) -> None:
+    """The one start-up warning of a server or worker process not in production: each insecure
+    default in force, on its own line (once per process: the embedded default's first-start
+    seeding starts the app in-process before the server does)."""
+    global _warned_insecure_defaults
+    found = settings.insecure_defaults()
+    if found and not _warned_insecure_defaults:
+        _warned_insecure_defaults = True
+        lines = "".join(f"\n  - {line}" for line in found)
+        structlog.get_logger(__name__).warning(
+            f"ENVIRONMENT={settings.environment}: insecure defaults in force "
+            f"(ENVIRONMENT=production refuses to start with them):{lines}"
+        )
 
 
 @lru_cache

@@ -16,7 +16,7 @@ from kernel.errors import COMMON_RESPONSES, install_error_handlers
 from kernel.logs import configure_logging
 from kernel.middleware import RequestContextMiddleware
 from kernel.runtime import Runtime, set_runtime
-from kernel.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings, warn_insecure_defaults
 from kernel.tasking import install_celery
 from marketplace import bootstrap, system_api
 from orders import api as orders_api
@@ -57,8 +57,10 @@ def create_app(
             background_tasks="in-process (no broker configured)" if settings.tasks_run_in_process
             else "celery",
             payment_rail="stripe" if settings.stripe_enabled else "manual (bank export)",
-            cache="redis" if settings.redis_url else "in-process",
+            cache="redis" if settings.redis_url else "in-process" if settings.one_process_writes
+            else "off: several processes may serve and REDIS_URL is unset (set it for a shared cache)",
         )
+        warn_insecure_defaults(settings)
         yield
 
     app = FastAPI(

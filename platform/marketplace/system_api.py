@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from kernel import auth, outbound
+from kernel import auth, installation, outbound
 from kernel.auth import Role
 from kernel.deps import CurrentPrincipal, DbSession, OperatorPrincipal, get_runtime
 from kernel.errors import Forbidden, Unauthorized
@@ -131,11 +131,11 @@ class WebhookSecretOut(BaseModel):
 
 @router.get("/v1/webhook-secret", response_model=WebhookSecretOut, tags=["webhooks"])
 def webhook_secret(
-    principal: CurrentPrincipal, runtime: Annotated[Runtime, Depends(get_runtime)]
+    principal: CurrentPrincipal, session: DbSession, runtime: Annotated[Runtime, Depends(get_runtime)]
 ) -> WebhookSecretOut:
     """A seller's or affiliate's own secret for verifying the webhooks the platform sends it."""
     if principal.role not in (Role.SELLER, Role.AFFILIATE) or principal.subject_id is None:
         raise Forbidden("webhook secrets belong to sellers and affiliates")
-    platform_secret = runtime.settings.webhook_signing_secret.get_secret_value()
+    platform_secret = installation.webhook_signing_secret(session, runtime.settings)
     secret = outbound.recipient_secret(platform_secret, principal.role.value, principal.subject_id)
     return WebhookSecretOut(secret=secret)

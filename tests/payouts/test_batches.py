@@ -304,7 +304,7 @@ def test_beat_resumes_an_approved_batch_whose_run_task_was_lost(
     assert installed_celery().conf.beat_schedule["payouts-resume-stalled"]["task"] == "payouts.resume_stalled"
 
     assert installed_celery().tasks["payouts.resume_stalled"].apply().get() == []  # not stalled yet
-    clock.advance(timedelta(seconds=env.settings.payout_stall_seconds + 1))
+    clock.advance(timedelta(seconds=env.settings.payout_lease_seconds + 1))
     resumed = installed_celery().tasks["payouts.resume_stalled"].apply().get()
 
     assert resumed == [batch_id]

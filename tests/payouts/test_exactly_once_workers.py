@@ -8,15 +8,12 @@ the real Stripe SDK against the fake Stripe server (which counts every transfer 
 - Stripe drops responses after making the transfer, answers 500, times out, and fails beyond the
   SDK's retries: every retry carries the item's key, so Stripe made one transfer per payee and
   the ledger's paid_out equals what Stripe transferred.
-- A worker is SIGKILLed right after Stripe made a transfer and before it was recorded: the task is
-  redelivered to a new worker (nobody re-sends it by hand), which re-sends that item with the same
-  key, gets the same transfer back, and completes the batch.
+
+A worker SIGKILLed mid-batch: test_killed_worker.py.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -28,7 +25,6 @@ from sqlalchemy import func, select
 from kernel.db import session_scope
 from kernel.settings import Settings
 from kernel.tasking import make_celery
-from payouts import planning
 from payouts.models import ItemStatus, PayoutItem, PayoutReconciliation
 from tests.conftest import Backend
 from tests.fake_stripe import FakeStripe
@@ -43,7 +39,6 @@ from tests.payouts.conftest import (
     transfers_by_destination,
 )
 from tests.payouts.workers import (
-    KILL_QUEUE,
     approved_batch,
     batch_status,
     broker_settings,
@@ -182,78 +177,3 @@ def test_stripe_timeouts_500s_and_dropped_responses_are_retried_with_the_same_ke
     assert len(keys) == len(accounts) + 2 + 1 + 1  # every other retry reused its item's key as well
     assert set(keys) == {i.idempotency_key for i in items_of(env, batch_id)}
     assert any(r.method == "GET" and r.path == "/v1/transfers" for r in fake_stripe.requests)
-
-
-def test_a_worker_killed_after_stripe_made_a_transfer_is_redelivered_and_the_batch_completes_paying_once(
-    env: Backend, fake_stripe: FakeStripe, broker: Settings, worker_log: Path,
-) -> None:
-    accounts = seed(env, fake_stripe, 10)
-    batch_id = approved_batch(env)
-    # A queue of their own: the module's other workers must not take this batch.
-    doomed = start_worker(env, fake_stripe, "doomed", worker_log, KILL_QUEUE, payout_rail_pause_seconds=0.4)
-    try:
-        make_celery(broker).send_task("payouts.run_batch", args=[batch_id], queue=KILL_QUEUE)
-
-        # Kill it in the window the pause widens: Stripe made a transfer the database has not recorded.
-        wait_for(lambda: paid_count(env, batch_id) >= 2 and len(fake_stripe.objects("transfer"))
-                 > paid_count(env, batch_id), "a transfer made but not recorded", worker_log, every=0.02)
-        os.kill(doomed.pid, signal.SIGKILL)
-        doomed.wait()
-    finally:
-        stop(doomed)
-    unrecorded = {t["metadata"]["payout_item_id"] for t in fake_stripe.objects("transfer")} - {
-        str(i.id) for i in items_of(env, batch_id) if i.status == "paid"}
-    assert batch_status(env, batch_id) == "running" and len(unrecorded) == 1
-
-    # A new worker restores the dead worker's unacknowledged task (acks_late) and resumes the batch.
-    rescuer = start_worker(env, fake_stripe, "rescuer", worker_log, KILL_QUEUE, payout_test_visibility_timeout=1)
-    try:
-        wait_for(lambda: batch_status(env, batch_id) == "completed", "the redelivered run to complete", worker_log)
-    finally:
-        stop(rescuer)
-
-    assert_each_paid_once(env, fake_stripe, batch_id, accounts)
-    [resent] = unrecorded
-    keys = [r.idempotency_key for r in fake_stripe.requests if r.method == "POST" and r.path == "/v1/transfers"]
-    # sent by the killed worker; the new one found that transfer at Stripe and adopted it
-    assert keys.count(f"payout-{resent}") == 1
-    assert len({i.worker for i in items_of(env, batch_id)}) == 2
-
-
-def test_a_manual_rail_worker_killed_between_its_export_lines_and_their_commit_is_resumed_paying_once(
-    env: Backend, fake_stripe: FakeStripe, broker: Settings, worker_log: Path,
-) -> None:
-    payees = [make_payee(env, "seller") for _ in range(10)]
-    for i, payee in enumerate(payees):
-        credit(env, "seller", payee, 2000 + i)
-    with session_scope(env.runtime.sessions) as session:
-        batch, _ = planning.create_batch(session, env.settings, "manual", "USD", created_by="test")
-        planning.approve(session, batch.id, approved_by="test", enqueue=False)
-        batch_id = str(batch.id)
-    export = worker_log.parent / f"payout-batch-{batch_id}.csv"
-    doomed = start_worker(env, fake_stripe, "doomed-manual", worker_log, KILL_QUEUE, payout_rail="manual",
-                          payout_rail_pause_seconds=0.6)
-    try:
-        make_celery(broker).send_task("payouts.run_batch", args=[batch_id], queue=KILL_QUEUE)
-        # Kill it while the export holds lines whose payment the database has not recorded yet.
-        wait_for(lambda: export.exists() and len(export.read_text().splitlines()) - 1 > paid_count(env, batch_id),
-                 "export lines written but not committed", worker_log, every=0.02)
-        os.kill(doomed.pid, signal.SIGKILL)
-        doomed.wait()
-    finally:
-        stop(doomed)
-    assert batch_status(env, batch_id) == "running"
-
-    rescuer = start_worker(env, fake_stripe, "rescuer-manual", worker_log, KILL_QUEUE, payout_rail="manual",
-                           payout_test_visibility_timeout=1)
-    try:
-        wait_for(lambda: batch_status(env, batch_id) == "completed", "the redelivered run to complete", worker_log)
-    finally:
-        stop(rescuer)
-
-    items = items_of(env, batch_id)
-    assert {i.status for i in items} == {"paid"} and len(items) == 10
-    lines = export.read_text().splitlines()[1:]
-    assert sorted(line.split(",")[1] for line in lines) == sorted(str(i.id) for i in items)  # once each
-    assert count_postings(env, "payout.paid") == count_postings(env, "payout.freeze") == 10
-    assert balance(env, "platform", None, "paid_out") == sum(2000 + i for i in range(10))

@@ -22,7 +22,6 @@ from tests.conftest import REPO_ROOT, Backend, make_settings
 from tests.fake_stripe import FakeStripe
 
 BROKER = os.environ.get("TEST_PAYOUT_BROKER_URL", "redis://127.0.0.1:6379/13")  # test_worker.py uses /14
-KILL_QUEUE = "payouts-kill-test"
 
 
 def start_worker(
