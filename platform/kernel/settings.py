@@ -172,22 +172,23 @@ class Settings(BaseSettings):
         return self
 
 
-_warned_insecure_defaults = False
-
-
 def warn_insecure_defaults(settings: Settings) -> None:
     """The one start-up warning of a server or worker process not in production: each insecure
     default in force, on its own line (once per process: the embedded default's first-start
     seeding starts the app in-process before the server does)."""
-    global _warned_insecure_defaults
     found = settings.insecure_defaults()
-    if found and not _warned_insecure_defaults:
-        _warned_insecure_defaults = True
-        lines = "".join(f"\n  - {line}" for line in found)
-        structlog.get_logger(__name__).warning(
-            f"ENVIRONMENT={settings.environment}: insecure defaults in force "
-            f"(ENVIRONMENT=production refuses to start with them):{lines}"
-        )
+    if found:
+        _warn_once(settings.environment, tuple(found))
+
+
+@lru_cache
+def _warn_once(environment: str, found: tuple[str, ...]) -> None:
+    """Logs each distinct warning once per process (the cache remembers what was said)."""
+    lines = "".join(f"\n  - {line}" for line in found)
+    structlog.get_logger(__name__).warning(
+        f"ENVIRONMENT={environment}: insecure defaults in force "
+        f"(ENVIRONMENT=production refuses to start with them):{lines}"
+    )
 
 
 @lru_cache
