@@ -375,7 +375,8 @@ class LinkOut(BaseModel):
     product_id: uuid.UUID | None
     storefront_id: uuid.UUID | None
     active: bool
-    clicks: int = Field(description="clicks counted so far (Redis counters are flushed every minute)")
+    clicks: int = Field(description="unique human visitors counted so far (one per visitor per link per window; "
+                                    "bots and repeats are not clicks; Redis counters are flushed every minute)")
     created_at: datetime
 
 
@@ -389,7 +390,9 @@ class ClickOut(BaseModel):
 
 class DailyClicksOut(BaseModel):
     day: str
-    clicks: int
+    clicks: int = Field(description="unique human visitors")
+    hits: int = Field(description="every request on the link, repeats and bots included")
+    bot_hits: int = Field(description="requests from known bots, link previewers and prefetches")
 
 
 class CouponCreate(StrictModel):

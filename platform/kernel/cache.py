@@ -20,7 +20,17 @@ class Store(Protocol):
     def incr_window(self, key: str, window_seconds: int) -> tuple[int, int]:
         """Increment a fixed-window counter; return (count, seconds until the window resets)."""
         ...
+    def window_count(self, key: str, window_seconds: int) -> tuple[int, int]:
+        """The current count of `incr_window(key, window_seconds)`, without counting; (count, reset_in)."""
+        ...
     def incr(self, key: str, amount: int = 1) -> int: ...
+    def incr_many(self, amounts: dict[str, int]) -> None:
+        """`incr` for several counters (one round trip)."""
+        ...
+    def claim(self, values: dict[str, bytes], ttl_seconds: int) -> dict[str, bytes | None]:
+        """Set each key that does not exist (with the ttl); return, per key, the value it already
+        held (None: this call set it). One atomic step per key, one round trip."""
+        ...
     def pop_counters(self, pattern_prefix: str) -> dict[str, int]:
         """Atomically read and reset every counter whose key starts with the prefix."""
         ...
@@ -66,10 +76,34 @@ class MemoryStore:
                 del self._counters[k]
         return count, reset_in
 
+    def window_count(self, key: str, window_seconds: int) -> tuple[int, int]:
+        now = time.time()
+        reset_in = int(window_seconds - (now % window_seconds)) or 1
+        with self._lock:
+            return self._counters.get(f"{key}:{int(now // window_seconds)}", 0), reset_in
+
     def incr(self, key: str, amount: int = 1) -> int:
         with self._lock:
             self._counters[key] = self._counters.get(key, 0) + amount
             return self._counters[key]
+
+    def incr_many(self, amounts: dict[str, int]) -> None:
+        with self._lock:
+            for key, amount in amounts.items():
+                self._counters[key] = self._counters.get(key, 0) + amount
+
+    def claim(self, values: dict[str, bytes], ttl_seconds: int) -> dict[str, bytes | None]:
+        now = time.monotonic()
+        held: dict[str, bytes | None] = {}
+        with self._lock:
+            for key, value in values.items():
+                item = self._data.get(key)
+                if item is not None and item[1] >= now:
+                    held[key] = item[0]
+                else:
+                    self._data[key] = (value, now + ttl_seconds)
+                    held[key] = None
+        return held
 
     def pop_counters(self, pattern_prefix: str) -> dict[str, int]:
         with self._lock:
@@ -108,8 +142,28 @@ class RedisStore:
         count, _ = pipe.execute()
         return int(count), reset_in
 
+    def window_count(self, key: str, window_seconds: int) -> tuple[int, int]:
+        now = time.time()
+        reset_in = int(window_seconds - (now % window_seconds)) or 1
+        value = self.client.get(f"{key}:{int(now // window_seconds)}")
+        return int(value) if value is not None else 0, reset_in
+
     def incr(self, key: str, amount: int = 1) -> int:
         return int(self.client.incrby(key, amount))
+
+    def incr_many(self, amounts: dict[str, int]) -> None:
+        if amounts:
+            pipe = self.client.pipeline(transaction=False)
+            for key, amount in amounts.items():
+                pipe.incrby(key, amount)
+            pipe.execute()
+
+    def claim(self, values: dict[str, bytes], ttl_seconds: int) -> dict[str, bytes | None]:
+        pipe = self.client.pipeline(transaction=False)
+        for key, value in values.items():
+            # SET NX GET (Redis 7): sets only if absent, and answers the value it found.
+            pipe.set(key, value, nx=True, get=True, ex=ttl_seconds)
+        return {key: (old if isinstance(old, bytes) else None) for key, old in zip(values, pipe.execute(), strict=True)}
 
     def pop_counters(self, pattern_prefix: str) -> dict[str, int]:
         found: dict[str, int] = {}

@@ -18,6 +18,7 @@ from kernel.runtime import Runtime, set_runtime
 from kernel.settings import Settings, get_settings
 from kernel.tasking import celery_app
 from marketplace import system_api
+from marketplace.subjects import subject_rejected
 from orders import api as orders_api
 from payouts import api as payouts_api
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         responses=COMMON_RESPONSES,
     )
     app.state.runtime = runtime
+    app.state.subject_rejected = subject_rejected  # kernel.deps: the rule for rejected payees
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     # Inclusion order is matching order: FastAPI tries each included router's routes in turn

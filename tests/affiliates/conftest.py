@@ -113,9 +113,14 @@ class Market:
                                     201)
         return result
 
-    def click(self, code: str) -> str:
-        """Follow a referral link; returns the attribution token from the redirect."""
-        response = self.client.get(f"/r/{code}", follow_redirects=False)
+    def click(self, code: str, visitor: str | None = None) -> str:
+        """Follow a referral link as a browser; returns the attribution token from the redirect.
+        Each call is a new visitor (its own user agent, no visitor cookie) unless `visitor` names
+        one: the same name is the same browser (user agent and cookies kept)."""
+        if visitor is None:
+            self.client.cookies.delete("mk_vid")
+        agent = f"Mozilla/5.0 (X11; Linux x86_64) TestBrowser/{visitor or uniq('visitor')}"
+        response = self.client.get(f"/r/{code}", follow_redirects=False, headers={"User-Agent": agent})
         assert response.status_code == 302, response.text
         token = response.cookies.get("mk_ref")
         assert token and f"mk_ref={token}" in response.headers["location"]
