@@ -41,14 +41,16 @@ class Served:
 
 
 @contextmanager
-def embedded_server(directory: Path, start_timeout_s: float = 120) -> Iterator[Served]:
-    """Run `marketplace serve` in `directory` until the block ends; yields once /healthz answers."""
+def embedded_server(directory: Path, start_timeout_s: float = 120,
+                    env: dict[str, str] | None = None) -> Iterator[Served]:
+    """Run `marketplace serve` in `directory` (with `env` added to a newcomer's environment)
+    until the block ends; yields once /healthz answers."""
     port = free_port()
     log = directory / "serve.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "marketplace.cli", "serve", "--port", str(port)],
-            cwd=directory, env=newcomer_env(), stdout=sink, stderr=subprocess.STDOUT, text=True,
+            cwd=directory, env={**newcomer_env(), **(env or {})}, stdout=sink, stderr=subprocess.STDOUT, text=True,
         )
     served = Served(f"http://127.0.0.1:{port}", log)
     try:
