@@ -34,7 +34,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -52,7 +52,7 @@ from kernel.auth import Principal
 from kernel.cache import Store
 from kernel.clock import clock
 from kernel.db import new_id
-from kernel.pgsql import driver_execute, is_postgres
+from kernel.pgsql import driver_execute, is_postgres, precompile
 from kernel.settings import Settings
 
 TOKEN_PARAM = "mk_ref"
@@ -215,35 +215,48 @@ def _repeat_visit(session: Session, store: Store, settings: Settings, code: str,
     link = _live_link(session, code)
     if link.status != AffiliateStatus.APPROVED:
         return Redirect(link.destination, None)
-    for key in fresh_keys:  # e.g. a new cookie of a visitor known by address: it now names the same click
-        store.set(key, earlier, settings.referral_unique_click_window_seconds)
-    _count(session, store, settings, link.id, link.affiliate_id, hits=1)
+    # e.g. a new cookie of a visitor known by address: from now on it names the same click
+    _count(session, store, settings, link.id, link.affiliate_id, hits=1, also_set=dict.fromkeys(fresh_keys, earlier))
     token = earlier.decode()
     return Redirect(with_token(link.destination, token), token)
 
 
-def _live_link(session: Session, code: str) -> Any:
-    """The active link `code` with its affiliate's status (one SELECT); 404 otherwise."""
-    row = session.execute(
+def _live_link_stmt() -> Any:
+    return (
         select(ReferralLink.id, ReferralLink.affiliate_id, ReferralLink.storefront_id, ReferralLink.destination,
                Affiliate.status)
         .join(Affiliate, Affiliate.id == ReferralLink.affiliate_id)
-        .where(ReferralLink.code == code, ReferralLink.active.is_(True))
-    ).first()
+        .where(ReferralLink.code == bindparam("code"), ReferralLink.active.is_(True))
+    )
+
+
+_LIVE_LINK_PG = precompile(_live_link_stmt())  # the repeat visit's one statement, sent as text
+
+
+def _live_link(session: Session, code: str) -> Any:
+    """The active link `code` with its affiliate's status (one SELECT); 404 otherwise."""
+    if is_postgres(session):
+        row = _LIVE_LINK_PG.run(session, {"code": code}).first()
+    else:
+        row = session.execute(_live_link_stmt(), {"code": code}).first()
     if row is None:
         raise LinkNotFound(f"no referral link {code!r}")
     return row
 
 
 def _count(session: Session, store: Store, settings: Settings, link_id: uuid.UUID, affiliate_id: uuid.UUID,
-           *, clicks: int = 0, hits: int = 0, bot_hits: int = 0) -> None:
+           *, clicks: int = 0, hits: int = 0, bot_hits: int = 0, also_set: dict[str, bytes] | None = None) -> None:
+    """Count the hit (Redis counters, or the daily row without Redis); `also_set`: store keys to
+    write in the same round trip (with the unique-click window as TTL)."""
     now = clock.now()
     if settings.redis_url:
         amounts = {counter_key(link_id, affiliate_id, now, prefix): n
                    for prefix, n in ((COUNTER_PREFIX, clicks), (HITS_PREFIX, hits), (BOT_HITS_PREFIX, bot_hits)) if n}
-        store.incr_many(amounts)
-    else:
-        add_daily_counts(session, {(link_id, affiliate_id, now.date()): Tally(clicks, hits, bot_hits)})
+        store.incr_many(amounts, also_set=also_set, ttl_seconds=settings.referral_unique_click_window_seconds)
+        return
+    if also_set:
+        store.incr_many({}, also_set=also_set, ttl_seconds=settings.referral_unique_click_window_seconds)
+    add_daily_counts(session, {(link_id, affiliate_id, now.date()): Tally(clicks, hits, bot_hits)})
 
 
 ClickFound = tuple[uuid.UUID, uuid.UUID, str, bool]  # link, affiliate, destination, click inserted

@@ -24,8 +24,10 @@ class Store(Protocol):
         """The current count of `incr_window(key, window_seconds)`, without counting; (count, reset_in)."""
         ...
     def incr(self, key: str, amount: int = 1) -> int: ...
-    def incr_many(self, amounts: dict[str, int]) -> None:
-        """`incr` for several counters (one round trip)."""
+    def incr_many(self, amounts: dict[str, int], *, also_set: dict[str, bytes] | None = None,
+                  ttl_seconds: int = 0) -> None:
+        """`incr` for several counters, and `set` for the keys of `also_set` (with `ttl_seconds`),
+        in one round trip."""
         ...
     def claim(self, values: dict[str, bytes], ttl_seconds: int) -> dict[str, bytes | None]:
         """Set each key that does not exist (with the ttl); return, per key, the value it already
@@ -87,10 +89,13 @@ class MemoryStore:
             self._counters[key] = self._counters.get(key, 0) + amount
             return self._counters[key]
 
-    def incr_many(self, amounts: dict[str, int]) -> None:
+    def incr_many(self, amounts: dict[str, int], *, also_set: dict[str, bytes] | None = None,
+                  ttl_seconds: int = 0) -> None:
         with self._lock:
             for key, amount in amounts.items():
                 self._counters[key] = self._counters.get(key, 0) + amount
+            for key, value in (also_set or {}).items():
+                self._data[key] = (value, time.monotonic() + ttl_seconds)
 
     def claim(self, values: dict[str, bytes], ttl_seconds: int) -> dict[str, bytes | None]:
         now = time.monotonic()
@@ -151,11 +156,14 @@ class RedisStore:
     def incr(self, key: str, amount: int = 1) -> int:
         return int(self.client.incrby(key, amount))
 
-    def incr_many(self, amounts: dict[str, int]) -> None:
-        if amounts:
+    def incr_many(self, amounts: dict[str, int], *, also_set: dict[str, bytes] | None = None,
+                  ttl_seconds: int = 0) -> None:
+        if amounts or also_set:
             pipe = self.client.pipeline(transaction=False)
             for key, amount in amounts.items():
                 pipe.incrby(key, amount)
+            for key, value in (also_set or {}).items():
+                pipe.set(key, value, ex=ttl_seconds)
             pipe.execute()
 
     def claim(self, values: dict[str, bytes], ttl_seconds: int) -> dict[str, bytes | None]:
