@@ -3,10 +3,13 @@ throttle on failed authentication per client address."""
 
 from __future__ import annotations
 
+import structlog
+
 from kernel.cache import Store
 from kernel.errors import RateLimited
 
 WINDOW_SECONDS = 60
+log = structlog.get_logger(__name__)
 
 
 def enforce(store: Store, bucket: str, limit_per_minute: int) -> None:
@@ -29,7 +32,13 @@ def refuse_if_failing(store: Store, client: str, limit_per_minute: int) -> None:
     429 until the window turns, so guessing keys costs no database work (and gains nothing)."""
     if limit_per_minute <= 0:
         return
-    failures, reset_in = store.window_count(_failures_bucket(client), WINDOW_SECONDS)
+    try:
+        failures, reset_in = store.window_count(_failures_bucket(client), WINDOW_SECONDS)
+    except Exception:
+        # A protection, not a dependency: with the store down, keys are still checked (in the
+        # database) rather than every authenticated request failing.
+        log.warning("auth_throttle_unavailable", exc_info=True)
+        return
     if failures >= limit_per_minute:
         raise RateLimited(
             f"too many failed authentications from this address; retry in {reset_in} s",
@@ -38,5 +47,9 @@ def refuse_if_failing(store: Store, client: str, limit_per_minute: int) -> None:
 
 
 def record_failure(store: Store, client: str, limit_per_minute: int) -> None:
-    if limit_per_minute > 0:
+    if limit_per_minute <= 0:
+        return
+    try:
         store.incr_window(_failures_bucket(client), WINDOW_SECONDS)
+    except Exception:
+        log.warning("auth_throttle_unavailable", exc_info=True)
