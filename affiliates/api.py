@@ -59,7 +59,7 @@ from affiliates.schemas import (
     StorefrontPublicOut,
     StorefrontUpdate,
 )
-from affiliates.service import applications, coupons, links, preview, programs, storefronts
+from affiliates.service import applications, coupons, links, preview, programs, storefronts, visitors
 from affiliates.service.common import subject
 from catalog.schemas import CatalogProductOut
 from kernel.auth import Principal, Role
@@ -68,10 +68,12 @@ from kernel.deps import (
     AffiliatePrincipal,
     CurrentPrincipal,
     DbSession,
+    NoStore,
     OperatorPrincipal,
     PublicRateLimit,
     SellerPrincipal,
     StrictQuery,
+    client_address,
     get_runtime,
     require,
 )
@@ -196,7 +198,7 @@ def _payout_out(setup: applications.PayoutSetup) -> PayoutAccountOut:
 
 
 @router.post("/v1/affiliates", status_code=201, response_model=AffiliateApplicationOut, tags=["affiliates"],
-             dependencies=[PublicRateLimit])
+             dependencies=[PublicRateLimit, NoStore])
 def apply_as_affiliate(body: AffiliateApply, session: DbSession) -> AffiliateApplicationOut:
     """Public: apply as an affiliate (market maker). Returns the application (pending until an
     operator approves it) and the affiliate API key, shown once. `referral_code`: the code of the
@@ -548,26 +550,39 @@ def deactivate_link(link_id: uuid.UUID, session: DbSession, principal: Affiliate
             tags=["referral links"])
 def link_daily_clicks(link_id: uuid.UUID, session: DbSession, principal: AffiliateOrOperator) -> list[DailyClicksOut]:
     """Clicks per UTC day (flushed counters; with Redis, up to a minute behind)."""
-    return [DailyClicksOut(day=row.day.isoformat(), clicks=row.clicks)
+    return [DailyClicksOut(day=row.day.isoformat(), clicks=row.clicks, hits=row.hits, bot_hits=row.bot_hits)
             for row in links.daily_clicks(session, principal, link_id)]
 
 
 @buyer_router.get("/r/{code}", status_code=302, tags=["referral links"], dependencies=[PublicRateLimit],
             response_class=RedirectResponse, responses={302: {"description": "to the link's target, with mk_ref"}})
 def follow_link(code: str, request: Request, runtime: RuntimeDep) -> RedirectResponse:
-    """Public: record a click and redirect to the target with the attribution token as the
-    `mk_ref` query parameter and cookie (the last click replaces both)."""
+    """Public: count the visit and redirect to the target with the attribution token as the
+    `mk_ref` query parameter and cookie (the last click replaces both). A visitor's first visit
+    within the window is a click; a repeat visit gets the same token again; known bots and
+    prefetches are redirected without a token and counted as hits only."""
     # On PostgreSQL with Redis counting the clicks, the click is one statement (links.record_click):
     # run it on an autocommit connection, so it is its own transaction (no BEGIN/COMMIT).
     settings = runtime.settings
+    user_agent = request.headers.get("user-agent")
+    visitor = visitors.identify(
+        secret=runtime.visitor_hash_key, client=client_address(request),
+        user_agent=user_agent, cookie=request.cookies.get(visitors.VISITOR_COOKIE), headers=request.headers,
+    )
     bind = None if settings.is_sqlite or not settings.redis_url else autocommit_engine(runtime.engine)
     with session_scope(runtime.sessions, bind=bind) as session:
-        redirect = links.record_click(session, runtime.store, settings, code, referer=request.headers.get("referer"),
-                                      user_agent=request.headers.get("user-agent"))
+        redirect = links.record_click(session, runtime.store, settings, code, visitor=visitor,
+                                      referer=request.headers.get("referer"), user_agent=user_agent)
     response = RedirectResponse(redirect.location, status_code=302)
+    response.headers["Cache-Control"] = "no-store"  # it may set cookies: no cache may replay it
+    secure = request.url.scheme == "https"
     if redirect.token is not None:
         response.set_cookie(links.COOKIE_NAME, redirect.token, max_age=links.COOKIE_MAX_AGE_SECONDS, httponly=True,
-                            samesite="lax", secure=request.url.scheme == "https")
+                            samesite="lax", secure=secure)
+    if visitor.new_cookie is not None:
+        response.set_cookie(visitors.VISITOR_COOKIE, visitor.new_cookie,
+                            max_age=visitors.VISITOR_COOKIE_MAX_AGE_SECONDS, httponly=True, samesite="lax",
+                            secure=secure)
     return response
 
 

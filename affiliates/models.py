@@ -167,9 +167,11 @@ class ReferralLink(TimestampMixin, Base):
 
 
 class Click(Base):
-    """One click on a referral link. Written by `GET /r/{code}` itself (one INSERT), because a
-    checkout may come a second later and must find the token; only the per-day counters go
-    through Redis (see `ClickDailyCount`)."""
+    """One counted click on a referral link: the first visit of a visitor (not a known bot) to
+    the link within settings.referral_unique_click_window_seconds. Written by `GET /r/{code}`
+    itself (one INSERT), because a checkout may come a second later and must find the token; a
+    repeat visit reuses this row's token and writes nothing. Only the per-day counters go through
+    Redis (see `ClickDailyCount`). No client address is stored, hashed or not."""
 
     __tablename__ = "referral_clicks"
     __table_args__ = (Index("ix_referral_clicks_affiliate_created", "affiliate_id", "created_at"),)
@@ -185,9 +187,11 @@ class Click(Base):
 
 
 class ClickDailyCount(Base):
-    """Clicks per link per UTC day. Counted in Redis on the hot path and added here in batches by
-    the `affiliates.flush_clicks` beat task (no row lock per click on a popular link); updated in
-    the request itself when no Redis is configured."""
+    """Per link per UTC day: `clicks` (unique human visitors, the figure reports use), `hits`
+    (every request on the link, repeats and bots included) and `bot_hits` (those flagged as
+    bots, crawlers, link previewers or prefetches). Counted in Redis on the hot path and added
+    here in batches by the `affiliates.flush_clicks` beat task (no row lock per click on a
+    popular link); updated in the request itself when no Redis is configured."""
 
     __tablename__ = "referral_click_daily"
 
@@ -195,6 +199,8 @@ class ClickDailyCount(Base):
     day: Mapped[Any] = mapped_column(Date, primary_key=True)
     affiliate_id: Mapped[uuid.UUID] = mapped_column(index=True)
     clicks: Mapped[int] = mapped_column(BigInteger, default=0)
+    hits: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    bot_hits: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Coupon(TimestampMixin, Base):

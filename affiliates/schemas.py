@@ -7,15 +7,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, EmailStr, Field, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, EmailStr, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from affiliates.models import AffiliateStatus, MembershipStatus, PayoutAccountStatus
 from kernel.money import MoneyError, normalize_currency
 from kernel.schemas import MAX_AMOUNT, Currency, MoneyOut, StrictModel
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-Bps = Annotated[int, Field(ge=0, le=10_000, description="basis points: 100 = 1 %")]
-Flat = Annotated[int, Field(ge=0, le=MAX_AMOUNT, description="minor units per unit sold, in the line's currency")]
+Bps = Annotated[StrictInt, Field(ge=0, le=10_000, description="basis points: 100 = 1 %")]
+Flat = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT, description="minor units per unit sold, in the line's currency")]
 Url = Annotated[AnyHttpUrl, Field(description="http(s) URL, at most 500 characters")]
 Market = Annotated[str, Field(min_length=1, max_length=100)]
 Slug = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
@@ -39,7 +39,7 @@ def _url(value: AnyHttpUrl | None, limit: int = 500) -> AnyHttpUrl | None:
 
 class SplitShare(StrictModel):
     affiliate_id: uuid.UUID
-    weight: int = Field(ge=1, le=10_000, description="relative weight; 70 and 30 split 70/30")
+    weight: StrictInt = Field(ge=1, le=10_000, description="relative weight; 70 and 30 split 70/30")
 
 
 Splits = Annotated[
@@ -147,9 +147,9 @@ class ProgramIn(StrictModel):
     """Create (all optional fields take their defaults) or update (only the fields sent change)."""
 
     terms: str | None = Field(default=None, max_length=20_000)
-    requires_approval: bool | None = None
-    attribution_window_days: int | None = Field(default=None, ge=0, le=365)
-    holding_period_days: int | None = Field(default=None, ge=0, le=365)
+    requires_approval: StrictBool | None = None
+    attribution_window_days: StrictInt | None = Field(default=None, ge=0, le=365)
+    holding_period_days: StrictInt | None = Field(default=None, ge=0, le=365)
     coupon_discount_bps: Bps | None = None
 
 
@@ -214,8 +214,8 @@ class TierIn(StrictModel):
     """Reached when every threshold given is met by the affiliate's sales with this seller this
     calendar month BEFORE the order: orders >= min_orders, amount (minor units) >= min_amount."""
 
-    min_orders: int | None = Field(default=None, ge=0, le=10**9)
-    min_amount: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)
+    min_orders: StrictInt | None = Field(default=None, ge=0, le=10**9)
+    min_amount: StrictInt | None = Field(default=None, ge=0, le=MAX_AMOUNT)
     bps: Bps
 
     @model_validator(mode="after")
@@ -375,7 +375,8 @@ class LinkOut(BaseModel):
     product_id: uuid.UUID | None
     storefront_id: uuid.UUID | None
     active: bool
-    clicks: int = Field(description="clicks counted so far (Redis counters are flushed every minute)")
+    clicks: int = Field(description="unique human visitors counted so far (one per visitor per link per window; "
+                                    "bots and repeats are not clicks; Redis counters are flushed every minute)")
     created_at: datetime
 
 
@@ -389,7 +390,9 @@ class ClickOut(BaseModel):
 
 class DailyClicksOut(BaseModel):
     day: str
-    clicks: int
+    clicks: int = Field(description="unique human visitors")
+    hits: int = Field(description="every request on the link, repeats and bots included")
+    bot_hits: int = Field(description="requests from known bots, link previewers and prefetches")
 
 
 class CouponCreate(StrictModel):
@@ -413,7 +416,7 @@ class CouponOut(BaseModel):
 
 class PreviewItem(StrictModel):
     variant_id: uuid.UUID
-    quantity: int = Field(ge=1, le=1000)
+    quantity: StrictInt = Field(ge=1, le=1000)
 
 
 class PreviewIn(StrictModel):

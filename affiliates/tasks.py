@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from affiliates.service.links import COUNTER_PREFIX, add_daily_counts, parse_counters, restore_counters
+from affiliates.service.links import add_daily_counts, parse_counters, pop_all_counters, restore_counters
 from kernel.runtime import get_runtime
 from kernel.tasking import BeatSpec, TaskSpec, task_session
 
@@ -15,7 +15,8 @@ FLUSH_INTERVAL_SECONDS = 60.0
 
 
 def flush_clicks() -> int:
-    """Move the click counters from Redis to `referral_click_daily`; returns clicks flushed.
+    """Move the click, hit and bot-hit counters from Redis to `referral_click_daily`; returns the
+    counted clicks flushed.
 
     Each counter is read-and-reset atomically (GETDEL), so a click counted while this runs lands
     in a fresh counter for the next flush. If the database transaction fails, the popped counts
@@ -24,7 +25,7 @@ def flush_clicks() -> int:
     counts, which are statistics, never money; the click rows that attribution uses are written
     by the request itself). Two flushes running at once pop disjoint counts and add them."""
     store = get_runtime().store
-    counters = store.pop_counters(COUNTER_PREFIX)
+    counters = pop_all_counters(store)
     if not counters:
         return 0
     try:

@@ -32,6 +32,7 @@ from kernel.auth import Principal, Role
 from kernel.deps import (
     CurrentPrincipal,
     DbSession,
+    NoStore,
     OperatorPrincipal,
     PublicRateLimit,
     SellerPrincipal,
@@ -68,7 +69,7 @@ def seller_out(seller: Seller) -> SellerOut:
 
 @router.post(
     "/v1/sellers", status_code=201, response_model=SellerApplicationOut, tags=["sellers"],
-    dependencies=[PublicRateLimit],
+    dependencies=[PublicRateLimit, NoStore],
 )
 def apply_as_seller(body: SellerApply, session: DbSession) -> SellerApplicationOut:
     """Public: apply to sell. Returns the seller (pending until an operator approves it) and its

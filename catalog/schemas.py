@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, EmailStr, Field, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, EmailStr, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from catalog.models import PayoutAccountStatus, ProductStatus, SellerStatus
 from kernel.money import MoneyError, normalize_currency
@@ -21,7 +21,7 @@ Sku = Annotated[
 ]
 Tag = Annotated[str, Field(min_length=1, max_length=50)]
 Category = Annotated[str, Field(min_length=1, max_length=100)]
-StockLevel = Annotated[int, Field(ge=0, le=1_000_000_000)]
+StockLevel = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
 Url = Annotated[AnyHttpUrl, Field(description="http(s) URL, at most 500 characters")]
 
 MAX_VARIANTS = 100
@@ -105,7 +105,7 @@ class SellerApplicationOut(BaseModel):
 
 
 class PriceIn(StrictModel):
-    amount: int = Field(gt=0, le=MAX_AMOUNT, description="integer minor units (cents for USD, yen for JPY)")
+    amount: StrictInt = Field(gt=0, le=MAX_AMOUNT, description="integer minor units (cents for USD, yen for JPY)")
     currency: Currency
 
     @field_validator("currency")
@@ -119,7 +119,7 @@ class VariantIn(StrictModel):
     name: Name
     price: PriceIn
     stock: StockLevel = 0
-    active: bool = True
+    active: StrictBool = True
 
 
 class ProductCreate(StrictModel):
@@ -128,7 +128,7 @@ class ProductCreate(StrictModel):
     category: Category | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     currency: Currency
-    requires_shipping: bool = Field(
+    requires_shipping: StrictBool = Field(
         default=True, description="false for goods that are not shipped (software, services): a paid "
         "sale counts as delivered at once, so its holding periods start at payment")
     variants: list[VariantIn] = Field(min_length=1, max_length=MAX_VARIANTS)
@@ -146,19 +146,19 @@ class ProductUpdate(StrictModel):
     description: Description | None = None
     category: Category | None = None
     tags: list[Tag] | None = Field(default=None, max_length=20)
-    requires_shipping: bool | None = Field(default=None, description="applies to orders paid from now on")
+    requires_shipping: StrictBool | None = Field(default=None, description="applies to orders paid from now on")
 
 
 class VariantUpdate(StrictModel):
     name: Name | None = None
     price: PriceIn | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class StockChange(StrictModel):
     """Exactly one of `delta` (add or remove units) or `set` (the new level). Stock never goes negative."""
 
-    delta: int | None = Field(default=None, ge=-1_000_000_000, le=1_000_000_000)
+    delta: StrictInt | None = Field(default=None, ge=-1_000_000_000, le=1_000_000_000)
     set_: StockLevel | None = Field(default=None, alias="set")
 
     @model_validator(mode="after")

@@ -30,6 +30,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 REPO_ENV = {"PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO)])}
+BROWSER = b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 
 
 async def _call(app: Any, method: str, path: str, body: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None,
@@ -99,7 +100,8 @@ async def _measure(app: Any, seed: dict[str, Any], n: int) -> dict[str, int]:
 
     async def redirect() -> None:
         link = rng.choice(seed["links"])
-        status, headers, _ = await _call(app, "GET", f"/r/{link['code']}")
+        # A browser's User-Agent: a request without one is counted as a bot and gets no token.
+        status, headers, _ = await _call(app, "GET", f"/r/{link['code']}", headers=[(b"user-agent", BROWSER)])
         assert status == 302, status
         tokens.append(headers[b"location"].decode().split(f"{TOKEN_PARAM}=")[1].split("&")[0])
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from kernel.schemas import KnownCurrency, MoneyOut, StrictModel
 
@@ -17,7 +17,7 @@ ItemStatusName = Literal["queued", "frozen", "sending", "paid", "failed", "skipp
 
 class BatchCreateIn(StrictModel):
     currency: KnownCurrency
-    preview: bool = Field(default=False, description="true: only say who would be paid; nothing is created")
+    preview: StrictBool = Field(default=False, description="true: only say who would be paid; nothing is created")
 
 
 class PreviewPayeeOut(BaseModel):

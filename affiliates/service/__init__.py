@@ -3,7 +3,7 @@
 * applications: affiliates apply, get approved/rejected, profile, payout onboarding
 * programs: seller programs, memberships, versioned commission plans
 * storefronts (+ storefront_cache): storefronts, listings, the public cached views
-* links: referral links, clicks, click counters
+* links: referral links, clicks, click counters (+ visitors: bots and unique-visitor keys)
 * coupons: seller coupon codes tied to affiliates
 * preview: the commission preview (the engine itself is affiliates.engine)
 * sales: the month-to-date sales counter the volume tiers read

@@ -110,6 +110,31 @@ def revoke_key(session: Session, principal: Principal, key_id: uuid.UUID) -> Api
     return row
 
 
+class PayeeRejected(Forbidden):
+    type = "payee-rejected"
+    title = "Rejected by an operator"
+
+
+PAYEE_ROLES = frozenset({Role.SELLER, Role.AFFILIATE})
+
+SubjectRejected = Callable[[Session, Role, uuid.UUID], bool]
+"""Whether the seller or affiliate with this id was rejected by an operator (the assembly passes
+marketplace.subjects.subject_rejected: the kernel cannot read the domains' tables)."""
+
+
+def refuse_rejected_payee(session: Session, principal: Principal, subject_rejected: SubjectRejected) -> None:
+    """The one rule for rejected payees, sellers and affiliates alike: a rejected payee's key
+    still reads what is its own (profile and status, orders, balances, payouts) and may revoke
+    keys, but acts no more: every other write, and every read that hands out a secret, is 403
+    `payee-rejected`. kernel.deps applies it to each request (see `current_principal`)."""
+    if principal.role not in PAYEE_ROLES or principal.subject_id is None:
+        return
+    if subject_rejected(session, principal.role, principal.subject_id):
+        raise PayeeRejected(
+            f"this {principal.role.value} was rejected by an operator: its keys may read but not act"
+        )
+
+
 def require_role(principal: Principal, *roles: Role) -> None:
     if principal.role not in roles:
         allowed = ", ".join(r.value for r in roles)

@@ -30,7 +30,19 @@ class Store(Protocol):
     def incr_window(self, key: str, window_seconds: int) -> tuple[int, int]:
         """Increment a fixed-window counter; return (count, seconds until the window resets)."""
         ...
+    def window_count(self, key: str, window_seconds: int) -> tuple[int, int]:
+        """The current count of `incr_window(key, window_seconds)`, without counting; (count, reset_in)."""
+        ...
     def incr(self, key: str, amount: int = 1) -> int: ...
+    def incr_many(self, amounts: dict[str, int], *, also_set: dict[str, bytes] | None = None,
+                  ttl_seconds: int = 0) -> None:
+        """`incr` for several counters, and `set` for the keys of `also_set` (with `ttl_seconds`),
+        in one round trip."""
+        ...
+    def claim(self, values: dict[str, bytes], ttl_seconds: int) -> dict[str, bytes | None]:
+        """Set each key that does not exist (with the ttl); return, per key, the value it already
+        held (None: this call set it). One atomic step per key, one round trip."""
+        ...
     def pop_counters(self, pattern_prefix: str) -> dict[str, int]:
         """Atomically read and reset every counter whose key starts with the prefix."""
         ...
@@ -76,10 +88,37 @@ class MemoryStore:
                 del self._counters[k]
         return count, reset_in
 
+    def window_count(self, key: str, window_seconds: int) -> tuple[int, int]:
+        now = time.time()
+        reset_in = int(window_seconds - (now % window_seconds)) or 1
+        with self._lock:
+            return self._counters.get(f"{key}:{int(now // window_seconds)}", 0), reset_in
+
     def incr(self, key: str, amount: int = 1) -> int:
         with self._lock:
             self._counters[key] = self._counters.get(key, 0) + amount
             return self._counters[key]
+
+    def incr_many(self, amounts: dict[str, int], *, also_set: dict[str, bytes] | None = None,
+                  ttl_seconds: int = 0) -> None:
+        with self._lock:
+            for key, amount in amounts.items():
+                self._counters[key] = self._counters.get(key, 0) + amount
+            for key, value in (also_set or {}).items():
+                self._data[key] = (value, time.monotonic() + ttl_seconds)
+
+    def claim(self, values: dict[str, bytes], ttl_seconds: int) -> dict[str, bytes | None]:
+        now = time.monotonic()
+        held: dict[str, bytes | None] = {}
+        with self._lock:
+            for key, value in values.items():
+                item = self._data.get(key)
+                if item is not None and item[1] >= now:
+                    held[key] = item[0]
+                else:
+                    self._data[key] = (value, now + ttl_seconds)
+                    held[key] = None
+        return held
 
     def pop_counters(self, pattern_prefix: str) -> dict[str, int]:
         with self._lock:
@@ -118,8 +157,31 @@ class RedisStore:
         count, _ = pipe.execute()
         return int(count), reset_in
 
+    def window_count(self, key: str, window_seconds: int) -> tuple[int, int]:
+        now = time.time()
+        reset_in = int(window_seconds - (now % window_seconds)) or 1
+        value = self.client.get(f"{key}:{int(now // window_seconds)}")
+        return int(value) if value is not None else 0, reset_in
+
     def incr(self, key: str, amount: int = 1) -> int:
         return int(self.client.incrby(key, amount))
+
+    def incr_many(self, amounts: dict[str, int], *, also_set: dict[str, bytes] | None = None,
+                  ttl_seconds: int = 0) -> None:
+        if amounts or also_set:
+            pipe = self.client.pipeline(transaction=False)
+            for key, amount in amounts.items():
+                pipe.incrby(key, amount)
+            for key, value in (also_set or {}).items():
+                pipe.set(key, value, ex=ttl_seconds)
+            pipe.execute()
+
+    def claim(self, values: dict[str, bytes], ttl_seconds: int) -> dict[str, bytes | None]:
+        pipe = self.client.pipeline(transaction=False)
+        for key, value in values.items():
+            # SET NX GET (Redis 7): sets only if absent, and answers the value it found.
+            pipe.set(key, value, nx=True, get=True, ex=ttl_seconds)
+        return {key: (old if isinstance(old, bytes) else None) for key, old in zip(values, pipe.execute(), strict=True)}
 
     def pop_counters(self, pattern_prefix: str) -> dict[str, int]:
         found: dict[str, int] = {}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from kernel import auth, ratelimit
 from kernel.auth import Principal, Role
+from kernel.client import client_address as resolve_client_address
 from kernel.db import session_scope
 from kernel.errors import Unauthorized, Unprocessable
 from kernel.runtime import Runtime
@@ -45,6 +46,29 @@ DbSession = Annotated[Session, Depends(db_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer mk_...`")
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_PAYEE_ACTS_ATTR = "_marketplace_payee_acts"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def payee_acts(acts: bool) -> Callable[[F], F]:
+    """Mark an endpoint for the rejected-payee rule (kernel.auth.refuse_rejected_payee) where its
+    HTTP method says the wrong thing: `payee_acts(True)` on a GET that hands out a secret,
+    `payee_acts(False)` on a write a rejected payee keeps (revoking its own keys). Unmarked
+    endpoints act when their method is not GET, HEAD or OPTIONS."""
+
+    def mark(endpoint: F) -> F:
+        setattr(endpoint, _PAYEE_ACTS_ATTR, acts)
+        return endpoint
+
+    return mark
+
+
+def _acts(request: Request) -> bool:
+    marked = getattr(getattr(request.scope.get("route"), "endpoint", None), _PAYEE_ACTS_ATTR, None)
+    return request.method not in SAFE_METHODS if marked is None else bool(marked)
+
+
 def current_principal(
     request: Request,
     runtime: Annotated[Runtime, Depends(get_runtime)],
@@ -53,9 +77,19 @@ def current_principal(
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-    principal = auth.authenticate(session, credentials.credentials)
-    ratelimit.enforce(runtime.store, f"key:{principal.key_id}", runtime.settings.rate_limit_per_key_per_minute)
-    request.state.principal = principal
+    settings = runtime.settings
+    client = client_address(request)
+    # An address that keeps sending bad keys is refused before the lookup (no database work).
+    ratelimit.refuse_if_failing(runtime.store, client, settings.auth_failures_per_minute)
+    try:
+        principal = auth.authenticate(session, credentials.credentials)
+    except Unauthorized:
+        ratelimit.record_failure(runtime.store, client, settings.auth_failures_per_minute)
+        raise
+    request.state.principal = principal  # for the request's log line
+    ratelimit.enforce(runtime.store, f"key:{principal.key_id}", settings.rate_limit_per_key_per_minute)
+    if principal.role in auth.PAYEE_ROLES and _acts(request):
+        auth.refuse_rejected_payee(session, principal, request.app.state.subject_rejected)
     return principal
 
 
@@ -78,7 +112,17 @@ AffiliatePrincipal = Annotated[Principal, Depends(require(Role.AFFILIATE))]
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address by the one rule of kernel.client (X-Forwarded-For only from
+    settings.trusted_proxies)."""
+    return resolve_client_address(request.scope, request.app.state.runtime.settings.trusted_proxies)
+
+
+async def no_store(response: Response) -> None:
+    """Responses that carry a secret (an API key, a webhook secret) must not be kept by any cache."""
+    response.headers["Cache-Control"] = "no-store"
+
+
+NoStore = Depends(no_store)
 
 
 async def public_rate_limit(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> None:

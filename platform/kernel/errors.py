@@ -168,9 +168,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
+        # Starlette sends this response outside every middleware: add what the request context
+        # middleware adds to all others (the request id the log line carries, nosniff).
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        headers = {"X-Content-Type-Options": "nosniff", **({"X-Request-ID": request_id} if request_id else {})}
         return problem_response(
             500, "internal-error", "Internal error",
-            "An unexpected error occurred; it has been logged with this request's id.", request,
+            "An unexpected error occurred; it has been logged with this request's id.", request, headers=headers,
         )
 
 

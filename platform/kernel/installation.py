@@ -24,6 +24,7 @@ from kernel.db import Base
 from kernel.settings import Settings
 
 WEBHOOK_SIGNING = "webhook_signing"
+VISITOR_HASH = "visitor_hash"  # referral visitors' fingerprints (affiliates.service.visitors)
 
 
 class InstallationSecret(Base):

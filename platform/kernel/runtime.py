@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from kernel.cache import SESSION_STORE, Store, make_store
-from kernel.db import make_engine, make_sessionmaker
+from kernel.db import make_engine, make_sessionmaker, session_scope
+from kernel.installation import VISITOR_HASH, installation_secret
 from kernel.metrics import count_statements
 from kernel.payment_rail import PaymentRail, make_rail
 from kernel.settings import Settings
@@ -47,6 +48,14 @@ class Runtime:
     def rail(self) -> PaymentRail:
         """Stripe Connect when settings.stripe_api_key is set, else the manual rail."""
         return make_rail(self.settings)
+
+    @cached_property
+    def visitor_hash_key(self) -> str:
+        """The key referral visitors' address + user-agent fingerprints are hashed with: this
+        installation's own secret (kernel.installation), read once per process. Not a setting,
+        so no two installations can link the same visitor, and nothing public derives it."""
+        with session_scope(self.sessions) as session:
+            return installation_secret(session, VISITOR_HASH)
 
     def close(self) -> None:
         self.engine.dispose()

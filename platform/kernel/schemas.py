@@ -7,7 +7,7 @@ import binascii
 import uuid
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from kernel.errors import Unprocessable
 from kernel.money import CURRENCY_EXPONENTS, MoneyError, normalize_currency
@@ -43,7 +43,11 @@ def holds_nul(value: Any) -> bool:
 class StrictModel(BaseModel):
     """Input models refuse unknown fields (a typo in a field name is an error, not a no-op) and
     text with NUL characters, which PostgreSQL cannot store (text or JSON): a 422 here, not a
-    500 at the INSERT (and not a value SQLite would store and PostgreSQL refuse)."""
+    500 at the INSERT (and not a value SQLite would store and PostgreSQL refuse).
+
+    Their money amounts, quantities and flags are `StrictInt` / `StrictBool`: `true`, `"1"` and
+    `1.0` are not a quantity, `0` and `"yes"` not a flag (tests/test_strict_types.py checks
+    every int and bool field of every input model)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -56,7 +60,7 @@ class StrictModel(BaseModel):
 
 
 class MoneyIn(StrictModel):
-    amount: int = Field(ge=0, le=MAX_AMOUNT, description="integer minor units (cents for USD)")
+    amount: StrictInt = Field(ge=0, le=MAX_AMOUNT, description="integer minor units (cents for USD)")
     currency: KnownCurrency
 
 

@@ -16,12 +16,14 @@ Safe by default (README, Configuration):
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
-from typing import Literal
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated, Any, Literal
 
 import structlog
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The development value earlier versions signed with when WEBHOOK_SIGNING_SECRET was unset. It is
 # public (anyone could compute every payee's secret from it), so it is refused on PostgreSQL and
@@ -101,6 +103,33 @@ class Settings(BaseSettings):
     # requests beyond it wait in the event loop. None: anyio's default (40). A tuning knob: on
     # the 2-core benchmark machine 4 or 8 did no better than the default (loadtests/README.md).
     server_threads: int | None = Field(default=None, ge=1, le=200)
+
+    # The HTTP edge (issue 12). Request bodies past this many bytes answer 413 before they are read.
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Failed authentications (malformed, unknown or revoked key) per client address per minute;
+    # past it the address gets 429 before any key lookup (0 disables).
+    auth_failures_per_minute: int = Field(default=20, ge=0)
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated or a JSON
+    # list). Empty: the socket's peer is the client, whatever the headers say.
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(default_factory=list)
+    # One structured log line per request (method, path, status, duration, request id, principal).
+    log_requests: bool = True
+    # A referral click counts once per visitor (cookie, or keyed hash of address + user agent)
+    # per link in this window; repeats and known bots are raw hits only.
+    referral_unique_click_window_seconds: int = Field(default=24 * 3600, ge=1)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            return [ip_network(str(item), strict=False) for item in value]
+        return value
 
     @property
     def is_sqlite(self) -> bool:

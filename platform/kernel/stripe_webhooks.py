@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from kernel.deps import DbSession, OperatorPrincipal, StrictQuery, get_settings
 from kernel.errors import AppError, NotFound
 from kernel.payment_rail import PaymentRail
 from kernel.runtime import get_runtime
-from kernel.schemas import Page, decode_cursor, encode_cursor
+from kernel.schemas import Page, decode_cursor, encode_cursor, holds_nul
 from kernel.settings import Settings
 from kernel.tasking import BeatSpec, TaskSpec, enqueue, enqueue_after_commit, task_session
 
@@ -148,31 +149,54 @@ def _secrets(settings: Settings) -> list[str]:
     ]
 
 
+def _signed_at(signature: str) -> int | None:
+    """The `t=` of a Stripe-Signature header (None when it has none that parses)."""
+    for item in signature.split(","):
+        name, _, value = item.partition("=")  # as the SDK reads it (no stripping)
+        if name == "t":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 def verify_stripe_event(payload: bytes, signature: str | None, settings: Settings) -> dict[str, Any]:
     """The event if `signature` is Stripe's signature of `payload` with one of our endpoint secrets
-    and its timestamp is within the tolerance; raises a 400 problem otherwise."""
+    and its timestamp is within the tolerance, before or after now (the SDK checks only the
+    past); raises a 400 problem otherwise, also for a signed body that is not a Stripe event (a
+    JSON object with a string id and type, and no NUL anywhere: PostgreSQL stores none)."""
     secrets = _secrets(settings)
     if not secrets:
         raise WebhooksNotConfigured("this platform has no Stripe webhook secret (STRIPE_WEBHOOK_SECRET)")
     if not signature:
         raise WebhookSignatureInvalid("missing Stripe-Signature header")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookPayloadInvalid("the body is not UTF-8 JSON") from None
+    tolerance = settings.stripe_webhook_tolerance_seconds
     failure = "signature does not match"
     for secret in secrets:
         try:
-            stripe.Webhook.construct_event(
-                payload, signature, secret, tolerance=settings.stripe_webhook_tolerance_seconds
-            )
+            stripe.WebhookSignature.verify_header(text, signature, secret, tolerance)
         except stripe.SignatureVerificationError as exc:
             failure = str(exc.user_message or exc)
             continue
-        except ValueError:
-            raise WebhookPayloadInvalid("the body is not JSON") from None
         break
     else:
         raise WebhookSignatureInvalid(f"Stripe-Signature rejected: {failure}")
-    event = json.loads(payload)
+    signed_at = _signed_at(signature)
+    if signed_at is None or signed_at > time.time() + tolerance:
+        raise WebhookSignatureInvalid(f"Stripe-Signature rejected: timestamp {signed_at} is in the future")
+    try:
+        event = json.loads(text)
+    except ValueError:
+        raise WebhookPayloadInvalid("the body is not JSON") from None
     if not (isinstance(event, dict) and isinstance(event.get("id"), str) and isinstance(event.get("type"), str)):
-        raise WebhookPayloadInvalid("a Stripe event needs an id and a type")
+        raise WebhookPayloadInvalid("a Stripe event is a JSON object with an id and a type")
+    if holds_nul(event):
+        raise WebhookPayloadInvalid("a Stripe event has no NUL (\\u0000) characters")
     return event
 
 

@@ -19,6 +19,7 @@ from kernel.runtime import Runtime, set_runtime
 from kernel.settings import Settings, get_settings, warn_insecure_defaults
 from kernel.tasking import install_celery
 from marketplace import bootstrap, system_api
+from marketplace.subjects import subject_rejected
 from orders import api as orders_api
 from payouts import api as payouts_api
 
@@ -73,6 +74,7 @@ def create_app(
     app.state.runtime = runtime
     # The orders package's rule, for the affiliates package's commission preview.
     app.state.first_order_check = bootstrap.FIRST_ORDER_CHECK
+    app.state.subject_rejected = subject_rejected  # kernel.deps: the rule for rejected payees
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     # Inclusion order is matching order: FastAPI tries each included router's routes in turn

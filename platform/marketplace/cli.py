@@ -136,6 +136,10 @@ def serve(
     uvicorn.run(
         "marketplace.app:create_app", factory=True, host=host, port=port, workers=workers,
         log_level="warning", access_log=False,
+        # The app logs one line per request itself, and decides who the client is from
+        # X-Forwarded-For only for settings.trusted_proxies (kernel.client): uvicorn must not
+        # rewrite the client address from a header any local process can send.
+        proxy_headers=False,
     )
 
 

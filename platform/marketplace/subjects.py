@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from affiliates.models import Affiliate
-from catalog.models import Seller
+from affiliates.models import Affiliate, AffiliateStatus
+from catalog.models import Seller, SellerStatus
 from kernel.auth import Role
 
 
@@ -19,3 +20,11 @@ def subject_exists(session: Session, role: Role, subject_id: uuid.UUID) -> bool:
     """Whether the seller (seller role) or affiliate (affiliate role) `subject_id` exists."""
     model: type[Seller] | type[Affiliate] = Seller if role is Role.SELLER else Affiliate
     return session.get(model, subject_id) is not None
+
+
+def subject_rejected(session: Session, role: Role, subject_id: uuid.UUID) -> bool:
+    """Whether the seller (seller role) or affiliate (affiliate role) was rejected (one SELECT)."""
+    if role is Role.SELLER:
+        return session.scalar(select(Seller.status).where(Seller.id == subject_id)) == SellerStatus.REJECTED.value
+    status = session.scalar(select(Affiliate.status).where(Affiliate.id == subject_id))
+    return status == AffiliateStatus.REJECTED.value

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from kernel import auth, installation, outbound
 from kernel.auth import Role
-from kernel.deps import CurrentPrincipal, DbSession, OperatorPrincipal, get_runtime
+from kernel.deps import CurrentPrincipal, DbSession, NoStore, OperatorPrincipal, get_runtime, payee_acts
 from kernel.errors import Forbidden, Unauthorized
 from kernel.metrics import exposition_registry
 from kernel.runtime import Runtime
@@ -100,7 +100,7 @@ class IssuedKeyOut(BaseModel):
     subject_id: uuid.UUID | None
 
 
-@router.post("/v1/api-keys", status_code=201, response_model=IssuedKeyOut, tags=["api keys"])
+@router.post("/v1/api-keys", status_code=201, response_model=IssuedKeyOut, tags=["api keys"], dependencies=[NoStore])
 def create_key(body: KeyCreate, session: DbSession, principal: OperatorPrincipal) -> IssuedKeyOut:
     """Operator: issue a key for an operator, seller or affiliate. The key is shown once."""
     auth.check_key_subject(session, body.role, body.subject_id, subject_exists)
@@ -117,6 +117,7 @@ def list_keys(session: DbSession, principal: CurrentPrincipal) -> list[KeyOut]:
 
 
 @router.delete("/v1/api-keys/{key_id}", response_model=KeyOut, tags=["api keys"])
+@payee_acts(False)  # a rejected payee may still revoke its own keys
 def revoke_key(key_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> KeyOut:
     """Revoke a key at once; requests with it get 401 from now on."""
     row = auth.revoke_key(session, principal, key_id)
@@ -129,7 +130,8 @@ class WebhookSecretOut(BaseModel):
     scheme: str = 't=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>'
 
 
-@router.get("/v1/webhook-secret", response_model=WebhookSecretOut, tags=["webhooks"])
+@router.get("/v1/webhook-secret", response_model=WebhookSecretOut, tags=["webhooks"], dependencies=[NoStore])
+@payee_acts(True)  # hands out a secret: a rejected payee gets none
 def webhook_secret(
     principal: CurrentPrincipal, session: DbSession, runtime: Annotated[Runtime, Depends(get_runtime)]
 ) -> WebhookSecretOut:

@@ -6,14 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field, StrictInt
 
 from kernel.schemas import MoneyOut, StrictModel
 
 
 class CartItemIn(StrictModel):
     variant_id: uuid.UUID
-    quantity: int = Field(ge=1, le=1000)
+    quantity: StrictInt = Field(ge=1, le=1000)
 
 
 class BuyerIn(StrictModel):
@@ -167,7 +167,7 @@ class RejectIn(StrictModel):
 
 class RefundLineIn(StrictModel):
     order_line_id: uuid.UUID
-    quantity: int = Field(ge=1, le=1000)
+    quantity: StrictInt = Field(ge=1, le=1000)
 
 
 class RefundIn(StrictModel):

@@ -46,6 +46,7 @@ class Market:
     def __init__(self, client: TestClient, operator: dict[str, str]) -> None:
         self.client = client
         self.operator = operator
+        self.visitor_cookies: dict[str, str] = {}  # visitor name -> its mk_vid cookie
 
     # --- sellers and catalog -------------------------------------------------------------------
     def seller(self, name: str = "Seller") -> Party:
@@ -113,9 +114,17 @@ class Market:
                                     201)
         return result
 
-    def click(self, code: str) -> str:
-        """Follow a referral link; returns the attribution token from the redirect."""
-        response = self.client.get(f"/r/{code}", follow_redirects=False)
+    def click(self, code: str, visitor: str | None = None) -> str:
+        """Follow a referral link as a browser; returns the attribution token from the redirect.
+        Each call is a new visitor (its own user agent, no visitor cookie) unless `visitor` names
+        one: the same name is the same browser (user agent and cookies kept)."""
+        self.client.cookies.delete("mk_vid")
+        if visitor is not None and visitor in self.visitor_cookies:
+            self.client.cookies.set("mk_vid", self.visitor_cookies[visitor])
+        agent = f"Mozilla/5.0 (X11; Linux x86_64) TestBrowser/{visitor or uniq('visitor')}"
+        response = self.client.get(f"/r/{code}", follow_redirects=False, headers={"User-Agent": agent})
+        if visitor is not None and response.cookies.get("mk_vid"):
+            self.visitor_cookies[visitor] = str(response.cookies["mk_vid"])
         assert response.status_code == 302, response.text
         token = response.cookies.get("mk_ref")
         assert token and f"mk_ref={token}" in response.headers["location"]
