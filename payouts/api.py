@@ -175,9 +175,13 @@ def release_hold(hold_id: uuid.UUID, session: DbSession, principal: OperatorPrin
     return views.hold_out(holds.release_hold(session, hold_id, _by(principal)))
 
 
-@router.get("/payout-holds", response_model=list[HoldOut], tags=["payout holds"])
+@router.get("/payout-holds", response_model=Page[HoldOut], tags=["payout holds"])
 def list_holds(
-    session: DbSession, principal: OperatorPrincipal, active: bool | None = None, limit: LimitQuery = 100,
-) -> list[HoldOut]:
-    """Operator: payout holds, newest first (`active=true`: only those in force)."""
-    return [views.hold_out(h) for h in holds.list_holds(session, active=active, limit=limit)]
+    session: DbSession, principal: OperatorPrincipal, active: bool | None = None, cursor: str | None = None,
+    limit: LimitQuery = 50,
+) -> Page[HoldOut]:
+    """Operator: payout holds, newest first, a page at a time (`active=true`: only those in force)."""
+    rows = holds.list_holds(session, active=active, after=decode_cursor(cursor), limit=limit)
+    page = rows[:limit]
+    return Page(items=[views.hold_out(h) for h in page],
+                next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else None)

@@ -129,6 +129,21 @@ def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+def _json_syntax_detail(error: Any, body: Any) -> str:
+    """What the JSON parser said and where, as an editor shows it (line and column), instead of
+    pydantic's "body.32: JSON decode error"."""
+    loc = error.get("loc", ())
+    position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    reason = str((error.get("ctx") or {}).get("error") or "it cannot be parsed")
+    detail = f"the request body is not valid JSON: {reason}"
+    if position is not None:
+        text = body if isinstance(body, str) else ""
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        detail += f" at line {line}, column {column} (character {position})"
+    return detail
+
+
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -150,7 +165,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _jsonable_errors(exc.errors())
+        raw = exc.errors()
+        if raw and raw[0].get("type") == "json_invalid":
+            detail = _json_syntax_detail(raw[0], exc.body)
+            return problem_response(422, "invalid-json", "The request body is not valid JSON", detail, request,
+                                    errors=[{"loc": ["body"], "msg": detail, "type": "json_invalid"}])
+        errors = _jsonable_errors(raw)
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(first["loc"]) or "request"
         return problem_response(

@@ -222,6 +222,7 @@ class PlatformBalanceOut(BaseModel):
 
 class GrowthRowOut(BaseModel):
     group_id: uuid.UUID = Field(description="the seller, affiliate or storefront id")
+    name: str = Field(description="the seller's, affiliate's or storefront's name")
     currency: str
     orders: int
     customers: int
