@@ -162,7 +162,8 @@ def get_payout(payout_id: uuid.UUID, session: DbSession, principal: PayeeOrOpera
                                queries.covered_sub_orders(session, item.id), queries.recoveries_of(session, item.id))
 
 
-@router.post("/payout-holds", status_code=201, response_model=HoldOut, tags=["payout holds"])
+@router.post("/payout-holds", status_code=201, response_model=HoldOut, tags=["payout holds"],
+             responses={404: {"description": "No seller or affiliate with this owner_id"}})
 def place_hold(body: HoldIn, session: DbSession, principal: OperatorPrincipal) -> HoldOut:
     """Operator: hold a flagged payee's payouts. Previews list it as blocked with the reason and
     batches skip it until the hold is lifted; its balance stays put. 409 if already held."""

@@ -51,3 +51,11 @@ def test_checkout_short_of_stock_names_the_sku_and_how_many_are_left(
     assert problem["sku"] == "KIT-ONE" and problem["available"] == 3
     assert problem["variant_id"] == world.variants["KIT-ONE"]
     ok(checkout(client, "a-shop", cart(world, ("KIT-ONE", 3))), 201)
+
+
+def test_a_body_that_is_not_utf8_is_invalid_json_not_a_bare_400(client: TestClient) -> None:
+    refused = client.post("/v1/sellers", content=b'{"name": "L\xffdgerly"}',
+                          headers={"Content-Type": "application/json"})
+    assert refused.status_code == 422
+    assert refused.json()["type"].endswith("/invalid-json")
+    assert refused.json()["detail"] == "the request body is not valid JSON: it is not UTF-8 text (byte 11)"
