@@ -131,7 +131,20 @@ def run_session(directory: Path, blocks: list[Block]) -> str:
         result = subprocess.run(["bash", "-c", script], cwd=directory, env=newcomer_env(),
                                 capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    _left_behind_is_git_ignored(directory)
     return result.stdout + result.stderr
+
+
+def _left_behind_is_git_ignored(directory: Path) -> None:
+    """What a walkthrough writes in the working directory (order.json, the database, the exports)
+    must not show up as new files in a reader's checkout."""
+    written = [entry.name + ("/" if entry.is_dir() else "") for entry in directory.iterdir()
+               if not entry.is_symlink() and entry.name != "serve.log"]
+    if not (REPO_ROOT / ".git").exists() or not written:
+        return
+    ignored = subprocess.run(["git", "-C", str(REPO_ROOT), "check-ignore", "--no-index", *written],
+                             capture_output=True, text=True).stdout.split()
+    assert sorted(ignored) == sorted(written), f"not git-ignored: {sorted(set(written) - set(ignored))}"
 
 
 @needs_jq
