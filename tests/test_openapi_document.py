@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from catalog.schemas import ProductCreate, ProductOut
 from kernel.auth import Role
 from kernel.errors import PROBLEM_CONTENT_TYPE, ProblemDetail
+from kernel.openapi import raised_errors, summary_of
 from marketplace.app import create_app
 from orders.schemas import CheckoutIn, OrderBuyerOut, OrderOperatorOut
 from payouts.schemas import BatchCreateIn, PayoutBatchOut
@@ -165,3 +166,19 @@ def test_the_root_leads_to_the_docs_and_the_health_checks(client: TestClient) ->
     links = index.json()
     for link in ("docs", "openapi", "health", "readiness"):
         assert client.get(links[link]).status_code == 200, link
+
+
+def test_summaries_are_the_docstrings_first_sentence_cut_at_a_clause_outside_code() -> None:
+    assert summary_of("Operator: one seller.\n\nMore.") == "Operator: one seller"
+    assert summary_of("Operator: payout holds, newest first, a page at a time (`active=true`: only those in "
+                      "force).") == "Operator: payout holds, newest first, a page at a time"
+    assert summary_of("Change a variant's stock. `{\"delta\": n}` adds units.") == "Change a variant's stock"
+
+
+def test_the_errors_a_route_can_raise_are_found_through_calls_and_error_factories() -> None:
+    from orders import api as orders_api
+    from orders.errors import CartInvalid, IdempotencyKeyReused, OutOfStock
+
+    errors = raised_errors([orders_api.checkout_in_storefront], frozenset({"kernel", "catalog", "affiliates",
+                                                                          "orders"}))
+    assert {OutOfStock, CartInvalid, IdempotencyKeyReused} <= errors  # OutOfStock comes from _out_of_stock()

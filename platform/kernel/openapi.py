@@ -6,7 +6,8 @@ drift), the errors are read from the code:
 
 * every `AppError` the endpoint, its dependencies (authentication, role checks, rate limits,
   strict query parameters) and the project functions they call can raise (`raised_errors`);
-* 422 wherever FastAPI validates something (parameters or a body).
+* 422 wherever FastAPI validates something (parameters or a body);
+* 400 where the request has a path or query (a NUL in either is refused before routing).
 
 So a public route lists no 401/403, `/healthz` lists no error, a 409 appears where a service
 raises a conflict, and each error response says which problem `type`s it carries. Every error
@@ -22,6 +23,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import inspect
+import json
 import re
 import textwrap
 import types
@@ -98,9 +100,10 @@ def refine(schema: dict[str, Any], app: FastAPI, roots: frozenset[str]) -> None:
                 operation["summary"] = summary_of(operation["description"])
             _document_errors(operation, errors, validates, has_body)
     _restore_examples(components, roots)
-    for unused in ("HTTPValidationError", "ValidationError"):
-        if unused in components and f'"#/components/schemas/{unused}"' not in repr(schema["paths"]).replace("'", '"'):
-            del components[unused]
+    paths = json.dumps(schema["paths"])
+    for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 schemas, replaced above
+        if f'/{unused}"' not in paths:
+            components.pop(unused, None)
 
 
 def _restore_examples(components: dict[str, Any], roots: frozenset[str]) -> None:
@@ -164,6 +167,9 @@ def _refers_to_problem(media: dict[str, Any]) -> bool:
 
 
 class _NulInRequest(AppError):
+    """Documents `kernel.middleware`'s refusal of a NUL (%00) in the path or query string, which
+    happens before any route runs (so no route's code raises it)."""
+
     status = 400
     type = "bad-request"
 
@@ -196,7 +202,7 @@ def summary_of(description: str) -> str:
     breaks = [at for at in _clause_breaks(sentence) if 12 <= at <= SUMMARY_MAX]  # past "Operator: "
     if breaks:
         return sentence[:breaks[-1]]
-    return sentence[:sentence.rfind(" ", 0, SUMMARY_MAX)] + " …"
+    return sentence[:sentence.rfind(" ", 0, SUMMARY_MAX)] + " …"  # no break: cut at a word
 
 
 def _clause_breaks(sentence: str) -> Iterator[int]:

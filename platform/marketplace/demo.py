@@ -8,7 +8,11 @@ production has no way to), the operator runs a payout batch, and the ledger audi
 Then a summary: who sold what, who earned what, who was paid what, and the growth figures.
 
 The story starts in the past and ends now (`story_time`), so its timestamps never lie ahead of
-the real clock when the same database is served afterwards.
+the real clock when the same database is served afterwards. Its cast is the one `marketplace
+serve` seeds (the same emails, SKUs and slugs): found on the platform, it is reused, so running the
+demo again adds orders, not look-alike sellers and affiliates. Its tables are the run's own figures
+(before / earned / paid out per payee from the ledger; sales, fees and commissions of its orders),
+which add up; the growth figures come from the report, labelled with the report's period.
 
 `seed_storefront_demo` is the smaller part `marketplace serve` loads into a fresh embedded
 platform so there is something to browse, and `seed_order_history` gives it a few orders placed
