@@ -246,6 +246,7 @@ def start_payout_onboarding(session: DbSession, principal: AffiliatePrincipal, r
 
 @router.get("/v1/affiliates/me/payout-account", response_model=PayoutAccountOut, tags=["affiliates"])
 def read_payout_account(session: DbSession, principal: AffiliatePrincipal, runtime: RuntimeDep) -> PayoutAccountOut:
+    """Where your payout onboarding stands (the rail, and whether payouts are enabled)."""
     affiliate = applications.get(session, subject(principal))
     return _payout_out(applications.PayoutSetup(affiliate, runtime.rail.name, None))
 
@@ -258,7 +259,8 @@ def my_memberships(session: DbSession, principal: AffiliatePrincipal, cursor: Cu
     return Page(items=[membership_out(m) for m in rows], next_cursor=next_cursor)
 
 
-@router.get("/v1/affiliates/me/clicks", response_model=Page[ClickOut], tags=["referral links"])
+@router.get("/v1/affiliates/me/clicks", response_model=Page[ClickOut], tags=["referral links"],
+            responses={404: {"description": "`link_id` names no link of yours"}})
 def my_clicks(session: DbSession, principal: AffiliateOrOperator, link_id: uuid.UUID | None = None,
               cursor: Cursor = None, limit: Limit = 50) -> Page[ClickOut]:
     """Your clicks, oldest first (an operator sees everyone's), optionally of one link."""
@@ -404,6 +406,7 @@ def create_coupon(program_id: uuid.UUID, body: CouponCreate, session: DbSession,
 @router.get("/v1/programs/{program_id}/coupons", response_model=Page[CouponOut], tags=["coupons"])
 def list_coupons(program_id: uuid.UUID, session: DbSession, principal: SellerOrOperator, cursor: Cursor = None,
                  limit: Limit = 50) -> Page[CouponOut]:
+    """Seller: your program's coupon codes and the member each one credits, oldest first."""
     rows, next_cursor = coupons.list_for(session, principal, program_id, cursor=cursor, limit=limit)
     bps = coupons.discount_bps(session, [program_id]).get(program_id, 0)
     return Page(items=[coupon_out(c, bps) for c in rows], next_cursor=next_cursor)
@@ -413,6 +416,7 @@ def list_coupons(program_id: uuid.UUID, session: DbSession, principal: SellerOrO
              tags=["coupons"])
 def deactivate_coupon(program_id: uuid.UUID, coupon_id: uuid.UUID, session: DbSession,
                       principal: SellerOrOperator) -> CouponOut:
+    """Seller: the code stops discounting and attributing new orders; orders placed with it keep theirs."""
     coupon = coupons.deactivate(session, principal, program_id, coupon_id)
     return coupon_out(coupon, coupons.discount_bps(session, [program_id]).get(program_id, 0))
 
@@ -502,6 +506,7 @@ def add_listing(slug: str, body: ListingIn, session: DbSession, principal: Affil
 @router.get("/v1/storefronts/{slug}/listings", response_model=Page[ListingOut], tags=["storefronts"])
 def list_listings(slug: str, session: DbSession, principal: AffiliateOrOperator, cursor: Cursor = None,
                   limit: Limit = 50) -> Page[ListingOut]:
+    """Owner: the products the storefront lists, oldest listing first (another affiliate's is a 404)."""
     rows, next_cursor = storefronts.list_listings(session, principal, slug, cursor=cursor, limit=limit)
     return Page(items=[listing_out(r) for r in rows], next_cursor=next_cursor)
 
@@ -515,7 +520,8 @@ def remove_listing(slug: str, product_id: uuid.UUID, session: DbSession, princip
 # --- referral links and clicks -------------------------------------------------------------------------
 
 
-@router.post("/v1/referral-links", status_code=201, response_model=LinkOut, tags=["referral links"])
+@router.post("/v1/referral-links", status_code=201, response_model=LinkOut, tags=["referral links"],
+             responses={404: {"description": "The product or storefront the link points at is not found"}})
 def create_link(body: LinkCreate, session: DbSession, principal: AffiliatePrincipal, runtime: RuntimeDep) -> LinkOut:
     """Affiliate: a referral link. Share `url`; each visit records a click and redirects to the
     target with an attribution token (`mk_ref` query parameter and cookie)."""
@@ -526,6 +532,7 @@ def create_link(body: LinkCreate, session: DbSession, principal: AffiliatePrinci
 @router.get("/v1/referral-links", response_model=Page[LinkOut], tags=["referral links"])
 def list_links(session: DbSession, principal: AffiliateOrOperator, runtime: RuntimeDep, cursor: Cursor = None,
                limit: Limit = 50) -> Page[LinkOut]:
+    """Your referral links with their click totals, oldest first (an operator sees everyone's)."""
     rows, next_cursor = links.list_links(session, principal, cursor=cursor, limit=limit)
     totals = links.click_totals(session, [r.id for r in rows])
     base = runtime.settings.public_base_url
@@ -534,6 +541,7 @@ def list_links(session: DbSession, principal: AffiliateOrOperator, runtime: Runt
 
 @router.get("/v1/referral-links/{link_id}", response_model=LinkOut, tags=["referral links"])
 def read_link(link_id: uuid.UUID, session: DbSession, principal: AffiliateOrOperator, runtime: RuntimeDep) -> LinkOut:
+    """One of your referral links with its URL and click total."""
     link = links.owned_link(session, principal, link_id)
     return link_out(link, runtime.settings.public_base_url, links.click_totals(session, [link.id]).get(link.id, 0))
 
@@ -589,7 +597,8 @@ def follow_link(code: str, request: Request, runtime: RuntimeDep) -> RedirectRes
 # --- commission preview --------------------------------------------------------------------------------
 
 
-@router.post("/v1/commissions/preview", response_model=PreviewOut, tags=["commissions"])
+@router.post("/v1/commissions/preview", response_model=PreviewOut, tags=["commissions"],
+             responses={404: {"description": "A variant, storefront or attribution token of the cart is not found"}})
 def preview_commissions(body: PreviewIn, session: DbSession, principal: CurrentPrincipal,
                         runtime: RuntimeDep, first_order_check: FirstOrderCheckDep) -> PreviewOut:
     """Every party's share of a cart exactly as checkout would compute it now (same engine, same

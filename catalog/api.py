@@ -242,8 +242,8 @@ def change_stock(
     product_id: uuid.UUID, variant_id: uuid.UUID, body: StockChange, session: DbSession,
     principal: SellerOrOperator,
 ) -> VariantOut:
-    """`{"delta": n}` adds (or with n < 0 removes) units; `{"set": n}` sets the level. 409 if it
-    would go below zero."""
+    """Change a variant's stock. `{"delta": n}` adds (or with n < 0 removes) units; `{"set": n}`
+    sets the level. 409 if it would go below zero."""
     variant = products.change_stock(session, principal, product_id, variant_id, body)
     return products.variant_out(variant, variant.product.version)
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, EmailStr, Field, StrictBool, StrictInt, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from catalog.models import PayoutAccountStatus, ProductStatus, SellerStatus
 from kernel.money import MoneyError, normalize_currency
@@ -122,7 +132,36 @@ class VariantIn(StrictModel):
     active: StrictBool = True
 
 
+PRODUCT_CREATE_EXAMPLE: dict[str, Any] = {
+    "name": "Ledgerly Invoicing", "description": "Invoices, reminders and VAT reports for studios",
+    "category": "Software", "tags": ["invoicing", "saas"], "currency": "USD", "requires_shipping": False,
+    "variants": [{"sku": "LDG-BASIC", "name": "Basic", "price": {"amount": 1900, "currency": "USD"}, "stock": 1000},
+                 {"sku": "LDG-PRO", "name": "Pro", "price": {"amount": 4900, "currency": "USD"}, "stock": 1000}],
+}
+PRODUCT_EXAMPLE: dict[str, Any] = {
+    "id": "01a2063a-7c2b-7c2b-945a-b8372d14ebab", "seller_id": "01a2063a-7846-7846-8f56-c46ddf04a478",
+    "name": "Ledgerly Invoicing", "description": "Invoices, reminders and VAT reports for studios",
+    "category": "Software", "tags": ["invoicing", "saas"], "currency": "USD", "status": "published",
+    "requires_shipping": False, "version": 2, "from_price": {"amount": 1900, "currency": "USD"},
+    "variants": [
+        {"id": "01a2063a-7602-7602-a016-ac609431b54e", "product_id": "01a2063a-7c2b-7c2b-945a-b8372d14ebab",
+         "sku": "LDG-BASIC", "name": "Basic", "position": 0, "price": {"amount": 1900, "currency": "USD"},
+         "stock": 1000, "active": True, "product_version": 2, "created_at": "2026-10-20T16:43:44.236565Z",
+         "updated_at": "2026-10-20T16:43:44.236563Z"},
+        {"id": "01a2063a-7807-7807-a4fe-17171d6cabf8", "product_id": "01a2063a-7c2b-7c2b-945a-b8372d14ebab",
+         "sku": "LDG-PRO", "name": "Pro", "position": 1, "price": {"amount": 4900, "currency": "USD"},
+         "stock": 996, "active": True, "product_version": 2, "created_at": "2026-10-20T16:43:44.236567Z",
+         "updated_at": "2026-10-20T16:43:45.675200Z"},
+    ],
+    "created_at": "2026-10-20T16:43:44.235889Z", "updated_at": "2026-10-20T16:43:44.257513Z",
+}
+
+
 class ProductCreate(StrictModel):
+    """A product with its levels (variants), each with its own SKU, price and stock; it starts as a draft."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [PRODUCT_CREATE_EXAMPLE]})
+
     name: Name
     description: Description = ""
     category: Category | None = None
@@ -183,6 +222,8 @@ class VariantOut(BaseModel):
 
 
 class ProductOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [PRODUCT_EXAMPLE]})
+
     id: uuid.UUID
     seller_id: uuid.UUID
     name: str

@@ -161,7 +161,8 @@ def get_payout(payout_id: uuid.UUID, session: DbSession, principal: PayeeOrOpera
                                queries.covered_sub_orders(session, item.id), queries.recoveries_of(session, item.id))
 
 
-@router.post("/payout-holds", status_code=201, response_model=HoldOut, tags=["payout holds"])
+@router.post("/payout-holds", status_code=201, response_model=HoldOut, tags=["payout holds"],
+             responses={404: {"description": "No seller or affiliate with this owner_id"}})
 def place_hold(body: HoldIn, session: DbSession, principal: OperatorPrincipal) -> HoldOut:
     """Operator: hold a flagged payee's payouts. Previews list it as blocked with the reason and
     batches skip it until the hold is lifted; its balance stays put. 409 if already held."""
@@ -174,9 +175,13 @@ def release_hold(hold_id: uuid.UUID, session: DbSession, principal: OperatorPrin
     return views.hold_out(holds.release_hold(session, hold_id, _by(principal)))
 
 
-@router.get("/payout-holds", response_model=list[HoldOut], tags=["payout holds"])
+@router.get("/payout-holds", response_model=Page[HoldOut], tags=["payout holds"])
 def list_holds(
-    session: DbSession, principal: OperatorPrincipal, active: bool | None = None, limit: LimitQuery = 100,
-) -> list[HoldOut]:
-    """Operator: payout holds, newest first (`active=true`: only those in force)."""
-    return [views.hold_out(h) for h in holds.list_holds(session, active=active, limit=limit)]
+    session: DbSession, principal: OperatorPrincipal, active: bool | None = None, cursor: str | None = None,
+    limit: LimitQuery = 50,
+) -> Page[HoldOut]:
+    """Operator: payout holds, newest first, a page at a time (`active=true`: only those in force)."""
+    rows = holds.list_holds(session, active=active, after=decode_cursor(cursor), limit=limit)
+    page = rows[:limit]
+    return Page(items=[views.hold_out(h) for h in page],
+                next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else None)

@@ -169,12 +169,14 @@ def _run_or_exit(runtime: Runtime, batch_id: uuid.UUID) -> None:
 
 
 def run_batch_with_progress(
-    batch_id: uuid.UUID, out: Console | None = None, runtime: Runtime | None = None
+    batch_id: uuid.UUID, out: Console | None = None, runtime: Runtime | None = None, *,
+    label: str | None = None, totals: bool = True,
 ) -> None:
     """Run (or resume) an approved batch in this process on a thread, drawing a Rich progress bar
     from the database (so it also counts what other workers do), until the batch is completed;
     items deferred after rail errors are retried when due. A completed batch just shows its totals.
-    Used by `marketplace payouts run` and `marketplace demo`."""
+    Used by `marketplace payouts run` and `marketplace demo` (which names the bar with `label` and
+    prints its own totals: `totals=False`)."""
     runtime = runtime or get_runtime()
     out = out or console
     outcome: dict[str, object] = {}
@@ -192,7 +194,7 @@ def run_batch_with_progress(
 
     thread = threading.Thread(target=work, name=f"payout-run-{batch_id}", daemon=True)
     thread.start()
-    _watch(runtime, batch_id, lambda: not thread.is_alive(), out)
+    _watch(runtime, batch_id, lambda: not thread.is_alive(), out, label=label, totals=totals)
     thread.join()
     error = outcome.get("error")
     if isinstance(error, Exception):
@@ -203,12 +205,15 @@ def run_batch_with_progress(
                   + (" (approve it first)" if result.status == "awaiting_approval" else ""))
 
 
-def _watch(runtime: Runtime, batch_id: uuid.UUID, stop: Callable[[], bool], out: Console) -> None:
+def _watch(
+    runtime: Runtime, batch_id: uuid.UUID, stop: Callable[[], bool], out: Console, *,
+    label: str | None = None, totals: bool = True,
+) -> None:
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("paid {task.fields[paid]}  failed {task.fields[failed]}  skipped {task.fields[skipped]}"),
                TimeElapsedColumn())
     with Progress(*columns, console=out) as bar:
-        task = bar.add_task(f"batch {str(batch_id)[:8]}", total=None, paid=0, failed=0, skipped=0)
+        task = bar.add_task(label or f"batch {str(batch_id)[:8]}", total=None, paid=0, failed=0, skipped=0)
         while True:
             with session_scope(runtime.sessions) as session:
                 batch = queries.get_batch(session, batch_id)
@@ -221,6 +226,8 @@ def _watch(runtime: Runtime, batch_id: uuid.UUID, stop: Callable[[], bool], out:
             if finished or stop():
                 break
             time.sleep(0.2)
+    if not totals:
+        return
     with session_scope(runtime.sessions) as session:
         batch = queries.get_batch(session, batch_id)
         _print_status(batch, queries.progress(session, [batch_id])[batch_id], out)

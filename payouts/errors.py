@@ -38,7 +38,7 @@ class OpenBatchExists(Conflict):
 
 class NothingToPay(Unprocessable):
     type = "payout-nothing-to-pay"
-    title = "No payee can be paid"
+    title = "Nothing to pay"
 
 
 class InvalidItemTransition(Conflict):

@@ -46,8 +46,13 @@ def release_hold(session: Session, hold_id: uuid.UUID, by: str) -> PayoutHold:
     return hold
 
 
-def list_holds(session: Session, *, active: bool | None, limit: int) -> list[PayoutHold]:
-    stmt = select(PayoutHold).order_by(PayoutHold.created_at.desc(), PayoutHold.id.desc()).limit(limit)
+def list_holds(
+    session: Session, *, active: bool | None, after: uuid.UUID | None, limit: int
+) -> list[PayoutHold]:
+    """Newest first (ids are time-ordered); one row more than `limit` says there is a next page."""
+    stmt = select(PayoutHold).order_by(PayoutHold.id.desc()).limit(limit + 1)
+    if after is not None:
+        stmt = stmt.where(PayoutHold.id < after)
     if active is True:
         stmt = stmt.where(PayoutHold.released_at.is_(None))
     elif active is False:

@@ -91,8 +91,9 @@ def create_batch(
                               batch_id=str(existing))
     if not plan.payable:
         raise NothingToPay(
-            f"no payee can be paid in {plan.currency}: {len(plan.below_minimum)} below the minimum, "
-            f"{len(plan.blocked)} blocked"
+            f"no {plan.currency} balance can be paid now: {len(plan.below_minimum)} payee(s) below the minimum "
+            f"of {format_minor(plan.minimum, plan.currency)}, {len(plan.blocked)} blocked (the preview says who "
+            "and why)"
         )
     batch = PayoutBatch(
         id=new_id(), currency=plan.currency, open_currency=plan.currency, rail=rail, minimum_amount=plan.minimum,

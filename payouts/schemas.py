@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from kernel.schemas import KnownCurrency, MoneyOut, StrictModel
 
@@ -16,6 +16,8 @@ ItemStatusName = Literal["queued", "frozen", "sending", "paid", "failed", "skipp
 
 
 class BatchCreateIn(StrictModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"currency": "USD", "preview": True}]})
+
     currency: KnownCurrency
     preview: StrictBool = Field(default=False, description="true: only say who would be paid; nothing is created")
 
@@ -43,7 +45,28 @@ class StateTotalOut(BaseModel):
     amount: MoneyOut
 
 
+def _state(count: int, amount: int) -> dict[str, Any]:
+    return {"count": count, "amount": {"amount": amount, "currency": "USD"}}
+
+
+PAYOUT_BATCH_EXAMPLE: dict[str, Any] = {
+    "id": "01a2063a-c110-7ee6-a959-3f4d7fe3f978", "currency": "USD", "status": "completed", "rail": "manual",
+    "minimum": {"amount": 1000, "currency": "USD"}, "planned_count": 4,
+    "planned_total": {"amount": 33791, "currency": "USD"},
+    "created_by": "key:01a2063a-b3f9-7f16-9870-922ba8c0837e", "created_at": "2026-12-04T16:43:46.833734Z",
+    "approved_by": "key:01a2063a-b3f9-7f16-9870-922ba8c0837e", "approved_at": "2026-12-04T16:43:46.862205Z",
+    "started_at": "2026-12-04T16:43:46.942968Z", "completed_at": "2026-12-04T16:43:47.016693Z",
+    "cancelled_at": None, "items_total": 4, "items_done": 4,
+    "progress": {"queued": _state(0, 0), "frozen": _state(0, 0), "sending": _state(0, 0),
+                 "paid": _state(4, 33791), "failed": _state(0, 0), "skipped": _state(0, 0)},
+    "transfer_group": None,
+    "export_path": "payout-exports/payout-batch-01a2063a-c110-7ee6-a959-3f4d7fe3f978.csv",
+}
+
+
 class PayoutBatchOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [PAYOUT_BATCH_EXAMPLE]})
+
     id: uuid.UUID
     currency: str
     status: BatchStatusName

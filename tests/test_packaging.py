@@ -29,3 +29,6 @@ def test_the_wheel_installed_apart_from_the_checkout_runs_db_upgrade(tmp_path: P
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
     assert "schema at head" in upgraded.stdout
     assert os.path.getsize(tmp_path / "fresh.db") > 0
+    # The docs page's Swagger UI ships inside the package (it is served from there, not a CDN).
+    ui = target / "marketplace" / "static" / "swagger-ui"
+    assert {"swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"} <= {p.name for p in ui.iterdir()}

@@ -13,7 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -129,6 +129,21 @@ def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+def _json_syntax_detail(error: Any, body: Any) -> str:
+    """What the JSON parser said and where, as an editor shows it (line and column), instead of
+    pydantic's "body.32: JSON decode error"."""
+    loc = error.get("loc", ())
+    position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    reason = str((error.get("ctx") or {}).get("error") or "it cannot be parsed")
+    detail = f"the request body is not valid JSON: {reason}"
+    if position is not None:
+        text = body if isinstance(body, str) else ""
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        detail += f" at line {line}, column {column} (character {position})"
+    return detail
+
+
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -150,7 +165,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _jsonable_errors(exc.errors())
+        raw = exc.errors()
+        if raw and raw[0].get("type") == "json_invalid":
+            detail = _json_syntax_detail(raw[0], exc.body)
+            return problem_response(422, "invalid-json", "The request body is not valid JSON", detail, request,
+                                    errors=[{"loc": ["body"], "msg": detail, "type": "json_invalid"}])
+        errors = _jsonable_errors(raw)
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(first["loc"]) or "request"
         return problem_response(
@@ -159,6 +179,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's 400 "There was an error parsing the body" for bytes that are not UTF-8: a
+            # JSON body that cannot be read, so the same answer as any other broken JSON.
+            detail = f"the request body is not valid JSON: it is not UTF-8 text (byte {exc.__cause__.start})"
+            return problem_response(422, "invalid-json", "The request body is not valid JSON", detail, request,
+                                    errors=[{"loc": ["body"], "msg": detail, "type": "json_invalid"}])
         type_, title = _STATUS_TYPES.get(exc.status_code, ("http-error", "HTTP error"))
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
@@ -178,31 +204,41 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
+class FieldError(BaseModel):
+    """One invalid part of a request: where (`loc`), what is wrong (`msg`), pydantic's error type."""
+
+    loc: list[str] = Field(examples=[["body", "items", "0", "quantity"]])
+    msg: str = Field(examples=["Input should be greater than or equal to 1"])
+    type: str = Field(examples=["greater_than_equal"])
+
+
 class ProblemDetail(BaseModel):
-    """RFC 9457 problem details, the body of every error response."""
+    """RFC 9457 problem details, the body of every error response (`application/problem+json`).
+    `type` is stable: branch on it, not on `detail`. Some problems add fields of their own
+    (an out-of-stock problem names the `sku` and what is `available`)."""
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str
-    errors: list[dict[str, Any]] | None = None
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{
+            "type": PROBLEM_BASE + "out-of-stock", "title": "Not enough stock", "status": 409,
+            "detail": "not enough stock of LUMEN-PRO: 3 left, the cart asks for 4",
+            "instance": "/v1/storefronts/makers-guild/orders",
+            "variant_id": "01a2063a-5b1e-7c3d-9e8f-0123456789ab", "sku": "LUMEN-PRO", "available": 3,
+        }]},
+    )
+
+    type: str = Field(description="a URI naming the kind of problem; stable", examples=[PROBLEM_BASE + "not-found"])
+    title: str = Field(description="a short human summary of the type")
+    status: int = Field(description="the HTTP status code")
+    detail: str = Field(description="what went wrong with this request, in plain words")
+    instance: str = Field(description="the request path")
+    errors: list[FieldError] | None = Field(
+        default=None, description="validation problems (422): every invalid part of the request")
 
 
-def _problem_doc(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {PROBLEM_CONTENT_TYPE: {"schema": ProblemDetail.model_json_schema()}},
-    }
-
-
-# Documented on every route, so the OpenAPI says what clients must handle.
-COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _problem_doc("Bad request"),
-    401: _problem_doc("Missing, unknown or revoked API key"),
-    403: _problem_doc("The key's role may not do this"),
-    404: _problem_doc("Not found (or not yours)"),
-    409: _problem_doc("Conflicts with the current state"),
-    422: _problem_doc("Validation error: the body or parameters are invalid"),
-    429: _problem_doc("Rate limit exceeded; see Retry-After"),
-}
+def problem_schema(ref_template: str) -> dict[str, Any]:
+    """The problem-details schema and the schemas it refers to, as OpenAPI components."""
+    schema = ProblemDetail.model_json_schema(ref_template=ref_template, mode="serialization")
+    components: dict[str, Any] = schema.pop("$defs", {})
+    components[ProblemDetail.__name__] = schema
+    return components

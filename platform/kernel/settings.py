@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
 
     # Database: PostgreSQL in production (postgresql+psycopg://...), a SQLite file by default.
-    database_url: str = "sqlite:///./kernel.db"
+    database_url: str = "sqlite:///./marketplace.db"
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_echo: bool = False

@@ -325,7 +325,8 @@ class WebhookEventOut(BaseModel):
 
 @router.post(
     "/v1/webhooks/stripe", response_model=WebhookAck,
-    responses={400: {"description": "bad signature, stale timestamp or not a Stripe event"}},
+    responses={400: {"description": "bad signature, stale timestamp or not a Stripe event"},
+               404: {"description": "this platform has no Stripe webhook secret (STRIPE_WEBHOOK_SECRET)"}},
 )
 def receive_stripe_webhook(
     session: DbSession,

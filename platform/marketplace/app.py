@@ -12,13 +12,15 @@ from fastapi import FastAPI
 from affiliates import api as affiliates_api
 from catalog import api as catalog_api
 from kernel import stripe_webhooks
-from kernel.errors import COMMON_RESPONSES, install_error_handlers
+from kernel.errors import install_error_handlers
 from kernel.logs import configure_logging
 from kernel.middleware import RequestContextMiddleware
+from kernel.openapi import install_openapi
 from kernel.runtime import Runtime, set_runtime
 from kernel.settings import Settings, get_settings, warn_insecure_defaults
 from kernel.tasking import install_celery
 from marketplace import bootstrap, system_api
+from marketplace.docs_ui import install_docs
 from marketplace.subjects import subject_rejected
 from orders import api as orders_api
 from payouts import api as payouts_api
@@ -69,7 +71,8 @@ def create_app(
         version="0.1.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
-        responses=COMMON_RESPONSES,
+        docs_url=None,  # served from the app's own files below: no CDN
+        redoc_url=None,
     )
     app.state.runtime = runtime
     # The orders package's rule, for the affiliates package's commission preview.
@@ -90,4 +93,7 @@ def create_app(
     app.include_router(system_api.router)
     app.include_router(payouts_api.router)
     app.include_router(stripe_webhooks.router)
+    # Error responses per operation, read from the code of these packages (kernel/openapi.py).
+    install_openapi(app, packages=("kernel", "catalog", "affiliates", "orders", "payouts", "marketplace"))
+    install_docs(app)
     return app

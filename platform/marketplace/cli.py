@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 import warnings
 
@@ -112,7 +114,9 @@ def demo() -> None:
     default): onboarding, storefronts, orders, fulfilment, a refund, a payout batch, the audit."""
     from marketplace import demo as story
 
-    settings = get_settings()
+    # Something to show a customer: the story's own lines and tables, not the platform's logs
+    # (request logs, Celery's task lines); errors still show.
+    settings = get_settings().model_copy(update={"log_level": "ERROR"})
     if settings.is_sqlite:
         migrate.upgrade(settings.database_url)
     raise typer.Exit(story.run_story(Runtime(settings), console))
@@ -124,9 +128,10 @@ def serve(
     port: int = typer.Option(8000),
     workers: int = typer.Option(1, help="server processes (PostgreSQL only; SQLite serves from one)"),
 ) -> None:
-    """Run the HTTP API. On the embedded SQLite default it migrates the schema first."""
+    """Run the HTTP API (Ctrl-C stops it). On the embedded SQLite default it migrates the schema first."""
     import uvicorn
 
+    _require_free_port(host, port)
     settings = get_settings()
     if settings.is_sqlite:
         migrate.upgrade(settings.database_url)
@@ -169,6 +174,23 @@ def _become(python_args: list[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, *python_args])
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Say which port is busy and what to do, before anything else starts (uvicorn alone ends with
+    a bare `[Errno 98] ... address already in use`). Bound the way uvicorn binds (SO_REUSEADDR), so
+    a port that only has connections closing is not called busy."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+            console.print(f"[red]Port {port} on {host} {reason}[/red] (another `marketplace serve`?). Stop that "
+                          f"one (Ctrl-C in its terminal), or serve on another port: "
+                          f"[bold]marketplace serve --port {port + 1}[/bold]")
+            raise typer.Exit(2) from None
 
 
 def _require_broker() -> None:

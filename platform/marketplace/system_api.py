@@ -34,6 +34,28 @@ class Readiness(BaseModel):
     checks: dict[str, str]
 
 
+class ApiIndex(BaseModel):
+    name: str
+    version: str
+    docs: str = Field(description="the interactive API docs (Swagger UI)")
+    openapi: str = Field(description="the OpenAPI document")
+    health: str = Field(description="liveness: the process answers")
+    readiness: str = Field(description="readiness: the database (and Redis, when configured) answer")
+    authentication: str
+
+
+@router.get("/", response_model=ApiIndex, tags=["system"])
+def index(request: Request) -> ApiIndex:
+    """Where to start: the API docs, the OpenAPI document, health and readiness."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    return ApiIndex(
+        name=request.app.title, version=request.app.version, docs=f"{root}/docs",
+        openapi=root + (request.app.openapi_url or "/openapi.json"), health=f"{root}/healthz",
+        readiness=f"{root}/readyz", authentication="Authorization: Bearer <api key> (`marketplace serve` prints "
+        "an operator key at first start; `marketplace keys create` makes more)",
+    )
+
+
 @router.get("/healthz", response_model=Health, tags=["system"])
 def healthz() -> Health:
     """The process is alive (no dependencies are touched)."""

@@ -141,6 +141,8 @@ def list_orders(
 
 @router.get("/orders/{order_id}", response_model=OrderOperatorOut, tags=["orders"])
 def get_order(order_id: uuid.UUID, session: DbSession, principal: OperatorPrincipal) -> OrderOperatorOut:
+    """Operator: one order with the whole picture: attribution, each seller's share, the platform
+    fee and every commission, and what was refunded."""
     return views.order_for_operator(queries.get_order(session, order_id))
 
 
@@ -193,6 +195,7 @@ def refund_order(
 
 @router.get("/orders/{order_id}/refunds", response_model=list[RefundOut], tags=["refunds"])
 def list_refunds(order_id: uuid.UUID, session: DbSession, principal: OperatorPrincipal) -> list[RefundOut]:
+    """Operator: the order's refunds, oldest first, with the lines each gave back and its status."""
     queries.get_order(session, order_id)
     return [views.refund_out(r) for r in queries.list_refunds(session, order_id)]
 
@@ -244,6 +247,7 @@ def list_sub_orders(
 
 @router.get("/sub-orders/{sub_order_id}", response_model=SubOrderSellerOut, tags=["fulfilment"])
 def get_sub_order(sub_order_id: uuid.UUID, session: DbSession, principal: SellerOrOperator) -> SubOrderSellerOut:
+    """A seller's part of an order: its lines, its money and where to ship (another seller's is a 404)."""
     return _seller_view(session, sub_order_id, principal)
 
 
@@ -252,6 +256,7 @@ def accept(
     sub_order_id: uuid.UUID, session: DbSession, principal: SellerPrincipal,
     runtime: Annotated[Runtime, Depends(get_runtime)],
 ) -> SubOrderSellerOut:
+    """Seller: accept your part of a paid order (the buyer is told); then ship it."""
     fulfilment.advance(session, runtime.settings, principal, sub_order_id, "accept")
     return _seller_view(session, sub_order_id, principal)
 
@@ -261,6 +266,7 @@ def ship(
     sub_order_id: uuid.UUID, body: ShipIn, session: DbSession, principal: SellerPrincipal,
     runtime: Annotated[Runtime, Depends(get_runtime)],
 ) -> SubOrderSellerOut:
+    """Seller: your part is on its way, with the carrier's tracking number."""
     fulfilment.advance(session, runtime.settings, principal, sub_order_id, "ship",
                        tracking_number=body.tracking_number, carrier=body.carrier)
     return _seller_view(session, sub_order_id, principal)
@@ -338,9 +344,10 @@ def growth_report(
     group_by: Annotated[reports.GroupBy, Query(description="whose figures: one row per group and currency")],
     days: Annotated[int, Query(ge=1, le=730)] = 90,
 ) -> list[GrowthRowOut]:
-    """Customers, average order value, purchase frequency, close ratio, sources, commission per
-    new customer and partners falling away. Sellers see their own row (group_by=seller);
-    affiliates their own and their storefronts'; operators everyone's."""
+    """Growth figures per seller, affiliate or storefront. Customers, average order value, purchase
+    frequency, close ratio, sources, commission per new customer and partners falling away.
+    Sellers see their own row (group_by=seller); affiliates their own and their storefronts';
+    operators everyone's."""
     only = None
     if not principal.is_operator:
         allowed = ("seller",) if principal.role is Role.SELLER else ("affiliate", "storefront")

@@ -243,7 +243,9 @@ def place_order(session: Session, settings: Settings, request: CheckoutRequest) 
     # the ORM writing the rows. Reserve in variant-id order, as on PostgreSQL.
     for item in sorted(items, key=lambda i: i.variant_id):
         if not reserve_stock(session, item.variant_id, item.quantity):
-            raise _out_of_stock(item)
+            # SQLite: this transaction already holds the write lock (the key claim), so the stock
+            # read with the variants is still the stock now.
+            raise _out_of_stock(item, variants[item.variant_id].sku, variants[item.variant_id].stock)
     session.add(order)
     session.flush()
     record_attributed_sale(session, settlement=settlement, lines=lines, at=now)
@@ -256,9 +258,11 @@ def _replay(session: Session, order_id: uuid.UUID) -> CheckoutResult:
     return CheckoutResult(order, replayed=True)
 
 
-def _out_of_stock(item: CartItem) -> OutOfStock:
-    return OutOfStock(f"not enough stock for variant {item.variant_id} (asked for {item.quantity})",
-                      variant_id=str(item.variant_id))
+def _out_of_stock(item: CartItem, sku: str, left: int) -> OutOfStock:
+    """Names the level as the buyer's storefront shows it (its SKU) and what is left, so a client
+    can offer the rest; the id stays in the problem's fields for programs."""
+    return OutOfStock(f"not enough stock of {sku}: {left} left, the cart asks for {item.quantity}",
+                      variant_id=str(item.variant_id), sku=sku, available=left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,9 +408,10 @@ def _write(
     if twin is not None:
         return _committed_twin(session, scope, request)
     stock = dict(zip(locked_ids, locked_stock, strict=True))
+    skus = {line.variant_id: line.sku for line in order.lines}
     for item in ordered:
         if stock.get(item.variant_id, 0) < item.quantity:
-            raise _out_of_stock(item)
+            raise _out_of_stock(item, skus[item.variant_id], stock.get(item.variant_id, 0))
     raise AssertionError("the cart did not fit, yet every line has stock")
 
 

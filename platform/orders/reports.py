@@ -18,7 +18,8 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from affiliates.models import Click
+from affiliates.models import Affiliate, Click, Storefront
+from catalog.models import Seller
 from kernel.clock import clock
 from orders.models import Commission, Order, OrderStatus, SubOrder
 
@@ -42,6 +43,7 @@ class _Acc:
 @dataclass(frozen=True)
 class GrowthRow:
     group_id: uuid.UUID
+    name: str  # the seller's, affiliate's or storefront's name, so a reader need not look the id up
     currency: str
     orders: int
     customers: int
@@ -100,12 +102,13 @@ def growth(
             a.sources[order.attribution_source] += 1
             a.commissions += commission_by_order[(order.id, None if group_by == "storefront" else group_id)]
     clicks = _clicks(session, group_by, since)
+    names = _names(session, group_by, {group_id for group_id, _ in acc})
     rows = []
     for (group_id, currency), a in sorted(acc.items(), key=lambda item: (str(item[0][0]), item[0][1])):
         n_orders, n_customers = len(a.orders), len(a.customers)
         n_clicks = clicks.get(group_id) if group_by != "seller" else None
         rows.append(GrowthRow(
-            group_id=group_id, currency=currency, orders=n_orders, customers=n_customers,
+            group_id=group_id, name=names.get(group_id, ""), currency=currency, orders=n_orders, customers=n_customers,
             new_customers=len(a.new_customers), revenue=a.revenue,
             average_order_value=a.revenue // n_orders if n_orders else 0,
             purchase_frequency=round(n_orders / n_customers, 2) if n_customers else 0.0,
@@ -126,6 +129,14 @@ def _groups_of(order: Order, group_by: GroupBy) -> list[tuple[uuid.UUID, int]]:
     if group_id is None or (group_by == "affiliate" and order.self_referral):
         return []
     return [(group_id, order.total_amount - order.refunded_amount)]
+
+
+def _names(session: Session, group_by: GroupBy, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    columns = {"seller": (Seller.id, Seller.name), "affiliate": (Affiliate.id, Affiliate.name),
+               "storefront": (Storefront.id, Storefront.name)}[group_by]
+    return {row_id: name for row_id, name in session.execute(select(*columns).where(columns[0].in_(ids)))}
 
 
 def _first_order_at(session: Session, group_by: GroupBy) -> dict[tuple[uuid.UUID, str], uuid.UUID]:

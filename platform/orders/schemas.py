@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, EmailStr, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
 
 from kernel.schemas import MoneyOut, StrictModel
 
@@ -30,7 +30,81 @@ class AddressIn(StrictModel):
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
 
 
+def _usd(amount: int) -> dict[str, int | str]:
+    return {"amount": amount, "currency": "USD"}
+
+
+CHECKOUT_EXAMPLE: dict[str, Any] = {
+    "items": [{"variant_id": "01a2063a-1f3e-7ee6-b690-23d5b38ae31a", "quantity": 1},
+              {"variant_id": "01a2063a-2a51-71b2-b0a8-34e91972cd9a", "quantity": 2}],
+    "buyer": {"email": "ada@example.com", "name": "Ada Buyer"},
+    "shipping_address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"},
+}
+ORDER_EXAMPLE: dict[str, Any] = {
+    "id": "01a2063a-5e0d-7b2a-901b-751061b9f240", "status": "awaiting_payment", "currency": "USD",
+    "subtotal": _usd(7499), "discount": _usd(0), "total": _usd(7499), "refunded": _usd(0),
+    "lines": [
+        {"id": "01a2063a-5e0e-743b-af90-0a08874b68d1", "sub_order_id": "01a2063a-5e0e-7450-afd3-7813955e8547",
+         "product_id": "01a2063a-1f3e-7da6-9120-2c0f61d0a3ab", "variant_id": "01a2063a-1f3e-7ee6-b690-23d5b38ae31a",
+         "sku": "LUMEN-PRO", "product_name": "Lumen Studio", "variant_name": "Pro", "quantity": 1,
+         "unit_price": _usd(4999), "amount": _usd(4999), "discount": _usd(0), "refunded_quantity": 0},
+        {"id": "01a2063a-5e0e-7104-91f9-c0725d055a52", "sub_order_id": "01a2063a-5e0e-71e5-aa2d-50cc5902d8f7",
+         "product_id": "01a2063a-2a51-726c-9e7d-beac7ee4359b", "variant_id": "01a2063a-2a51-71b2-b0a8-34e91972cd9a",
+         "sku": "NW-CABLE", "product_name": "Studio Cable Kit", "variant_name": "Standard", "quantity": 2,
+         "unit_price": _usd(1250), "amount": _usd(2500), "discount": _usd(0), "refunded_quantity": 0},
+    ],
+    "sub_orders": [
+        {"id": "01a2063a-5e0e-7450-afd3-7813955e8547", "seller_id": "01a2063a-1e30-7988-99c1-4778593675bc",
+         "status": "awaiting_payment", "amount": _usd(4999), "tracking_number": None, "carrier": None},
+        {"id": "01a2063a-5e0e-71e5-aa2d-50cc5902d8f7", "seller_id": "01a2063a-2a3b-7662-a43b-7c3c9716f19a",
+         "status": "awaiting_payment", "amount": _usd(2500), "tracking_number": None, "carrier": None},
+    ],
+    "payment": {"rail": "manual", "status": "awaiting_payment", "payment_intent_id": None, "client_secret": None,
+                "instructions": "Pay 7499 minor units of USD by bank transfer with reference "
+                                "01a2063a-5e0d-7b2a-901b-751061b9f240; the operator marks the order paid when it "
+                                "arrives."},
+    "expires_at": "2026-12-04T17:43:56.241875Z", "created_at": "2026-12-04T16:43:56.241875Z",
+}
+
+
+_A, _S = "01a2063a-0a0a-7a0a-8a0a-0a0a0a0a0a0a", "01a2063a-0b0b-7b0b-8b0b-0b0b0b0b0b0b"  # market maker, specialist
+
+
+def _commission(n: int, line: int, affiliate: str, role: str, amount: int) -> dict[str, Any]:
+    return {
+        "id": f"01a2063a-5e0f-7000-8000-00000000000{n}", "order_id": ORDER_EXAMPLE["id"],
+        "order_line_id": ORDER_EXAMPLE["lines"][line]["id"], "affiliate_id": affiliate,
+        "role": role, "program_id": f"01a2063a-1f40-7000-8000-00000000000{line}",
+        "plan_version_id": f"01a2063a-1f41-7000-8000-00000000000{line}", "amount": _usd(amount),
+        "reversed": _usd(0), "status": "pending", "available_at": None, "created_at": ORDER_EXAMPLE["created_at"],
+    }
+
+
+# The design's worked example, paid: 10 % platform fee, seller X's program pays 8 %, Y's 1.00 per
+# unit, market maker A splits 70/30 with specialist S; each seller's net is the residual.
+ORDER_OPERATOR_EXAMPLE: dict[str, Any] = {
+    **ORDER_EXAMPLE, "status": "paid",
+    "sub_orders": [{**sub, "status": "paid"} for sub in ORDER_EXAMPLE["sub_orders"]],
+    "buyer_email": "ada@example.com", "buyer_name": "Ada Buyer",
+    "storefront_id": "01a2063a-0c0c-7c0c-8c0c-0c0c0c0c0c0c", "affiliate_id": _A,
+    "attribution_source": "storefront", "self_referral": False,
+    "platform_fee": _usd(750), "commission_total": _usd(600),
+    "shares": [
+        {"id": sub["id"], "seller_id": sub["seller_id"], "status": "paid", "amount": sub["amount"],
+         "platform_fee": _usd(fee), "commission": _usd(commission), "seller_net": _usd(net), "refunded": _usd(0)}
+        for sub, (fee, commission, net) in zip(ORDER_EXAMPLE["sub_orders"],
+                                               [(500, 400, 4099), (250, 200, 2050)], strict=True)
+    ],
+    "commissions": [_commission(1, 0, _A, "affiliate", 280), _commission(2, 0, _S, "split_partner", 120),
+                    _commission(3, 1, _A, "affiliate", 140), _commission(4, 1, _S, "split_partner", 60)],
+}
+
+
 class CheckoutIn(StrictModel):
+    """A cart across any sellers: the platform prices it from the catalog, never from the client."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [CHECKOUT_EXAMPLE]})
+
     items: list[CartItemIn] = Field(min_length=1, max_length=50)
     buyer: BuyerIn
     shipping_address: AddressIn
@@ -76,6 +150,8 @@ class PaymentOut(BaseModel):
 class OrderBuyerOut(BaseModel):
     """What the buyer (through the storefront) sees."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [ORDER_EXAMPLE]})
+
     id: uuid.UUID
     status: str
     currency: str
@@ -118,6 +194,8 @@ class SubOrderShareOut(BaseModel):
 
 class OrderOperatorOut(OrderBuyerOut):
     """The whole picture: attribution, every party's share."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ORDER_OPERATOR_EXAMPLE]})
 
     buyer_email: str
     buyer_name: str
@@ -222,6 +300,7 @@ class PlatformBalanceOut(BaseModel):
 
 class GrowthRowOut(BaseModel):
     group_id: uuid.UUID = Field(description="the seller, affiliate or storefront id")
+    name: str = Field(description="the seller's, affiliate's or storefront's name")
     currency: str
     orders: int
     customers: int

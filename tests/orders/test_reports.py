@@ -52,3 +52,17 @@ def test_a_partner_whose_sales_fell_away_is_flagged(
     a = next(row for row in rows if row["group_id"] == world.affiliates["A"].id)
     assert (a["sales_previous_30_days"], a["sales_last_30_days"]) == (3 * 4999, 1250)
     assert a["falling_away"] is True
+
+
+def test_growth_rows_name_their_seller_affiliate_or_storefront_beside_the_id(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    world = worked_example(client, operator)
+    order = ok(checkout(client, "a-store", cart(world, ("X-PRO", 1), ("Y-KIT", 1))), 201)
+    ok(client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator))
+    names = {group_by: {row["group_id"]: row["name"] for row in ok(client.get(
+        "/v1/reports/growth", params={"group_by": group_by}, headers=operator))}
+        for group_by in ("seller", "affiliate", "storefront")}
+    assert names["seller"] == {world.sellers["X"].id: "X", world.sellers["Y"].id: "Y"}
+    assert names["affiliate"] == {world.affiliates["A"].id: "A"}
+    assert list(names["storefront"].values()) == ["A-Store"]

@@ -66,7 +66,8 @@ def test_a_held_payee_is_blocked_with_the_reason_skipped_by_a_batch_and_paid_aft
 
     assert [(i.owner_id, i.status, i.amount) for i in items_of(env, second["id"])] == [(flagged, "paid", 3000)]
     listed = client.get("/v1/payout-holds", headers=operator).json()
-    assert [(h["id"], h["active"], h["reason"]) for h in listed] == [(placed["id"], False, "chargeback review")]
+    assert [(h["id"], h["active"], h["reason"]) for h in listed["items"]] == [
+        (placed["id"], False, "chargeback review")]
     assert audit(env) == []
 
 
@@ -83,7 +84,7 @@ def test_holds_are_for_operators_and_name_real_payees(
     assert empty.status_code == 422
     no_key = client.post("/v1/payout-holds", json={"owner_type": SELLER, "owner_id": str(seller), "reason": "x"})
     assert no_key.status_code == 401
-    assert client.get("/v1/payout-holds", headers=operator).json() == []
+    assert client.get("/v1/payout-holds", headers=operator).json() == {"items": [], "next_cursor": None}
 
 
 def test_a_hold_placed_while_a_stripe_transfer_waits_for_its_retry_stops_the_transfer(
@@ -153,4 +154,19 @@ def test_two_holds_placed_at_once_on_one_payee_give_one_hold_and_a_409(
 
     assert answer["second"].status_code == 409, answer["second"].text
     assert answer["second"].headers["content-type"].startswith("application/problem+json")
-    assert [h["reason"] for h in client.get("/v1/payout-holds", headers=operator).json()] == ["first"]
+    assert [h["reason"] for h in client.get("/v1/payout-holds", headers=operator).json()["items"]] == ["first"]
+
+
+def test_the_holds_list_is_a_cursor_page_like_every_other_list(
+    env: Backend, client: TestClient, operator: dict[str, str]
+) -> None:
+    payees = [make_payee(env, SELLER) for _ in range(3)]
+    placed = [hold(client, operator, SELLER, payee, f"review {n}")["id"] for n, payee in enumerate(payees)]
+    client.post(f"/v1/payout-holds/{placed[0]}/release", headers=operator)
+    first = client.get("/v1/payout-holds", headers=operator, params={"limit": 2}).json()
+    assert [h["id"] for h in first["items"]] == [placed[2], placed[1]] and first["next_cursor"]
+    rest = client.get("/v1/payout-holds", headers=operator, params={"limit": 2, "cursor": first["next_cursor"]})
+    assert rest.json() == {"items": [rest.json()["items"][0]], "next_cursor": None}
+    assert rest.json()["items"][0]["id"] == placed[0]
+    active = client.get("/v1/payout-holds", headers=operator, params={"active": "true"}).json()
+    assert [h["id"] for h in active["items"]] == [placed[2], placed[1]] and active["next_cursor"] is None
