@@ -71,10 +71,12 @@ def test_operations_list_only_the_errors_they_can_return(spec: dict[str, Any]) -
                             "/v1/commissions/preview", "/v1/webhooks/stripe"}, (path, method)
         if operation.get("parameters") or operation.get("requestBody"):
             assert 422 in errors_of(operation), (path, method)
+        if operation.get("requestBody"):  # the body limit, answered before routing
+            assert 413 in errors_of(operation), (path, method)
     # 400: a NUL (%00) in the path or query, refused before routing.
-    assert errors_of(paths["/v1/storefronts/{slug}/orders"]["post"]) == {400, 404, 409, 422, 429}
+    assert errors_of(paths["/v1/storefronts/{slug}/orders"]["post"]) == {400, 404, 409, 413, 422, 429}
     assert "`out-of-stock`" in paths["/v1/storefronts/{slug}/orders"]["post"]["responses"]["409"]["description"]
-    assert errors_of(paths["/v1/sellers"]["post"]) == {409, 422, 429}  # public: seller-email-taken
+    assert errors_of(paths["/v1/sellers"]["post"]) == {409, 413, 422, 429}  # public: seller-email-taken
     assert errors_of(paths["/v1/orders"]["get"]) == {400, 401, 403, 422, 429}  # operator list: no 404, no 409
     assert errors_of(paths["/v1/programs"]["get"]) == {400, 401, 422, 429}  # any key: no 403
     assert errors_of(paths["/v1/products/{product_id}/publish"]["post"]) >= {401, 403, 404, 409}

@@ -64,9 +64,15 @@ def payee_acts(acts: bool) -> Callable[[F], F]:
     return mark
 
 
+def endpoint_acts(endpoint: Callable[..., Any] | None, method: str) -> bool:
+    """Whether a call of `endpoint` with `method` acts, for the rejected-payee rule (and the
+    OpenAPI document, which lists `payee-rejected` only where it can be answered)."""
+    marked = getattr(endpoint, _PAYEE_ACTS_ATTR, None)
+    return method.upper() not in SAFE_METHODS if marked is None else bool(marked)
+
+
 def _acts(request: Request) -> bool:
-    marked = getattr(getattr(request.scope.get("route"), "endpoint", None), _PAYEE_ACTS_ATTR, None)
-    return request.method not in SAFE_METHODS if marked is None else bool(marked)
+    return endpoint_acts(getattr(request.scope.get("route"), "endpoint", None), request.method)
 
 
 def current_principal(

@@ -37,6 +37,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 
+from kernel.auth import PayeeRejected
+from kernel.deps import endpoint_acts
 from kernel.errors import PROBLEM_CONTENT_TYPE, AppError, ProblemDetail, problem_schema
 
 PROBLEM_REF = f"#/components/schemas/{ProblemDetail.__name__}"
@@ -98,7 +100,12 @@ def refine(schema: dict[str, Any], app: FastAPI, roots: frozenset[str]) -> None:
             operation = schema["paths"][context.path_format][method.lower()]
             if context.summary is None and operation.get("description"):
                 operation["summary"] = summary_of(operation["description"])
-            _document_errors(operation, errors, validates, has_body)
+            # A rejected payee's key still reads: `payee-rejected` only where the call acts.
+            acts = endpoint_acts(route.endpoint, method)
+            method_errors = errors if acts else {error for error in errors if error is not PayeeRejected}
+            if has_body:
+                method_errors = {*method_errors, _BodyTooLarge}
+            _document_errors(operation, method_errors, validates, has_body)
     _restore_examples(components, roots)
     paths = json.dumps(schema["paths"])
     for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 schemas, replaced above
@@ -172,6 +179,14 @@ class _NulInRequest(AppError):
 
     status = 400
     type = "bad-request"
+
+
+class _BodyTooLarge(AppError):
+    """Documents `kernel.middleware`'s 413 for a body past settings.max_request_body_bytes, which
+    is answered before any route runs (so no route's code raises it)."""
+
+    status = 413
+    type = "payload-too-large"
 
 
 def _query_params(dependant: Dependant) -> list[Any]:
