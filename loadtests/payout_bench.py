@@ -25,7 +25,7 @@ from kernel.runtime import Runtime, get_runtime, set_runtime
 from kernel.settings import Settings, get_settings
 from marketplace.bootstrap import audit_ledger, build_celery
 from marketplace.migrate import upgrade
-from payouts import planning, runner
+from payouts.service import planning, runner
 
 SEED_CHUNK = 1000
 
@@ -113,7 +113,7 @@ def run(*, payees: int, database_url: str | None, workers: int = 1, chunk: int =
         runner.run_batch(runtime, batch_id)  # completes the batch if the last thread left it to another
         report.timings["run batch"] = time.perf_counter() - step
 
-        from payouts.queries import progress
+        from payouts.service.queries import progress
 
         with session_scope(runtime.sessions) as session:
             report.paid = progress(session, [batch_id])[batch_id].by_status["paid"].count

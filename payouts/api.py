@@ -13,7 +13,6 @@ from kernel.errors import Forbidden
 from kernel.runtime import Runtime
 from kernel.schemas import Page, decode_cursor, encode_cursor
 from kernel.tasking import enqueue_after_commit
-from payouts import holds, planning, queries, reconcile, views
 from payouts.schemas import (
     BatchCreateIn,
     BatchStatusName,
@@ -26,6 +25,7 @@ from payouts.schemas import (
     PayoutPreviewOut,
     ReconciliationOut,
 )
+from payouts.service import holds, planning, queries, reconcile, views
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 LimitQuery = Annotated[int, Query(ge=1, le=200)]

@@ -27,10 +27,10 @@ from kernel.errors import AppError
 from kernel.money import format_minor
 from kernel.runtime import Runtime, get_runtime
 from kernel.tasking import installed_celery
-from payouts import planning, queries, reconcile, runner
 from payouts.models import BatchStatus, PayoutBatch
-from payouts.planning import Preview, PreviewLine
-from payouts.queries import Progress as BatchProgress
+from payouts.service import planning, queries, reconcile, runner
+from payouts.service.planning import Preview, PreviewLine
+from payouts.service.queries import Progress as BatchProgress
 
 app = typer.Typer(help="Payout batches: preview, create, approve, run, watch, reconcile.", no_args_is_help=True)
 console = Console()

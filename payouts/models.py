@@ -38,14 +38,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from kernel.clock import clock
 from kernel.db import Base, TimestampMixin, new_id
 
-# The journal transactions of a payout item (see payouts/journal.py), reference ("payout_item", id).
+# The journal transactions of a payout item (see payouts/service/journal.py), reference ("payout_item", id).
 KIND_FREEZE = "payout.freeze"
 KIND_PAID = "payout.paid"
 KIND_FAILED = "payout.failed"
 PAYOUT_KINDS = (KIND_FREEZE, KIND_PAID, KIND_FAILED)
 REFERENCE_TYPE = "payout_item"
 # A transfer reversal that took back money a refund clawed from an already-paid payout
-# (see payouts/recoveries.py), reference ("payout_recovery", id).
+# (see payouts/service/recoveries.py), reference ("payout_recovery", id).
 KIND_RECOVERED = "payout.recovered"
 RECOVERY_REFERENCE_TYPE = "payout_recovery"
 
@@ -71,7 +71,7 @@ class ItemStatus(enum.StrEnum):
 
 
 # The only moves an item can make. Everything else (backwards, or skipping the rail) is refused
-# by `payouts.states.advance` and by the database trigger of migration 0005.
+# by `payouts.service.states.advance` and by the database trigger of migration 0005.
 ITEM_TRANSITIONS: dict[ItemStatus, frozenset[ItemStatus]] = {
     ItemStatus.QUEUED: frozenset({ItemStatus.FROZEN, ItemStatus.SKIPPED}),
     ItemStatus.FROZEN: frozenset({ItemStatus.SENDING, ItemStatus.FAILED}),
@@ -113,7 +113,7 @@ class PayoutBatch(TimestampMixin, Base):
     cancelled_at: Mapped[datetime | None] = mapped_column()
     export_path: Mapped[str | None] = mapped_column(String(500))  # manual rail: the CSV (the JSON beside it)
     export_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # the CSV's committed length (export.py)
-    # The run lease (payouts/lease.py): who works on the batch and until when; a live worker
+    # The run lease (payouts/service/lease.py): who works on the batch and until when; a live worker
     # takes over a lease that expired (its worker died) and resumes the batch.
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None] = mapped_column()

@@ -22,8 +22,8 @@ from kernel.ledger import AVAILABLE, JournalEntry
 from kernel.runtime import get_runtime
 from kernel.settings import Settings
 from kernel.tasking import BeatSpec, TaskSpec, task_session
-from payouts import lease, planning, reconcile, recoveries, runner
 from payouts.errors import NothingToPay, OpenBatchExists
+from payouts.service import lease, planning, reconcile, recoveries, runner
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +41,7 @@ def run_batch(self: Any, batch_id: str) -> dict[str, object]:
 
 def recover_clawbacks(self: Any, accounts: list[list[str]] | None = None) -> dict[str, object]:
     """After a refund (the payees it clawed from available) and on beat (every payee below zero):
-    take back from paid Stripe payouts what balances cannot cover (payouts/recoveries.py)."""
+    take back from paid Stripe payouts what balances cannot cover (payouts/service/recoveries.py)."""
     wanted = None if accounts is None else [(t, uuid.UUID(i), c) for t, i, c in accounts]
     result = recoveries.recover(get_runtime(), wanted)
     if result.retry and not self.request.is_eager:
@@ -80,7 +80,7 @@ def create_scheduled() -> list[str]:
 
 
 def resume_stalled() -> list[str]:
-    """Beat's round of the lease watch every Celery worker also runs (payouts/lease.py): take over
+    """Beat's round of the lease watch every Celery worker also runs (payouts/service/lease.py): take over
     approved or running batches whose run lease expired (their worker died, or their run task
     was lost) and enqueue a run of each. A run that joins a live one only shares its items."""
     with task_session() as session:

@@ -1,4 +1,4 @@
-"""payout batch run lease: a live worker takes over a batch whose worker died (payouts/lease.py)
+"""payout batch run lease: a live worker takes over a batch whose worker died (payouts/service/lease.py)
 
 Revision ID: 0011
 Revises: 0010

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     payout_schedule_seconds: float | None = Field(default=None, gt=0)
     payout_chunk_size: int = Field(default=50, ge=1, le=1000)  # items one worker takes per transaction
     payout_retry_base_seconds: float = Field(default=5.0, gt=0)  # backoff after a retryable rail error
-    # A running batch's lease (payouts/lease.py): renewed by its run at least every third of it;
+    # A running batch's lease (payouts/service/lease.py): renewed by its run at least every third of it;
     # when it expires (the worker died) a live worker, checking every `payout_lease_check_seconds`,
     # takes it over and resumes the batch.
     payout_lease_seconds: float = Field(default=45.0, ge=1, le=3600)

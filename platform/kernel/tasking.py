@@ -11,7 +11,7 @@
   with ids, never objects, and each task opens its own unit of work (`task_session`).
 - Tasks are idempotent and acknowledged late: when a worker's pool process dies mid-task, the
   worker hands the task back at once; when the whole worker dies, the broker redelivers it only
-  after its visibility timeout (below), so long work needs its own lease (payouts/lease.py).
+  after its visibility timeout (below), so long work needs its own lease (payouts/service/lease.py).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def make_celery(settings: Settings) -> Celery:
         # Redis redelivers an unacknowledged task after this long. It must outlast every countdown
         # (a task waiting for its ETA is unacknowledged too: webhook retries wait up to ~11 min,
         # payout retries 10) and every task's run, or those tasks run twice early; so an hour,
-        # and a killed worker's payout batch resumes through its lease instead (payouts/lease.py).
+        # and a killed worker's payout batch resumes through its lease instead (payouts/service/lease.py).
         broker_transport_options={"visibility_timeout": 3600},
         timezone="UTC",
         enable_utc=True,

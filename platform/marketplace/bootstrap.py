@@ -42,8 +42,8 @@ from orders import audit as orders_audit
 from orders import payments
 from orders import tasks as orders_tasks
 from orders.checkout import sellers_new_to_buyer
-from payouts import audit as payouts_audit
 from payouts import tasks as payouts_tasks
+from payouts.service import audit as payouts_audit
 
 STRIPE_HANDLERS: tuple[tuple[str, StripeEventHandler], ...] = (
     *catalog_stripe_events.STRIPE_HANDLERS,

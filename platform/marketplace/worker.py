@@ -5,7 +5,7 @@ The worker's composition root: Celery needs the app as a module attribute, so th
 only this entry module) builds it when imported: every task and the beat schedule, from the
 settings in the environment, installed as the app this process's tasks send through.
 Each worker also runs the payout lease watch: a batch whose worker died resumes on a live
-worker within about a minute, with or without beat (payouts/lease.py).
+worker within about a minute, with or without beat (payouts/service/lease.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from celery.signals import worker_ready, worker_shutdown
 from kernel.settings import get_settings, warn_insecure_defaults
 from kernel.tasking import install_celery
 from marketplace.bootstrap import build_celery
-from payouts.lease import Watch
-from payouts.runner import worker_name
+from payouts.service.lease import Watch
+from payouts.service.runner import worker_name
 
 app = build_celery(get_settings())
 install_celery(app)

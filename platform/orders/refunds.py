@@ -12,7 +12,7 @@ back to exactly zero.
 
 Each reversal debits the account the share sits in now: `pending` inside the holding period,
 `available` after it. If the share was already paid out, `available` goes negative: on the Stripe
-rail the payout's transfer is partly reversed (payouts/recoveries.py); otherwise, or if the
+rail the payout's transfer is partly reversed (payouts/service/recoveries.py); otherwise, or if the
 reversal is refused, the next payout nets it.
 """
 
@@ -205,7 +205,7 @@ def _refund_locked(
     })
     if clawed_from_available:
         # A share that was already released may have been paid out too: payouts takes back from
-        # the paid transfer what the balance cannot cover (payouts/recoveries.py).
+        # the paid transfer what the balance cannot cover (payouts/service/recoveries.py).
         enqueue_after_commit(session, "payouts.recover_clawbacks", [list(a) for a in clawed_from_available])
     session.flush()
     return refund

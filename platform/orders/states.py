@@ -2,7 +2,7 @@
 of these rows goes through this module (`move` for a loaded row, `move_all` for a set-based
 UPDATE), so the allowed moves are written once, here, and anything else raises
 `InvalidTransition` (409) instead of silently writing a state the money rules do not expect.
-Payout items have their own machine (`payouts.states`).
+Payout items have their own machine (`payouts.service.states`).
 
 Orders (`ORDER_TRANSITIONS`):
 
@@ -29,12 +29,12 @@ Commissions, one affiliate's share of one line (`COMMISSION_TRANSITIONS`):
                                      journal: commission.available)
     pending          -> reversed     refunds took back all of it while pending (orders.refunds)
     available        -> paid         a payout froze the affiliate's balance and claimed it
-                                     (payouts.journal.claim; journal: payout.freeze)
+                                     (payouts.service.journal.claim; journal: payout.freeze)
     paid             -> available    that payout failed: the claim is given back and the next
-                                     payout covers it (payouts.journal.release_claims)
+                                     payout covers it (payouts.service.journal.release_claims)
 
     A refund after `available` or `paid` keeps the status (the reversal debits `available`,
-    which may go negative; payouts/recoveries.py takes it back from a paid transfer). `reversed`
+    which may go negative; payouts/service/recoveries.py takes it back from a paid transfer). `reversed`
     and `cancelled` are final: the journal holds nothing more for them.
 
 Why the guarded set-based UPDATE (`move_all`): settlement moves all of an order's sub-orders and

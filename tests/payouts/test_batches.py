@@ -19,10 +19,10 @@ from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.ledger import AFFILIATE, AVAILABLE, IN_TRANSIT, PAID_OUT, PLATFORM, SELLER, Posting
 from kernel.tasking import installed_celery
-from payouts import planning, runner
 from payouts.errors import InvalidItemTransition
 from payouts.models import ItemStatus, PayoutItem
-from payouts.states import advance
+from payouts.service import planning, runner
+from payouts.service.states import advance
 from tests.conftest import Backend, bearer, issue_key
 from tests.payouts.conftest import audit, balance, count_postings, credit, items_of, make_payee
 

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.ledger import AFFILIATE, AVAILABLE, SELLER
-from payouts import holds
-from payouts.runner import freeze_chunk, mark_sending, send_manual
+from payouts.service import holds
+from payouts.service.runner import freeze_chunk, mark_sending, send_manual
 from tests.conftest import Backend
 from tests.payouts.conftest import (
     StripeBackend,

@@ -1,7 +1,7 @@
 """A whole Celery worker SIGKILLed mid-batch: its run task stays unacknowledged in Redis for the
 broker's visibility timeout (the production hour; nothing here shortens it) and no beat runs, yet
 a worker started after the kill resumes the batch within about a minute, because the dead
-worker's run lease expires and the new worker's lease watch takes it over (payouts/lease.py).
+worker's run lease expires and the new worker's lease watch takes it over (payouts/service/lease.py).
 Every payee is paid once and the audit is clean.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from kernel.db import session_scope
 from kernel.settings import Settings
 from kernel.tasking import make_celery
-from payouts import planning
+from payouts.service import planning
 from tests.conftest import Backend
 from tests.fake_stripe import FakeStripe
 from tests.payouts.conftest import audit, balance, count_postings, credit, items_of, make_payee

@@ -1,4 +1,4 @@
-"""The run lease of a payout batch (payouts/lease.py), in-process: when a batch counts as
+"""The run lease of a payout batch (payouts/service/lease.py), in-process: when a batch counts as
 abandoned, that only one watcher takes it, that a run renews and finally drops it."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from datetime import timedelta
 from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.ledger import SELLER
-from payouts import lease, planning
 from payouts.models import PayoutBatch
+from payouts.service import lease, planning
 from tests.conftest import Backend
 from tests.payouts.conftest import credit, make_payee
 

@@ -16,8 +16,8 @@ from celery import Celery
 
 from kernel.db import session_scope
 from kernel.settings import Settings
-from payouts import planning
 from payouts.models import PayoutBatch
+from payouts.service import planning
 from tests.conftest import REPO_ROOT, Backend, make_settings
 from tests.fake_stripe import FakeStripe
 

@@ -7,8 +7,6 @@ from typing import Any
 
 from kernel.schemas import money
 from payouts.models import PayoutBatch, PayoutHold, PayoutItem, PayoutReconciliation, PayoutRecovery
-from payouts.planning import Preview, PreviewLine
-from payouts.queries import Progress
 from payouts.schemas import (
     CoveredCommissionOut,
     CoveredSaleOut,
@@ -23,6 +21,8 @@ from payouts.schemas import (
     RecoveryOut,
     StateTotalOut,
 )
+from payouts.service.planning import Preview, PreviewLine
+from payouts.service.queries import Progress
 
 
 def _line(line: PreviewLine, currency: str) -> PreviewPayeeOut:

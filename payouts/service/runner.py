@@ -51,7 +51,6 @@ from kernel.payment_rail import PaymentRail, PaymentRailError
 from kernel.runtime import Runtime
 from kernel.settings import Settings
 from kernel.tasking import enqueue_after_commit
-from payouts import export, journal, lease
 from payouts.errors import RailMismatch
 from payouts.models import (
     IN_FLIGHT_ITEM_STATUSES,
@@ -60,9 +59,10 @@ from payouts.models import (
     PayoutBatch,
     PayoutItem,
 )
-from payouts.payees import load_payees
-from payouts.planning import lock_batch
-from payouts.states import advance
+from payouts.service import export, journal, lease
+from payouts.service.payees import load_payees
+from payouts.service.planning import lock_batch
+from payouts.service.states import advance
 
 log = structlog.get_logger(__name__)
 

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from kernel.db import session_scope
 from kernel.runtime import Runtime
-from payouts import export
 from payouts.errors import BatchNotFound, RailMismatch
 from payouts.models import ItemStatus, PayoutBatch, PayoutItem, PayoutReconciliation
+from payouts.service import export
 
 
 @dataclass(frozen=True, slots=True)

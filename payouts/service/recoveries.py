@@ -47,7 +47,7 @@ from payouts.models import (
     PayoutRecovery,
     RecoveryStatus,
 )
-from payouts.payees import payee_model
+from payouts.service.payees import payee_model
 
 log = structlog.get_logger(__name__)
 

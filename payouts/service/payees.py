@@ -35,7 +35,7 @@ class Payee:
     stripe_account_id: str | None
     bank_reference: str | None
     webhook_url: str | None
-    hold_reason: str | None = None  # an operator's active payout hold (payouts/holds.py)
+    hold_reason: str | None = None  # an operator's active payout hold (payouts/service/holds.py)
 
     @property
     def key(self) -> PayeeKey:

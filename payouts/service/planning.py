@@ -22,9 +22,9 @@ from kernel.money import format_minor, normalize_currency
 from kernel.settings import Settings
 from kernel.tasking import enqueue_after_commit
 from payouts.errors import BatchNotFound, BatchStateConflict, NothingToPay, OpenBatchExists
-from payouts.journal import available_balances
 from payouts.models import BatchStatus, ItemStatus, PayoutBatch, PayoutItem
-from payouts.payees import load_payees
+from payouts.service.journal import available_balances
+from payouts.service.payees import load_payees
 
 RUN_TASK = "payouts.run_batch"
 

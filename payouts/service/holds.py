@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kernel.clock import clock
 from payouts.errors import HoldConflict, HoldNotFound, PayeeNotFound
 from payouts.models import PayoutHold
-from payouts.payees import load_payees
+from payouts.service.payees import load_payees
 
 
 def place_hold(session: Session, owner_type: str, owner_id: uuid.UUID, reason: str, by: str) -> PayoutHold:

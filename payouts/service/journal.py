@@ -43,7 +43,7 @@ from kernel.ledger import (
 from orders.models import Commission, CommissionStatus, SubOrder
 from orders.states import COMMISSIONS
 from payouts.models import KIND_FAILED, KIND_FREEZE, KIND_PAID, REFERENCE_TYPE, PayoutItem
-from payouts.payees import PayeeKey
+from payouts.service.payees import PayeeKey
 
 
 def available_balances(session: Session, currency: str, keys: Iterable[PayeeKey] | None = None) -> dict[PayeeKey, int]:
