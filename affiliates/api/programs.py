@@ -1,0 +1,114 @@
+"""Seller programs: the program, affiliates' memberships and the seller's decisions on them,
+and the versioned commission plan."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+
+from affiliates.api.common import Cursor, Limit, SellerOrOperator
+from affiliates.api.views import membership_out, program_out, version_out
+from affiliates.models import MembershipStatus
+from affiliates.schemas import (
+    MembershipApply,
+    MembershipDecision,
+    MembershipOut,
+    PlanVersionIn,
+    PlanVersionOut,
+    ProgramIn,
+    ProgramOut,
+)
+from affiliates.service import programs
+from affiliates.service.common import subject
+from kernel.deps import AffiliatePrincipal, CurrentPrincipal, DbSession, SellerPrincipal, StrictQuery
+from kernel.schemas import Page
+
+router = APIRouter(dependencies=[StrictQuery])
+
+
+@router.post("/v1/programs", status_code=201, response_model=ProgramOut, tags=["programs"])
+def create_program(body: ProgramIn, session: DbSession, principal: SellerPrincipal) -> ProgramOut:
+    """Seller: start your affiliate program (one per seller). Then add a commission plan with
+    `POST /v1/programs/{id}/plan-versions`: until one is in force, members earn nothing."""
+    return program_out(programs.create_program(session, subject(principal), body))
+
+
+@router.get("/v1/programs", response_model=Page[ProgramOut], tags=["programs"])
+def list_programs(session: DbSession, principal: CurrentPrincipal, seller_id: uuid.UUID | None = None,
+                  cursor: Cursor = None, limit: Limit = 50) -> Page[ProgramOut]:
+    """Programs of approved sellers, oldest first (what affiliates browse to find programs to join)."""
+    rows, next_cursor = programs.list_programs(session, seller_id=seller_id, cursor=cursor, limit=limit)
+    current = programs.current_versions(session, rows)
+    return Page(items=[program_out(p, current.get(p.id)) for p in rows], next_cursor=next_cursor)
+
+
+@router.get("/v1/programs/{program_id}", response_model=ProgramOut, tags=["programs"])
+def read_program(program_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> ProgramOut:
+    """A program's terms (any key)."""
+    program = programs.get_program(session, program_id)
+    return program_out(program, programs.current_versions(session, [program]).get(program.id))
+
+
+@router.patch("/v1/programs/{program_id}", response_model=ProgramOut, tags=["programs"])
+def update_program(program_id: uuid.UUID, body: ProgramIn, session: DbSession,
+                   principal: SellerOrOperator) -> ProgramOut:
+    """Seller: change terms, approval, attribution window, holding period or coupon discount
+    (orders already placed keep theirs)."""
+    program = programs.update_program(session, principal, program_id, body)
+    return program_out(program, programs.current_versions(session, [program]).get(program.id))
+
+
+@router.post("/v1/programs/{program_id}/memberships", status_code=201, response_model=MembershipOut,
+             tags=["programs"])
+def join_program(program_id: uuid.UUID, session: DbSession, principal: AffiliatePrincipal,
+                 body: Annotated[MembershipApply | None, Body()] = None) -> MembershipOut:
+    """Affiliate: apply to join. Approved at once when the program does not require approval."""
+    return membership_out(programs.join(session, subject(principal), program_id, (body or MembershipApply()).message))
+
+
+@router.get("/v1/programs/{program_id}/memberships", response_model=Page[MembershipOut], tags=["programs"])
+def list_memberships(program_id: uuid.UUID, session: DbSession, principal: SellerOrOperator,
+                     status: MembershipStatus | None = None, cursor: Cursor = None,
+                     limit: Limit = 50) -> Page[MembershipOut]:
+    """Seller: who applied to or belongs to your program (another seller's program is a 404)."""
+    rows, next_cursor = programs.list_memberships(session, principal, program_id, status=status, cursor=cursor,
+                                                  limit=limit)
+    return Page(items=[membership_out(m, name) for m, name in rows], next_cursor=next_cursor)
+
+
+def _decide(decision: str) -> Any:
+    def handler(program_id: uuid.UUID, membership_id: uuid.UUID, session: DbSession, principal: SellerOrOperator,
+                body: Annotated[MembershipDecision | None, Body()] = None) -> MembershipOut:
+        reason = (body or MembershipDecision()).reason
+        return membership_out(programs.decide(session, principal, program_id, membership_id, decision, reason))
+
+    handler.__name__ = f"{decision}_membership"
+    handler.__doc__ = f"Seller: {decision} a membership of your program (optional reason)."
+    return handler
+
+
+for _decision in ("approve", "reject", "remove"):
+    router.add_api_route(
+        f"/v1/programs/{{program_id}}/memberships/{{membership_id}}/{_decision}", _decide(_decision),
+        methods=["POST"], response_model=MembershipOut, tags=["programs"],
+    )
+
+
+@router.post("/v1/programs/{program_id}/plan-versions", status_code=201, response_model=PlanVersionOut,
+             tags=["programs"])
+def create_plan_version(program_id: uuid.UUID, body: PlanVersionIn, session: DbSession,
+                        principal: SellerOrOperator) -> PlanVersionOut:
+    """Seller: a new commission plan version, in force from `effective_from` (default now, never
+    in the past) until the next version. Versions are never edited; every commission records the
+    version that computed it."""
+    return version_out(programs.create_plan_version(session, principal, program_id, body))
+
+
+@router.get("/v1/programs/{program_id}/plan-versions", response_model=Page[PlanVersionOut], tags=["programs"])
+def list_plan_versions(program_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal,
+                       cursor: Cursor = None, limit: Limit = 50) -> Page[PlanVersionOut]:
+    """Every version of the plan (the seller, operators and approved members)."""
+    rows, next_cursor = programs.list_plan_versions(session, principal, program_id, cursor=cursor, limit=limit)
+    return Page(items=[version_out(v) for v in rows], next_cursor=next_cursor)
