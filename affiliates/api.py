@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
 from affiliates import stripe_events as _stripe_events  # noqa: F401  (registers the account.updated handler)
-from affiliates.engine import Settlement
+from affiliates.commission import Settlement
 from affiliates.models import (
     Affiliate,
     AffiliateStatus,

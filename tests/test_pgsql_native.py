@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from kernel.pgsql import _native
+from kernel.pgsql import native
 
 
 def test_named_placeholders_become_positional_and_repeat() -> None:
-    sql, names = _native("SELECT %(a)s, %(b)s::json WHERE x = %(a)s AND y LIKE 'p%%'")
+    sql, names = native("SELECT %(a)s, %(b)s::json WHERE x = %(a)s AND y LIKE 'p%%'")
     assert sql == "SELECT $1, $2::json WHERE x = $1 AND y LIKE 'p%'"
     assert names == ("a", "b")
 
 
 def test_a_stray_percent_is_refused() -> None:
     with pytest.raises(ValueError):
-        _native("SELECT 5 % 2")
+        native("SELECT 5 % 2")

@@ -1,0 +1,107 @@
+"""`settle_cart`: load the terms a cart needs (few statements), then compute the split
+(`rules.compute_settlement`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy.orm import Session
+
+from affiliates.commission.loaders import load_affiliate_terms, load_coupon, load_month_sales, load_program_terms
+from affiliates.commission.rules import compute_settlement, every_seller_is_new
+from affiliates.commission.terms import (
+    Attribution,
+    CartLine,
+    FirstOrderCheck,
+    MonthSales,
+    Settlement,
+    normalize_coupon_code,
+    normalize_email,
+)
+from affiliates.errors import CouponNotApplicable
+
+# The same as FirstOrderCheck with the session, for the process-wide hook the orders package registers.
+SessionFirstOrderCheck = Callable[[Session, frozenset[UUID], str], set[UUID]]
+
+
+def _every_seller_is_new(_session: Session, seller_ids: frozenset[UUID], buyer_email: str) -> set[UUID]:
+    return every_seller_is_new(seller_ids, buyer_email)
+
+
+_first_order_check: SessionFirstOrderCheck = _every_seller_is_new
+
+
+def set_first_order_check(check: SessionFirstOrderCheck | None) -> SessionFirstOrderCheck:
+    """Register the real "is this the buyer's first order from these sellers" query (one SELECT
+    over orders, owned by the orders package). Until one is registered, every buyer counts as
+    new for every seller. `None` restores that default. The preview endpoint uses the registered
+    check unless `settle_cart(..., is_first_order=...)` passes one (checkout always passes its
+    own). Returns the check it replaced (so a test can put it back)."""
+    global _first_order_check
+    previous = _first_order_check
+    _first_order_check = check or _every_seller_is_new
+    return previous
+
+
+def settle_cart(
+    session: Session,
+    lines: Sequence[CartLine],
+    attribution: Attribution,
+    *,
+    buyer_email: str,
+    platform_fee_bps: int,
+    at: datetime,
+    coupon_code: str | None = None,
+    is_first_order: FirstOrderCheck | None = None,
+) -> Settlement:
+    """Every party's share of every line (the rule is in `affiliates.commission.rules`).
+
+    Statements: the affiliate with its recruiter and splits (1, only if attributed), programs +
+    plan versions in force + the affiliate's and its split partners' memberships (1), month-to-date sales
+    (1, only if a plan in the cart has tiers), the coupon (1, only with a code the attribution
+    did not already read), and whatever the first-order check costs (default: none; the orders
+    package registers a one-SELECT check with `set_first_order_check`).
+    `is_first_order(seller_ids, buyer_email)` overrides it.
+    An attribution with `self_referral_pending` is decided here (the returned Settlement holds
+    the decided one: use `settlement.attribution` from then on).
+    """
+    if not lines:
+        return Settlement(lines=(), attribution=attribution, first_order_sellers=frozenset())
+    seller_ids = frozenset(line.seller_id for line in lines)
+    currency = lines[0].currency
+    earning_id = attribution.affiliate_id if not attribution.self_referral else None
+
+    affiliate = load_affiliate_terms(session, earning_id, attribution.storefront_id) if earning_id else None
+    partners = [p for p, _ in affiliate.splits if p != affiliate.affiliate_id] if affiliate is not None else []
+    programs = load_program_terms(session, seller_ids, earning_id, at, partner_ids=partners)
+    if attribution.self_referral_pending:
+        # The storefront's affiliate came from the caller (no SELECT in resolve_attribution): the
+        # row just read says whether the buyer is that affiliate.
+        self_referral = affiliate is not None and affiliate.email == normalize_email(buyer_email)
+        attribution = replace(attribution, self_referral=self_referral, self_referral_pending=False)
+        if self_referral:
+            affiliate = None
+    coupon = None
+    if coupon_code:
+        read = attribution.coupon  # the coupon attribution read this code already
+        coupon = read if read is not None and read.code == normalize_coupon_code(coupon_code) else (
+            load_coupon(session, coupon_code))
+    if coupon is not None and coupon.seller_id not in seller_ids:
+        raise CouponNotApplicable(
+            f"coupon {coupon_code!r} is for another seller's products; none of them is in this cart"
+        )
+    month_sales: dict[UUID, MonthSales] = {}
+    if affiliate is not None and any(p.plan is not None and p.plan.tiers for p in programs.values()):
+        month_sales = load_month_sales(session, affiliate.affiliate_id, seller_ids, currency, at)
+    if is_first_order is not None:
+        first = frozenset(is_first_order(seller_ids, buyer_email)) & seller_ids
+    else:
+        first = frozenset(_first_order_check(session, seller_ids, buyer_email)) & seller_ids
+
+    return compute_settlement(
+        lines, attribution, programs=programs, affiliate=affiliate, coupon=coupon, month_sales=month_sales,
+        first_order_sellers=first, platform_fee_bps=platform_fee_bps, at=at,
+    )
