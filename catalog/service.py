@@ -4,7 +4,9 @@ The rules live in smaller modules (sellers, products, browse, stock, cache); thi
 the functions other domains may rely on, so their imports do not follow internal moves.
 
 For checkout (orders):
-* `load_variants_for_checkout(session, variant_ids) -> dict[UUID, VariantForCheckout]`
+* `load_variants_for_checkout(session, variant_ids) -> dict[UUID, VariantForCheckout]`, and the
+  same read as a Core SELECT for a statement of the caller's (`checkout_variants`,
+  `variants_from_rows`)
 * `reserve_stock(session, variant_id, quantity) -> bool`
 * `release_stock(session, variant_id, quantity) -> None`
 * `take_stock(session, lines, now) -> StockTaken`: a cart's lines one conditional UPDATE each;
@@ -27,10 +29,12 @@ from catalog.stock import (
     StockTaken,
     VariantForCheckout,
     cart_stock,
+    checkout_variants,
     load_variants_for_checkout,
     release_stock,
     reserve_stock,
     take_stock,
+    variants_from_rows,
 )
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "cart_stock",
     "catalog_product",
     "catalog_products",
+    "checkout_variants",
     "invalidate_after_commit",
     "load_variants_for_checkout",
     "lower_stock_after_commit",
@@ -49,4 +54,5 @@ __all__ = [
     "reserve_stock",
     "search_catalog",
     "take_stock",
+    "variants_from_rows",
 ]

@@ -20,7 +20,7 @@ cached product itself stays).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -63,12 +63,12 @@ class VariantForCheckout:
         return self.variant_active and self.product_published and self.seller_status == SellerStatus.APPROVED
 
 
-@lru_cache(maxsize=2)
-def _checkout_variants_stmt(postgres: bool) -> Any:
-    """Built once: building this join (and SQLAlchemy's cache key for it) on every checkout cost
-    more CPU than running it (see loadtests/README.md). On PostgreSQL it is compiled to text once
-    (`kernel.pgsql`), the ids bound as one array."""
-    stmt = (
+def checkout_variants(postgres: bool) -> Any:
+    """SELECT what checkout needs of the variants among `:ids` (a list; on PostgreSQL one array):
+    one join of variants, products and sellers. `load_variants_for_checkout` runs it; the checkout
+    also reads it inside its first statement (orders.checkout). `variants_from_rows` reads the
+    columns back."""
+    return (
         select(
             Variant.id, Variant.product_id, Variant.seller_id, Variant.sku, Product.name, Variant.name,
             Variant.price_amount, Variant.currency, Variant.stock, Variant.active, Product.status,
@@ -78,6 +78,31 @@ def _checkout_variants_stmt(postgres: bool) -> Any:
         .join(Seller, Seller.id == Variant.seller_id)
         .where(in_list(Variant.id, "ids", postgres))
     )
+
+
+def variants_from_rows(rows: Iterable[Sequence[Any]], start: int = 0) -> dict[uuid.UUID, VariantForCheckout]:
+    """The variants in `rows`, whose columns from `start` on are `checkout_variants`' (a row
+    without a variant, as an outer join returns it, is skipped)."""
+    out: dict[uuid.UUID, VariantForCheckout] = {}
+    for row in rows:
+        (variant_id, product_id, seller_id, sku, product_name, variant_name, price, currency, stock, active,
+         product_status, seller_status, product_version) = row[start:start + 13]
+        if variant_id is not None:
+            out[variant_id] = VariantForCheckout(
+                variant_id=variant_id, product_id=product_id, seller_id=seller_id, sku=sku,
+                product_name=product_name, variant_name=variant_name, price_amount=price, currency=currency,
+                stock=stock, variant_active=active, product_status=product_status, seller_status=seller_status,
+                product_version=product_version,
+            )
+    return out
+
+
+@lru_cache(maxsize=2)
+def _checkout_variants_stmt(postgres: bool) -> Any:
+    """Built once: building this join (and SQLAlchemy's cache key for it) on every checkout cost
+    more CPU than running it (see loadtests/README.md). On PostgreSQL it is compiled to text once
+    (`kernel.pgsql`), the ids bound as one array."""
+    stmt = checkout_variants(postgres)
     return precompile(stmt) if postgres else stmt
 
 
@@ -89,15 +114,7 @@ def load_variants_for_checkout(
     ids = sorted(set(variant_ids))
     if not ids:
         return {}
-    rows = run_built(session, _checkout_variants_stmt, {"ids": ids}).all()
-    return {
-        row[0]: VariantForCheckout(
-            variant_id=row[0], product_id=row[1], seller_id=row[2], sku=row[3], product_name=row[4],
-            variant_name=row[5], price_amount=row[6], currency=row[7], stock=row[8], variant_active=row[9],
-            product_status=row[10], seller_status=row[11], product_version=row[12],
-        )
-        for row in rows
-    }
+    return variants_from_rows(run_built(session, _checkout_variants_stmt, {"ids": ids}).all())
 
 
 def reserve_stock(session: Session, variant_id: uuid.UUID, quantity: int) -> bool:

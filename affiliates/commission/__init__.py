@@ -19,7 +19,6 @@ from affiliates.commission.attribution import resolve_attribution
 from affiliates.commission.loaders import (
     load_affiliate_terms,
     load_coupon,
-    load_month_sales,
     load_program_terms,
     parse_plan,
 )
@@ -81,7 +80,6 @@ __all__ = [
     "every_seller_is_new",
     "load_affiliate_terms",
     "load_coupon",
-    "load_month_sales",
     "load_program_terms",
     "month_key",
     "new_to_buyer",

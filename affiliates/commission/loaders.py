@@ -78,6 +78,18 @@ def _program_terms_stmt(with_member: bool, with_partners: bool, postgres: bool) 
             .scalar_subquery()
         )
         columns.append(member_status.label("member_status"))
+        # The affiliate's month-to-date sales with the program's seller, for the volume tiers
+        # (read here, with the program, rather than in a statement of its own): orders summed
+        # over currencies, the amount in the cart's currency. Index probes on the counters' key.
+        sales = AffiliateMonthlySales
+        with_seller = (sales.affiliate_id == bindparam("affiliate_id"), sales.seller_id == Program.seller_id,
+                       sales.month == bindparam("month"))
+        month_orders = select(func.sum(sales.orders)).where(*with_seller).correlate(Program).scalar_subquery()
+        month_amount = (
+            select(func.sum(sales.amount)).where(*with_seller, sales.currency == bindparam("currency"))
+            .correlate(Program).scalar_subquery()
+        )
+        columns += [month_orders.label("month_orders"), month_amount.label("month_amount")]
     if with_partners:
         partner = aliased(Affiliate)
         # One list per program: array_agg on PostgreSQL, a comma-separated text elsewhere.
@@ -102,16 +114,17 @@ def _program_terms_stmt(with_member: bool, with_partners: bool, postgres: bool) 
 
 def load_program_terms(
     session: Session, seller_ids: Collection[UUID], affiliate_id: UUID | None, at: datetime,
-    partner_ids: Collection[UUID] = (),
+    partner_ids: Collection[UUID] = (), currency: str = "",
 ) -> dict[UUID, ProgramTerms]:
     """The programs of `seller_ids`, each with its plan version in force at `at` (the latest
-    `effective_from <= at`), whether `affiliate_id` is an approved member, and which of
-    `partner_ids` (its split partners) are approved affiliates and approved members: one SELECT."""
+    `effective_from <= at`), whether `affiliate_id` is an approved member, its month-to-date
+    sales with the seller before `at` (amounts in `currency`), and which of `partner_ids` (its
+    split partners) are approved affiliates and approved members: one SELECT."""
     with_member = affiliate_id is not None
     with_partners = with_member and bool(partner_ids)
     params: dict[str, Any] = {"seller_ids": list(seller_ids), "at": at}
     if with_member:
-        params["affiliate_id"] = affiliate_id
+        params.update(affiliate_id=affiliate_id, month=month_key(at), currency=currency)
     if with_partners:
         params["partner_ids"] = list(partner_ids)
     rows = run_built(session, _program_terms_stmt, params, with_member, with_partners).all()
@@ -125,6 +138,9 @@ def load_program_terms(
             plan_version_id=row.version_id, plan=plan,
             affiliate_is_member=status == MembershipStatus.APPROVED.value,
             member_partners=aggregated_ids(row.member_partners) if with_partners else frozenset(),
+            # sum(bigint) is numeric on PostgreSQL: the driver returns a Decimal.
+            month_sales=(MonthSales(int(row.month_orders or 0), int(row.month_amount or 0)) if with_member
+                         else MonthSales()),
         )
     return terms
 
@@ -185,32 +201,3 @@ def load_coupon(session: Session, code: str) -> CouponTerms:
         raise UnknownCoupon(f"coupon code {code!r} does not exist or is no longer active")
     return CouponTerms(coupon_id=row.id, seller_id=row.seller_id, affiliate_id=row.affiliate_id,
                        code=normalized, affiliate_email=row.email)
-
-
-@lru_cache(maxsize=2)
-def _month_sales_stmt(postgres: bool) -> Any:
-    return _built(
-        select(AffiliateMonthlySales.seller_id, AffiliateMonthlySales.currency,
-               AffiliateMonthlySales.orders, AffiliateMonthlySales.amount)
-        .where(AffiliateMonthlySales.affiliate_id == bindparam("affiliate_id"),
-               AffiliateMonthlySales.month == bindparam("month"),
-               in_list(AffiliateMonthlySales.seller_id, "seller_ids", postgres)),
-        postgres,
-    )
-
-
-def load_month_sales(
-    session: Session, affiliate_id: UUID, seller_ids: Collection[UUID], currency: str, at: datetime
-) -> dict[UUID, MonthSales]:
-    """Month-to-date counters (before this order): orders summed over currencies, amount in the
-    cart's currency. One SELECT."""
-    rows = run_built(
-        session, _month_sales_stmt,
-        {"affiliate_id": affiliate_id, "month": month_key(at), "seller_ids": list(seller_ids)},
-    ).all()
-    sales: dict[UUID, MonthSales] = {}
-    for row in rows:
-        before = sales.get(row.seller_id, MonthSales())
-        amount = row.amount if row.currency == currency else 0
-        sales[row.seller_id] = MonthSales(before.orders + row.orders, before.amount + amount)
-    return sales

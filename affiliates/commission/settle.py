@@ -10,13 +10,12 @@ from uuid import UUID
 
 from sqlalchemy.orm import Session
 
-from affiliates.commission.loaders import load_affiliate_terms, load_coupon, load_month_sales, load_program_terms
+from affiliates.commission.loaders import load_affiliate_terms, load_coupon, load_program_terms
 from affiliates.commission.rules import compute_settlement, every_seller_is_new
 from affiliates.commission.terms import (
     Attribution,
     CartLine,
     FirstOrderCheck,
-    MonthSales,
     Settlement,
     normalize_coupon_code,
     normalize_email,
@@ -60,10 +59,10 @@ def settle_cart(
     """Every party's share of every line (the rule is in `affiliates.commission.rules`).
 
     Statements: the affiliate with its recruiter and splits (1, only if attributed), programs +
-    plan versions in force + the affiliate's and its split partners' memberships (1), month-to-date sales
-    (1, only if a plan in the cart has tiers), the coupon (1, only with a code the attribution
-    did not already read), and whatever the first-order check costs (default: none; the orders
-    package registers a one-SELECT check with `set_first_order_check`).
+    plan versions in force + the affiliate's and its split partners' memberships + its
+    month-to-date sales (1), the coupon (1, only with a code the attribution did not already
+    read), and whatever the first-order check costs (default: none; the orders package
+    registers a one-SELECT check with `set_first_order_check`).
     `is_first_order(seller_ids, buyer_email)` overrides it.
     An attribution with `self_referral_pending` is decided here (the returned Settlement holds
     the decided one: use `settlement.attribution` from then on).
@@ -76,7 +75,7 @@ def settle_cart(
 
     affiliate = load_affiliate_terms(session, earning_id, attribution.storefront_id) if earning_id else None
     partners = [p for p, _ in affiliate.splits if p != affiliate.affiliate_id] if affiliate is not None else []
-    programs = load_program_terms(session, seller_ids, earning_id, at, partner_ids=partners)
+    programs = load_program_terms(session, seller_ids, earning_id, at, partner_ids=partners, currency=currency)
     if attribution.self_referral_pending:
         # The storefront's affiliate came from the caller (no SELECT in resolve_attribution): the
         # row just read says whether the buyer is that affiliate.
@@ -93,9 +92,7 @@ def settle_cart(
         raise CouponNotApplicable(
             f"coupon {coupon_code!r} is for another seller's products; none of them is in this cart"
         )
-    month_sales: dict[UUID, MonthSales] = {}
-    if affiliate is not None and any(p.plan is not None and p.plan.tiers for p in programs.values()):
-        month_sales = load_month_sales(session, affiliate.affiliate_id, seller_ids, currency, at)
+    month_sales = {seller_id: terms.month_sales for seller_id, terms in programs.items()}
     if is_first_order is not None:
         first = frozenset(is_first_order(seller_ids, buyer_email)) & seller_ids
     else:

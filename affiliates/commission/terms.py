@@ -105,6 +105,14 @@ class Settlement:
 
 
 @dataclass(frozen=True, slots=True)
+class MonthSales:
+    """The attributed affiliate's sales with one seller this calendar month, before this order."""
+
+    orders: int = 0
+    amount: int = 0  # minor units, in the cart's currency
+
+
+@dataclass(frozen=True, slots=True)
 class ProgramTerms:
     """What the engine needs of one seller's program at `at`."""
 
@@ -120,6 +128,8 @@ class ProgramTerms:
     # members of this program: only they take a part of its pool (read only when there are
     # partners).
     member_partners: frozenset[UUID] = frozenset()
+    # The attributed affiliate's sales with this seller this month before the order (volume tiers).
+    month_sales: MonthSales = MonthSales()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,14 +141,6 @@ class AffiliateTerms:
     recruiter_id: UUID | None  # an approved recruiter, else None
     splits: tuple[tuple[UUID, int], ...]  # (affiliate_id, weight); empty: keeps the whole pool
     email: str = ""  # as stored (lower case): settle_cart compares it with the buyer's
-
-
-@dataclass(frozen=True, slots=True)
-class MonthSales:
-    """The attributed affiliate's sales with one seller this calendar month, before this order."""
-
-    orders: int = 0
-    amount: int = 0  # minor units, in the cart's currency
 
 
 # (seller_ids, buyer_email) -> the sellers this buyer has never ordered from.

@@ -38,16 +38,22 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import ColumnDefault
 
 from affiliates import commission
 from affiliates.service import attributed_sale_rows, record_attributed_sale, storefront_for_checkout
-from catalog.service import VariantForCheckout, load_variants_for_checkout, lower_stock_after_commit, take_stock
+from catalog.service import (
+    VariantForCheckout,
+    checkout_variants,
+    lower_stock_after_commit,
+    take_stock,
+    variants_from_rows,
+)
 from kernel.clock import clock
 from kernel.db import new_id
-from kernel.pgsql import is_postgres
+from kernel.pgsql import is_postgres, precompile, run_built
 from kernel.settings import Settings
 from orders import checkout_pg, idempotency
 from orders.checkout_pg import WriteOutcome
@@ -128,13 +134,17 @@ def place_order(
 
     scope = idempotency.scope_of(request.storefront_slug)
     fingerprint = request.fingerprint()
-    found = idempotency.lookup(session, scope, request.idempotency_key, request.buyer_email)
+    rows = run_built(session, _first_read, {
+        **idempotency.lookup_params(scope, request.idempotency_key, request.buyer_email),
+        "ids": sorted(item.variant_id for item in items),
+    }).all()
+    found = idempotency.found(rows[0])
     if found.order_id is not None:
         assert found.request_hash is not None
         return _replay(session, idempotency.replay_of(found.request_hash, found.order_id, fingerprint))
 
     storefront = storefront_for_checkout(session, request.storefront_slug) if request.storefront_slug else None
-    variants = load_variants_for_checkout(session, [item.variant_id for item in items])
+    variants = variants_from_rows(rows, start=3)
     lines: list[commission.CartLine] = []
     for item in items:
         variant = variants.get(item.variant_id)
@@ -187,6 +197,18 @@ def place_order(
     quantity = dict(quantities)[outcome.short]
     raise OutOfStock(f"not enough stock for variant {outcome.short} (asked for {quantity})",
                      variant_id=str(outcome.short))
+
+
+@lru_cache(maxsize=2)
+def _first_read(postgres: bool) -> Any:
+    """The checkout's first statement: the key lookup (orders.idempotency), then the cart's
+    variants (catalog), as rows `lookup columns + variant columns`: at least one row (the
+    variants are outer-joined), one per variant found. One round trip instead of two; a replay
+    ignores the variants."""
+    key = idempotency.lookup(postgres).subquery("found")
+    variants = checkout_variants(postgres).subquery("cart")
+    stmt = select(*key.c, *variants.c).select_from(key.outerjoin(variants, true()))
+    return precompile(stmt) if postgres else stmt
 
 
 def _replay(session: Session, order_id: uuid.UUID) -> CheckoutResult:

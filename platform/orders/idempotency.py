@@ -1,9 +1,9 @@
 """The checkout's Idempotency-Key: one path, whichever way the order is written.
 
-1. `lookup` (the checkout's first statement): the key's committed order, if any, and, in the
-   same statement, the sellers this buyer already has live orders with (the first-order rule).
-   A committed key answers at once with its order (`replay_of`), before the catalog is read, so
-   a replay answers even if the products changed since.
+1. `lookup` (in the checkout's first statement): the key's committed order, if any, and the
+   sellers this buyer already has live orders with (the first-order rule). A committed key
+   answers at once with its order (`replay_of`), before the cart is priced, so a replay answers
+   even if the products changed since.
 2. The write claims the key with `claim` (INSERT ... ON CONFLICT DO NOTHING), after the cart's
    stock rows are locked and before any order row is written. A twin still in flight holds
    the key's index entry: the claim waits for it to finish, then does nothing if it committed.
@@ -48,24 +48,27 @@ class Lookup:
     sellers_seen: frozenset[uuid.UUID]
 
 
-@lru_cache(maxsize=2)
-def _lookup_stmt(postgres: bool) -> Any:
+def lookup(postgres: bool) -> Any:
+    """SELECT (one row) the key's committed order and request hash, or NULLs, and the sellers
+    the buyer has live orders with (parameters: `lookup_params`). The checkout reads it inside
+    its first statement (orders.checkout); `found` reads the row back. A twin still in flight is
+    not visible here; the write's claim waits for it."""
     one = select(literal(1).label("one")).subquery("one")
     seen = buyer_sellers(postgres).scalar_subquery()
-    stmt = (
+    return (
         select(IdempotencyKey.request_hash, IdempotencyKey.order_id, seen.label("sellers_seen"))
         .select_from(one.outerjoin(IdempotencyKey, and_(
             IdempotencyKey.scope == bindparam("scope"), IdempotencyKey.key == bindparam("key"))))
     )
-    return precompile(stmt) if postgres else stmt
 
 
-def lookup(session: Session, scope: str, key: str, buyer_email: str) -> Lookup:
-    """The key's committed order and the buyer's earlier sellers: one SELECT. A twin still in
-    flight is not visible here; the write's claim waits for it."""
-    request_hash, order_id, seen = run_built(session, _lookup_stmt, {
-        "scope": scope, "key": key, "buyer_email": buyer_email, "states": list(ACTIVE_ORDER_STATES),
-    }).one()
+def lookup_params(scope: str, key: str, buyer_email: str) -> dict[str, Any]:
+    return {"scope": scope, "key": key, "buyer_email": buyer_email, "states": list(ACTIVE_ORDER_STATES)}
+
+
+def found(row: Any) -> Lookup:
+    """The `lookup` columns of `row` (its first three)."""
+    request_hash, order_id, seen = row[:3]
     return Lookup(request_hash, order_id, aggregated_ids(seen))
 
 
