@@ -117,7 +117,7 @@ def _snapshot(env: Backend) -> dict[str, Any]:
     order by its Idempotency-Key, a sub-order by order and seller, a line by order and position,
     a commission by line, affiliate and role), sorted; and every variant's stock."""
     with env.runtime.engine.connect() as conn:
-        rows = {model.__tablename__: [dict(r._mapping) for r in conn.execute(select(model.__table__))]
+        rows = {model.__tablename__: [dict(r) for r in conn.execute(select(model.__table__)).mappings()]
                 for model in WRITTEN}
         stock = {r.id: (r.stock, r.updated_at) for r in conn.execute(select(Variant.id, Variant.stock,
                                                                              Variant.updated_at))}
