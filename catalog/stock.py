@@ -80,13 +80,16 @@ def checkout_variants(postgres: bool) -> Any:
     )
 
 
+_VARIANT_COLUMNS = 13  # checkout_variants' columns
+
+
 def variants_from_rows(rows: Iterable[Sequence[Any]], start: int = 0) -> dict[uuid.UUID, VariantForCheckout]:
     """The variants in `rows`, whose columns from `start` on are `checkout_variants`' (a row
     without a variant, as an outer join returns it, is skipped)."""
     out: dict[uuid.UUID, VariantForCheckout] = {}
     for row in rows:
         (variant_id, product_id, seller_id, sku, product_name, variant_name, price, currency, stock, active,
-         product_status, seller_status, product_version) = row[start:start + 13]
+         product_status, seller_status, product_version) = row[start:start + _VARIANT_COLUMNS]
         if variant_id is not None:
             out[variant_id] = VariantForCheckout(
                 variant_id=variant_id, product_id=product_id, seller_id=seller_id, sku=sku,

@@ -43,7 +43,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import ColumnDefault
 
 from affiliates import commission
-from affiliates.service import attributed_sale_rows, record_attributed_sale, storefront_for_checkout
+from affiliates.service import (
+    CheckoutStorefront,
+    attributed_sale_rows,
+    record_attributed_sale,
+    storefront_for_checkout,
+)
 from catalog.service import (
     VariantForCheckout,
     checkout_variants,
@@ -123,15 +128,7 @@ def place_order(
     with PostgreSQL's one statement (the default on PostgreSQL) or step by step (the default
     elsewhere, and the only form SQLite has)."""
     now = clock.now()
-    items = _merge_items(request.items)
-    if not items:
-        raise CartInvalid("the cart is empty")
-    if len(items) > MAX_LINES:
-        raise CartInvalid(f"a cart holds at most {MAX_LINES} different items")
-    for item in items:
-        if not 1 <= item.quantity <= MAX_QUANTITY:
-            raise CartInvalid(f"quantity of {item.variant_id} must be between 1 and {MAX_QUANTITY}")
-
+    items = _valid_items(request.items)
     scope = idempotency.scope_of(request.storefront_slug)
     fingerprint = request.fingerprint()
     rows = run_built(session, _first_read, {
@@ -144,25 +141,8 @@ def place_order(
         return _replay(session, idempotency.replay_of(found.request_hash, found.order_id, fingerprint))
 
     storefront = storefront_for_checkout(session, request.storefront_slug) if request.storefront_slug else None
-    variants = variants_from_rows(rows, start=3)
-    lines: list[commission.CartLine] = []
-    for item in items:
-        variant = variants.get(item.variant_id)
-        if variant is None or not variant.orderable:
-            raise CartInvalid(f"variant {item.variant_id} is not for sale")
-        if storefront is not None and variant.product_id not in storefront.listed_product_ids:
-            raise CartInvalid(f"variant {item.variant_id} is not listed in storefront {request.storefront_slug}")
-        lines.append(commission.CartLine(
-            variant_id=item.variant_id, product_id=variant.product_id, seller_id=variant.seller_id,
-            quantity=item.quantity, unit_amount=variant.price_amount, currency=variant.currency,
-        ))
-    currencies = {line.currency for line in lines}
-    if len(currencies) != 1:
-        raise CartInvalid(f"a cart is paid in one currency; this one mixes {', '.join(sorted(currencies))}")
-    currency = currencies.pop()
-    if storefront is not None and storefront.currency != currency:
-        raise CartInvalid(f"storefront {request.storefront_slug} sells in {storefront.currency}, not {currency}")
-
+    variants = variants_from_rows(rows, start=idempotency.LOOKUP_WIDTH)
+    lines, currency = _priced(request, items, variants, storefront)
     attribution = commission.resolve_attribution(
         session, storefront_id=storefront.id if storefront else None,
         attribution_token=request.attribution_token, coupon_code=request.coupon_code,
@@ -197,6 +177,43 @@ def place_order(
     quantity = dict(quantities)[outcome.short]
     raise OutOfStock(f"not enough stock for variant {outcome.short} (asked for {quantity})",
                      variant_id=str(outcome.short))
+
+
+def _valid_items(items: Sequence[CartItem]) -> list[CartItem]:
+    merged = _merge_items(items)
+    if not merged:
+        raise CartInvalid("the cart is empty")
+    if len(merged) > MAX_LINES:
+        raise CartInvalid(f"a cart holds at most {MAX_LINES} different items")
+    for item in merged:
+        if not 1 <= item.quantity <= MAX_QUANTITY:
+            raise CartInvalid(f"quantity of {item.variant_id} must be between 1 and {MAX_QUANTITY}")
+    return merged
+
+
+def _priced(
+    request: CheckoutRequest, items: Sequence[CartItem], variants: dict[uuid.UUID, VariantForCheckout],
+    storefront: CheckoutStorefront | None,
+) -> tuple[list[commission.CartLine], str]:
+    """The cart priced from the catalog (never from the client), and its one currency."""
+    lines: list[commission.CartLine] = []
+    for item in items:
+        variant = variants.get(item.variant_id)
+        if variant is None or not variant.orderable:
+            raise CartInvalid(f"variant {item.variant_id} is not for sale")
+        if storefront is not None and variant.product_id not in storefront.listed_product_ids:
+            raise CartInvalid(f"variant {item.variant_id} is not listed in storefront {request.storefront_slug}")
+        lines.append(commission.CartLine(
+            variant_id=item.variant_id, product_id=variant.product_id, seller_id=variant.seller_id,
+            quantity=item.quantity, unit_amount=variant.price_amount, currency=variant.currency,
+        ))
+    currencies = {line.currency for line in lines}
+    if len(currencies) != 1:
+        raise CartInvalid(f"a cart is paid in one currency; this one mixes {', '.join(sorted(currencies))}")
+    currency = currencies.pop()
+    if storefront is not None and storefront.currency != currency:
+        raise CartInvalid(f"storefront {request.storefront_slug} sells in {storefront.currency}, not {currency}")
+    return lines, currency
 
 
 @lru_cache(maxsize=2)

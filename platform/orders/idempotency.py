@@ -66,9 +66,12 @@ def lookup_params(scope: str, key: str, buyer_email: str) -> dict[str, Any]:
     return {"scope": scope, "key": key, "buyer_email": buyer_email, "states": list(ACTIVE_ORDER_STATES)}
 
 
+LOOKUP_WIDTH = 3  # the columns of `lookup`
+
+
 def found(row: Any) -> Lookup:
-    """The `lookup` columns of `row` (its first three)."""
-    request_hash, order_id, seen = row[:3]
+    """The `lookup` columns of `row` (its first LOOKUP_WIDTH)."""
+    request_hash, order_id, seen = row[:LOOKUP_WIDTH]
     return Lookup(request_hash, order_id, aggregated_ids(seen))
 
 
