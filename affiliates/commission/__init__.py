@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from affiliates.commission.attribution import resolve_attribution
 from affiliates.commission.loaders import (
-    load_affiliate_terms,
     load_coupon,
     load_program_terms,
+    load_terms,
     parse_plan,
 )
 from affiliates.commission.rules import (
@@ -78,9 +78,9 @@ __all__ = [
     "compute_settlement",
     "counted_sale_amounts",
     "every_seller_is_new",
-    "load_affiliate_terms",
     "load_coupon",
     "load_program_terms",
+    "load_terms",
     "month_key",
     "new_to_buyer",
     "normalize_coupon_code",

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import Uuid, and_, bindparam, case, cast, func, literal_column, select, true, union_all
 from sqlalchemy.orm import Session, aliased
 
 from affiliates.commission.rules import month_key
@@ -54,8 +54,10 @@ def parse_plan(version_id: UUID, rules: Mapping[str, Any]) -> Plan:
     return _parse_plan(version_id, json.dumps(rules, sort_keys=True))
 
 
-@lru_cache(maxsize=8)
-def _program_terms_stmt(with_member: bool, with_partners: bool, postgres: bool) -> Any:
+def _programs(with_member: bool) -> Any:
+    """SELECT the programs of `:seller_ids` with the plan version in force at `:at`; with
+    `with_member`, also the status of `:affiliate_id`'s membership and its month-to-date sales
+    with the seller (`:month`, amounts in `:currency`)."""
     # Per program, the latest effective_from <= at: a correlated MAX that the unique index
     # (program_id, effective_from) answers with one index probe per program in the cart.
     in_force = (
@@ -90,96 +92,133 @@ def _program_terms_stmt(with_member: bool, with_partners: bool, postgres: bool) 
             .correlate(Program).scalar_subquery()
         )
         columns += [month_orders.label("month_orders"), month_amount.label("month_amount")]
-    if with_partners:
-        partner = aliased(Affiliate)
-        # One list per program: array_agg on PostgreSQL, a comma-separated text elsewhere.
-        member_partners = (
-            select(collect_ids(postgres)(ProgramMembership.affiliate_id))
-            .join(partner, partner.id == ProgramMembership.affiliate_id)
-            .where(ProgramMembership.program_id == Program.id,
-                   ProgramMembership.status == MembershipStatus.APPROVED.value,
-                   partner.status == AffiliateStatus.APPROVED.value,
-                   in_list(ProgramMembership.affiliate_id, "partner_ids", postgres))
-            .correlate(Program)
-            .scalar_subquery()
-        )
-        columns.append(member_partners.label("member_partners"))
-    return _built(
+    return (
         select(*columns)
         .outerjoin(current, and_(current.program_id == Program.id, current.effective_from == in_force))
-        .where(in_list(Program.seller_id, "seller_ids", postgres)),
-        postgres,
     )
 
 
-def load_program_terms(
-    session: Session, seller_ids: Collection[UUID], affiliate_id: UUID | None, at: datetime,
-    partner_ids: Collection[UUID] = (), currency: str = "",
-) -> dict[UUID, ProgramTerms]:
-    """The programs of `seller_ids`, each with its plan version in force at `at` (the latest
-    `effective_from <= at`), whether `affiliate_id` is an approved member, its month-to-date
-    sales with the seller before `at` (amounts in `currency`), and which of `partner_ids` (its
-    split partners) are approved affiliates and approved members: one SELECT."""
-    with_member = affiliate_id is not None
-    with_partners = with_member and bool(partner_ids)
+def _program_params(seller_ids: Collection[UUID], affiliate_id: UUID | None, at: datetime,
+                    currency: str) -> dict[str, Any]:
     params: dict[str, Any] = {"seller_ids": list(seller_ids), "at": at}
-    if with_member:
+    if affiliate_id is not None:
         params.update(affiliate_id=affiliate_id, month=month_key(at), currency=currency)
-    if with_partners:
-        params["partner_ids"] = list(partner_ids)
-    rows = run_built(session, _program_terms_stmt, params, with_member, with_partners).all()
-    terms: dict[UUID, ProgramTerms] = {}
-    for row in rows:
-        plan = parse_plan(row.version_id, row.rules) if row.version_id is not None else None
-        status = row.member_status if with_member else None
-        terms[row.seller_id] = ProgramTerms(
-            program_id=row.id, seller_id=row.seller_id, attribution_window_days=row.attribution_window_days,
-            holding_period_days=row.holding_period_days, coupon_discount_bps=row.coupon_discount_bps,
-            plan_version_id=row.version_id, plan=plan,
-            affiliate_is_member=status == MembershipStatus.APPROVED.value,
-            member_partners=aggregated_ids(row.member_partners) if with_partners else frozenset(),
-            # sum(bigint) is numeric on PostgreSQL: the driver returns a Decimal.
-            month_sales=(MonthSales(int(row.month_orders or 0), int(row.month_amount or 0)) if with_member
-                         else MonthSales()),
-        )
-    return terms
+    return params
+
+
+def _program_terms(row: Any, with_member: bool, member_partners: frozenset[UUID] = frozenset()) -> ProgramTerms:
+    plan = parse_plan(row.version_id, row.rules) if row.version_id is not None else None
+    status = row.member_status if with_member else None
+    return ProgramTerms(
+        program_id=row.id, seller_id=row.seller_id, attribution_window_days=row.attribution_window_days,
+        holding_period_days=row.holding_period_days, coupon_discount_bps=row.coupon_discount_bps,
+        plan_version_id=row.version_id, plan=plan, affiliate_is_member=status == MembershipStatus.APPROVED.value,
+        member_partners=member_partners,
+        # sum(bigint) is numeric on PostgreSQL: the driver returns a Decimal.
+        month_sales=(MonthSales(int(row.month_orders or 0), int(row.month_amount or 0)) if with_member
+                     else MonthSales()),
+    )
 
 
 @lru_cache(maxsize=4)
-def _affiliate_terms_stmt(with_storefront: bool, postgres: bool) -> Any:
+def _program_terms_stmt(with_member: bool, postgres: bool) -> Any:
+    return _built(_programs(with_member).where(in_list(Program.seller_id, "seller_ids", postgres)), postgres)
+
+
+def load_program_terms(
+    session: Session, seller_ids: Collection[UUID], affiliate_id: UUID | None, at: datetime, currency: str = "",
+) -> dict[UUID, ProgramTerms]:
+    """The programs of `seller_ids`, each with its plan version in force at `at` (the latest
+    `effective_from <= at`), and, given `affiliate_id`, whether it is an approved member and its
+    month-to-date sales with the seller before `at` (amounts in `currency`): one SELECT."""
+    with_member = affiliate_id is not None
+    rows = run_built(session, _program_terms_stmt, _program_params(seller_ids, affiliate_id, at, currency),
+                     with_member).all()
+    return {row.seller_id: _program_terms(row, with_member) for row in rows}
+
+
+def _split_partner_ids(splits: Any, postgres: bool) -> Any:
+    """SELECT the affiliate ids a split list (JSON: [{"affiliate_id", "weight"}, ...]) names, in
+    the form an affiliate id column has on this backend (uuid; SQLite: 32 hex digits)."""
+    if postgres:
+        # A list never set is JSON null, which json_array_elements refuses: no elements then.
+        listed = case((func.json_typeof(splits) == literal_column("'array'"), splits))
+        element = func.json_array_elements(listed).table_valued("value")
+        return select(cast(element.c.value.op("->>")(literal_column("'affiliate_id'")), Uuid()))
+    element = func.json_each(splits).table_valued("value")  # a JSON null is one NULL element here
+    return select(func.lower(func.replace(func.json_extract(element.c.value, literal_column("'$.affiliate_id'")),
+                                          literal_column("'-'"), literal_column("''"))))
+
+
+@lru_cache(maxsize=4)
+def _terms_stmt(with_storefront: bool, postgres: bool) -> Any:
+    """The affiliate (its status, recruiter's status, e-mail, split lists) and, one row each, the
+    programs of the cart's sellers with its membership, month-to-date sales and which of its
+    split partners are approved affiliates and approved members (at least one row: the programs
+    are outer-joined)."""
     recruiter = aliased(Affiliate)
+    programs = _programs(True).where(in_list(Program.seller_id, "seller_ids", postgres)).subquery("programs")
     columns: list[Any] = [Affiliate.status, Affiliate.recruited_by_affiliate_id, Affiliate.splits,
                           recruiter.status.label("recruiter_status"), Affiliate.email]
-    stmt = select(*columns).outerjoin(recruiter, recruiter.id == Affiliate.recruited_by_affiliate_id)
+    source: Any = Affiliate.__table__.outerjoin(recruiter, recruiter.id == Affiliate.recruited_by_affiliate_id)
+    # Candidate partners: everyone the split lists name (a superset of the list in force is
+    # enough: the split rule only asks about the partners of the list in force).
+    candidates = _split_partner_ids(Affiliate.splits, postgres).correlate(Affiliate)
     if with_storefront:
-        stmt = stmt.add_columns(Storefront.splits.label("storefront_splits")).outerjoin(
-            Storefront, and_(Storefront.id == bindparam("storefront_id"), Storefront.affiliate_id == Affiliate.id)
-        )
-    return _built(stmt.where(Affiliate.id == bindparam("affiliate_id")), postgres)
+        columns.append(Storefront.splits.label("storefront_splits"))
+        source = source.outerjoin(
+            Storefront, and_(Storefront.id == bindparam("storefront_id"), Storefront.affiliate_id == Affiliate.id))
+        candidates = union_all(candidates, _split_partner_ids(Storefront.splits, postgres).correlate(Storefront))
+    partner = aliased(Affiliate)
+    member_partners = (
+        select(collect_ids(postgres)(ProgramMembership.affiliate_id))
+        .join(partner, partner.id == ProgramMembership.affiliate_id)
+        .where(ProgramMembership.program_id == programs.c.id,
+               ProgramMembership.status == MembershipStatus.APPROVED.value,
+               partner.status == AffiliateStatus.APPROVED.value,
+               ProgramMembership.affiliate_id.in_(candidates))
+        .correlate(programs)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(*columns, *programs.c, member_partners.label("member_partners"))
+        .select_from(source.outerjoin(programs, true()))
+        .where(Affiliate.id == bindparam("affiliate_id"))
+    )
+    return _built(stmt, postgres)
 
 
-def load_affiliate_terms(session: Session, affiliate_id: UUID, storefront_id: UUID | None) -> AffiliateTerms | None:
-    """The affiliate, its recruiter's status, and the split list in force (storefront's, else its
-    own): one SELECT."""
-    params: dict[str, Any] = {"affiliate_id": affiliate_id}
+def load_terms(
+    session: Session, seller_ids: Collection[UUID], affiliate_id: UUID, storefront_id: UUID | None, at: datetime,
+    currency: str,
+) -> tuple[AffiliateTerms | None, dict[UUID, ProgramTerms]]:
+    """What settling a cart attributed to `affiliate_id` needs, in ONE SELECT: the affiliate (its
+    recruiter's status and the split list in force: the storefront's, else its own; None if there
+    is no such affiliate) and the programs of `seller_ids` (as `load_program_terms` reads them,
+    with which of the affiliate's split partners are approved affiliates and approved members)."""
+    params = _program_params(seller_ids, affiliate_id, at, currency)
     if storefront_id is not None:
         params["storefront_id"] = storefront_id
-    row = run_built(session, _affiliate_terms_stmt, params, storefront_id is not None).first()
-    if row is None:
-        return None
-    raw_splits = (row.storefront_splits if storefront_id is not None else None) or row.splits or []
+    rows = run_built(session, _terms_stmt, params, storefront_id is not None).all()
+    if not rows:
+        return None, load_program_terms(session, seller_ids, affiliate_id, at, currency)
+    first = rows[0]
+    raw_splits = (first.storefront_splits if storefront_id is not None else None) or first.splits or []
     splits = tuple((uuid.UUID(str(s["affiliate_id"])), int(s["weight"])) for s in raw_splits)
     if splits and sum(w for _, w in splits) <= 0:
         splits = ()
     recruiter_id = (
-        row.recruited_by_affiliate_id
-        if row.recruited_by_affiliate_id is not None and row.recruiter_status == AffiliateStatus.APPROVED
+        first.recruited_by_affiliate_id
+        if first.recruited_by_affiliate_id is not None and first.recruiter_status == AffiliateStatus.APPROVED
         else None
     )
-    return AffiliateTerms(
-        affiliate_id=affiliate_id, approved=row.status == AffiliateStatus.APPROVED,
-        recruiter_id=recruiter_id, splits=splits, email=row.email,
+    affiliate = AffiliateTerms(
+        affiliate_id=affiliate_id, approved=first.status == AffiliateStatus.APPROVED,
+        recruiter_id=recruiter_id, splits=splits, email=first.email,
     )
+    programs = {row.seller_id: _program_terms(row, True, aggregated_ids(row.member_partners))
+                for row in rows if row.id is not None}
+    return affiliate, programs
 
 
 @lru_cache(maxsize=2)

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from sqlalchemy.orm import Session
 
-from affiliates.commission.loaders import load_affiliate_terms, load_coupon, load_program_terms
+from affiliates.commission.loaders import load_coupon, load_program_terms, load_terms
 from affiliates.commission.rules import compute_settlement, every_seller_is_new
 from affiliates.commission.terms import (
     Attribution,
@@ -58,10 +58,10 @@ def settle_cart(
 ) -> Settlement:
     """Every party's share of every line (the rule is in `affiliates.commission.rules`).
 
-    Statements: the affiliate with its recruiter and splits (1, only if attributed), programs +
-    plan versions in force + the affiliate's and its split partners' memberships + its
-    month-to-date sales (1), the coupon (1, only with a code the attribution did not already
-    read), and whatever the first-order check costs (default: none; the orders package
+    Statements: the programs with the plan versions in force and, if attributed, the affiliate
+    with its recruiter, splits, memberships (its own and its split partners') and month-to-date
+    sales (1: `loaders.load_terms`), the coupon (1, only with a code the attribution did not
+    already read), and whatever the first-order check costs (default: none; the orders package
     registers a one-SELECT check with `set_first_order_check`).
     `is_first_order(seller_ids, buyer_email)` overrides it.
     An attribution with `self_referral_pending` is decided here (the returned Settlement holds
@@ -73,9 +73,10 @@ def settle_cart(
     currency = lines[0].currency
     earning_id = attribution.affiliate_id if not attribution.self_referral else None
 
-    affiliate = load_affiliate_terms(session, earning_id, attribution.storefront_id) if earning_id else None
-    partners = [p for p, _ in affiliate.splits if p != affiliate.affiliate_id] if affiliate is not None else []
-    programs = load_program_terms(session, seller_ids, earning_id, at, partner_ids=partners, currency=currency)
+    if earning_id is not None:
+        affiliate, programs = load_terms(session, seller_ids, earning_id, attribution.storefront_id, at, currency)
+    else:
+        affiliate, programs = None, load_program_terms(session, seller_ids, None, at)
     if attribution.self_referral_pending:
         # The storefront's affiliate came from the caller (no SELECT in resolve_attribution): the
         # row just read says whether the buyer is that affiliate.

@@ -198,13 +198,14 @@ def _statements(env: Backend, run: Callable[[], Any]) -> list[str]:
     return seen
 
 
-def test_a_storefront_order_is_four_statements_and_a_referral_or_coupon_order_five(
+def test_a_storefront_order_is_three_statements_and_a_referral_or_coupon_order_four(
     client: TestClient, operator: dict[str, str], env: Backend
 ) -> None:
-    """The key with the variants, the programs (with the month-to-date counters), the affiliate,
-    the write; a referral adds its click, a coupon its coupon (read once: the attribution's read
-    serves the discount too). Every one of them is seen by the engine's events (the statement
-    counter of kernel.metrics listens there), though sent as precompiled text."""
+    """The key with the variants, the affiliate with the programs (memberships, month-to-date
+    counters), the write; a referral adds its click, a coupon its coupon (read once: the
+    attribution's read serves the discount too). Every one of them is seen by the engine's
+    events (the statement counter of kernel.metrics listens there), though sent as precompiled
+    text."""
     w, token = _world(client, operator)
 
     def order(path: str, body: dict[str, Any]) -> None:
@@ -216,7 +217,7 @@ def test_a_storefront_order_is_four_statements_and_a_referral_or_coupon_order_fi
     referral = _statements(env, lambda: order("/v1/checkout", cart(w, ("X-PRO", 1), attribution_token=token)))
     client.cookies.clear()  # the referral link's cookie would attribute the coupon order to its click
     coupon = _statements(env, lambda: order("/v1/checkout", cart(w, ("Z-250", 1), coupon_code="BEANS10")))
-    assert len(storefront) == 4, storefront
-    assert len(referral) == 5, referral
-    assert len(coupon) == 5 and sum("FROM coupons" in s for s in coupon) == 1, coupon
+    assert len(storefront) == 3, storefront
+    assert len(referral) == 4, referral
+    assert len(coupon) == 4 and sum("FROM coupons" in s for s in coupon) == 1, coupon
     assert sum("INSERT INTO orders" in s for s in storefront) == 1
