@@ -5,7 +5,8 @@ requests per second swing by a third between identical runs. This tool measures 
 code costs: it builds the app the way the server does (PostgreSQL, Redis, the thread pool),
 seeds it through the API, then calls the ASGI app directly, one request at a time, for each of
 the benchmark's request kinds in its mix, and prints the process CPU time (every thread: the
-event loop and the thread pool) per request of each kind, in microseconds. Compare two
+event loop and the thread pool) per request of each kind, in microseconds, and the SQL
+statements per checkout (`sql_statements_per_request` of both checkout routes). Compare two
 versions of the code by running it from each checkout, alternating; other people's load
 changes these figures far less than it changes throughput.
 
