@@ -2,7 +2,8 @@
 
 Steps, in order, each rule written once by the package that owns it:
 1. look up the Idempotency-Key, with the buyer's earlier sellers (orders.idempotency: a
-   committed key replays its order at once);
+   committed key replays its order at once), and read the cart's variants in the same
+   statement (`_first_read`);
 2. price the cart from the catalog, never from the client (catalog.service);
 3. attribute it and compute every party's share (affiliates.commission: the same calls the
    preview endpoint makes);
@@ -24,8 +25,9 @@ Steps, in order, each rule written once by the package that owns it:
    behind, the key included.
 
 Round trips are the cost that counts here (loadtests/README.md): on PostgreSQL a storefront
-order is the key lookup, the variants, the programs, the affiliate and the write; a referral
-adds the click, a tiered plan the month-to-date read.
+order is three statements (the key with the variants; the affiliate with the programs, as
+`affiliates.commission.load_terms` reads them; the write); a referral adds the click, a coupon
+its coupon.
 """
 
 from __future__ import annotations
