@@ -4,11 +4,14 @@ The rules live in smaller modules (sellers, products, browse, stock, cache); thi
 the functions other domains may rely on, so their imports do not follow internal moves.
 
 For checkout (orders):
-* `load_variants_for_checkout(session, variant_ids) -> dict[UUID, VariantForCheckout]`
+* `load_variants_for_checkout(session, variant_ids) -> dict[UUID, VariantForCheckout]`, and the
+  same read as a Core SELECT for a statement of the caller's (`checkout_variants`,
+  `variants_from_rows`)
 * `reserve_stock(session, variant_id, quantity) -> bool`
-* `release_stock(session, variant_id, quantity) -> None`
-* `reserve_cart_ctes(...)`: a whole cart's reservation as CTEs of one PostgreSQL statement, and
-  `lower_stock_after_commit(session, levels)` for the cached stock levels it returns
+* `release_stock(session, variant_id, quantity) -> None`; `current_stock(session, variant_id) -> int`
+* `take_stock(session, lines, now) -> StockTaken`: a cart's lines one conditional UPDATE each;
+  `cart_stock() -> CartStock`: the same reservation as SQLAlchemy Core CTEs for one PostgreSQL
+  statement; `lower_stock_after_commit(session, levels)` for the cached stock levels they return
 
 For storefronts (affiliates): `catalog_product(session, store, ttl_seconds, product_id)` (cached)
 and `search_catalog(session, CatalogQuery(...))`.
@@ -22,24 +25,36 @@ from catalog.cache import StockLevel, invalidate_after_commit, lower_stock_after
 from catalog.products import catalog_view as catalog_product
 from catalog.products import catalog_views as catalog_products
 from catalog.stock import (
+    CartStock,
+    StockTaken,
     VariantForCheckout,
+    cart_stock,
+    checkout_variants,
+    current_stock,
     load_variants_for_checkout,
     release_stock,
-    reserve_cart_ctes,
     reserve_stock,
+    take_stock,
+    variants_from_rows,
 )
 
 __all__ = [
+    "CartStock",
     "CatalogQuery",
     "StockLevel",
+    "StockTaken",
     "VariantForCheckout",
+    "cart_stock",
     "catalog_product",
     "catalog_products",
+    "checkout_variants",
+    "current_stock",
     "invalidate_after_commit",
     "load_variants_for_checkout",
     "lower_stock_after_commit",
     "release_stock",
-    "reserve_cart_ctes",
     "reserve_stock",
     "search_catalog",
+    "take_stock",
+    "variants_from_rows",
 ]

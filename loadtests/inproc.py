@@ -5,7 +5,8 @@ requests per second swing by a third between identical runs. This tool measures 
 code costs: it builds the app the way the server does (PostgreSQL, Redis, the thread pool),
 seeds it through the API, then calls the ASGI app directly, one request at a time, for each of
 the benchmark's request kinds in its mix, and prints the process CPU time (every thread: the
-event loop and the thread pool) per request of each kind, in microseconds. Compare two
+event loop and the thread pool) per request of each kind, in microseconds, and the SQL
+statements per checkout (`sql_statements_per_request` of both checkout routes). Compare two
 versions of the code by running it from each checkout, alternating; other people's load
 changes these figures far less than it changes throughput.
 
@@ -127,6 +128,7 @@ async def _measure(app: Any, seed: dict[str, Any], n: int) -> dict[str, int]:
     mix += [("checkout (storefront)", checkout)] * MIX["checkout"] + [("referral", referral)] * MIX["referral"]
     cpu_us: dict[str, float] = dict.fromkeys(kinds, 0.0)
     counts: dict[str, int] = dict.fromkeys(kinds, 0)
+    statements_before = _checkout_statements()
     for _ in range(n):
         name, run = rng.choice(mix)
         if name == "referral":
@@ -139,8 +141,26 @@ async def _measure(app: Any, seed: dict[str, Any], n: int) -> dict[str, int]:
             cpu_us[part] += 1e6 * (time.process_time() - started)
             counts[part] += 1
     total = sum(cpu_us.values()) / sum(counts.values())
+    statements, checkouts = (after - before for after, before in zip(_checkout_statements(), statements_before,
+                                                                    strict=True))
     return {**{name: round(cpu_us[name] / counts[name]) for name in kinds if counts[name]},
-            "all requests": round(total)}
+            "all requests": round(total),
+            "statements per checkout": round(statements / checkouts, 2) if checkouts else None}
+
+
+def _checkout_statements() -> tuple[float, float]:
+    """(SQL statements, requests) of both checkout routes so far, from the app's own counter
+    (`sql_statements_per_request`, the one the benchmark reads)."""
+    from kernel.metrics import REQUEST_STATEMENTS
+
+    routes = ("/v1/storefronts/{slug}/orders", "/v1/checkout")
+    totals = {"_sum": 0.0, "_count": 0.0}
+    for metric in REQUEST_STATEMENTS.collect():
+        for sample in metric.samples:
+            suffix = sample.name[len(metric.name):]
+            if suffix in totals and sample.labels.get("method") == "POST" and sample.labels.get("route") in routes:
+                totals[suffix] += sample.value
+    return totals["_sum"], totals["_count"]
 
 
 def main(argv: list[str] | None = None) -> int:

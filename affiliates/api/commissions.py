@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from affiliates.api.common import RuntimeDep
-from affiliates.engine import SessionFirstOrderCheck, Settlement
+from affiliates.commission import SessionFirstOrderCheck, Settlement
 from affiliates.schemas import (
     AttributionOut,
     CommissionShareOut,

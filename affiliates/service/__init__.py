@@ -5,15 +5,30 @@
 * storefronts (+ storefront_cache): storefronts, listings, the public cached views
 * links: referral links, clicks, click counters (+ visitors: bots and unique-visitor keys)
 * coupons: seller coupon codes tied to affiliates
-* preview: the commission preview (the engine itself is affiliates.engine)
+* preview: the commission preview (the engine itself is affiliates.commission)
 * sales: the month-to-date sales counter the volume tiers read
 
-Names other packages use are re-exported here (checkout imports `record_attributed_sale` and
-`storefront_for_checkout`)."""
+Names other packages use are re-exported here (checkout imports `storefront_for_checkout`, the
+counter's `record_attributed_sale`, and its one-statement form `attributed_sale_rows` +
+`count_sales_from_json`)."""
 
 from __future__ import annotations
 
 from affiliates.service.checkout_support import CheckoutStorefront, storefront_for_checkout
-from affiliates.service.sales import count_sales, monthly_sales, record_attributed_sale
+from affiliates.service.sales import (
+    attributed_sale_rows,
+    count_sales,
+    count_sales_from_json,
+    monthly_sales,
+    record_attributed_sale,
+)
 
-__all__ = ["CheckoutStorefront", "count_sales", "monthly_sales", "record_attributed_sale", "storefront_for_checkout"]
+__all__ = [
+    "CheckoutStorefront",
+    "attributed_sale_rows",
+    "count_sales",
+    "count_sales_from_json",
+    "monthly_sales",
+    "record_attributed_sale",
+    "storefront_for_checkout",
+]

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from affiliates.engine import normalize_email
+from affiliates.commission import normalize_email
 from affiliates.errors import (
     AffiliateExists,
     AffiliateNotApproved,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from affiliates.engine import normalize_coupon_code
+from affiliates.commission import normalize_coupon_code
 from affiliates.errors import CodeTaken, CouponNotFound, NotProgramMember
 from affiliates.models import Coupon, Program
 from affiliates.service.common import page

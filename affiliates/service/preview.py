@@ -20,7 +20,7 @@ from functools import partial
 
 from sqlalchemy.orm import Session
 
-from affiliates import engine
+from affiliates import commission
 from affiliates.errors import CartInvalid, StorefrontNotFound
 from affiliates.schemas import PreviewIn
 from affiliates.service.storefronts import public_storefront
@@ -39,21 +39,22 @@ class AttributionNotYours(NotFound):
 
 
 def preview(session: Session, store: Store, settings: Settings, principal: Principal, data: PreviewIn,
-            first_order_check: engine.SessionFirstOrderCheck) -> tuple[list[engine.CartLine], engine.Settlement]:
+            first_order_check: commission.SessionFirstOrderCheck,
+            ) -> tuple[list[commission.CartLine], commission.Settlement]:
     """`first_order_check`: the orders package's "which sellers is this buyer new to" query (the
     assembly passes it; this package cannot import orders). Only an operator's preview runs it."""
     merged: dict[uuid.UUID, int] = {}
     for item in data.items:  # same variant twice is one line, as in checkout
         merged[item.variant_id] = merged.get(item.variant_id, 0) + item.quantity
     variants = load_variants_for_checkout(session, merged)
-    lines: list[engine.CartLine] = []
+    lines: list[commission.CartLine] = []
     for variant_id, quantity in merged.items():
         variant = variants.get(variant_id)
         if variant is None or (principal.role is Role.SELLER and variant.seller_id != principal.subject_id):
             raise VariantNotFound(f"no variant {variant_id}")
         if not variant.orderable:
             raise CartInvalid(f"variant {variant_id} is not for sale")
-        lines.append(engine.CartLine(
+        lines.append(commission.CartLine(
             variant_id=variant_id, product_id=variant.product_id, seller_id=variant.seller_id, quantity=quantity,
             unit_amount=variant.price_amount, currency=variant.currency,
         ))
@@ -73,24 +74,24 @@ def preview(session: Session, store: Store, settings: Settings, principal: Princ
             raise CartInvalid(f"storefront {data.storefront_slug} sells in {storefront.currency}")
         storefront_id = storefront.id
     now = clock.now()
-    attribution = engine.resolve_attribution(
+    attribution = commission.resolve_attribution(
         session, storefront_id=storefront_id, attribution_token=data.attribution_token,
         coupon_code=data.coupon_code, buyer_email=str(data.buyer_email), at=now,
         seller_ids={line.seller_id for line in lines},
     )
     if principal.role is Role.AFFILIATE and attribution.affiliate_id not in (None, principal.subject_id):
         raise AttributionNotYours("the attribution token or coupon is not one of yours")
-    settlement = engine.settle_cart(
+    settlement = commission.settle_cart(
         session, lines, attribution, buyer_email=str(data.buyer_email),
         platform_fee_bps=settings.platform_fee_bps, at=now, coupon_code=data.coupon_code,
         is_first_order=partial(first_order_check, session) if principal.role is Role.OPERATOR
-        else engine.every_seller_is_new,
+        else commission.every_seller_is_new,
     )
     return lines, settlement
 
 
-def party_totals(lines: list[engine.CartLine],
-                 settlement: engine.Settlement) -> list[tuple[str, uuid.UUID | None, int]]:
+def party_totals(lines: list[commission.CartLine],
+                 settlement: commission.Settlement) -> list[tuple[str, uuid.UUID | None, int]]:
     """(party type, id, amount) for the platform, every seller and every affiliate; sums to the total."""
     sellers: dict[uuid.UUID, int] = defaultdict(int)
     affiliates: dict[uuid.UUID, int] = defaultdict(int)

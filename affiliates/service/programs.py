@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from affiliates.engine import load_program_terms
+from affiliates.commission import load_program_terms
 from affiliates.errors import (
     InvalidInput,
     InvalidPlan,

@@ -140,12 +140,10 @@ def for_update(stmt: S, *, skip_locked: bool = False, reread: bool = False) -> S
     transaction holds are left out instead of waited for). `reread`: overwrite objects the
     session loaded before with what the rows hold now (`populate_existing`): a caller that read
     them before locking must decide on what the previous lock holder committed, not on its own
-    earlier copy. The statement must not be ordered: within a table the order is the key's."""
-    if stmt._order_by_clauses:
-        raise TypeError("lock statements are ordered by the primary key (kernel.locking); drop the ORDER BY")
+    earlier copy. Within a table the order is the key's: any ORDER BY of `stmt` is replaced."""
     table = table_of(stmt)
     rank(table.name)  # a table that takes row locks must have a place in the order
-    locked = stmt.order_by(*table.primary_key.columns).with_for_update(skip_locked=skip_locked)
+    locked = stmt.order_by(None).order_by(*table.primary_key.columns).with_for_update(skip_locked=skip_locked)
     if reread:
         locked = locked.execution_options(populate_existing=True)
     return locked

@@ -1,39 +1,47 @@
-"""Core statements compiled to PostgreSQL text once, for the hot path's reads.
+"""Core statements compiled to PostgreSQL text once, for the hot path, through public API only.
 
 Running a memoized Core `select()` still costs SQLAlchemy a cache-key walk, a compiled-cache
-lookup, parameter processing and result metadata on every execution: about 80 microseconds per
-statement more than sending the same SQL text with `exec_driver_sql` (measured on this machine;
-the checkout sends five statements per order, see loadtests/README.md), and `exec_driver_sql`
-itself still builds an execution context and a `CursorResult` with its metadata. `precompile`
-renders a statement for psycopg once; `Precompiled.run` (and `driver_execute` for hand-written
-SQL) sends that text on a psycopg cursor of the session's connection through SQLAlchemy's
-`Connection._cursor_execute`, the path SQLAlchemy itself uses for its own side statements: the
-connection's events still fire (the `before_cursor_execute` statement counter of
-`kernel.metrics` and tests' listeners see every statement), errors are still wrapped and
-handled (a lost connection is invalidated), and the session's transaction is the one in use.
-`Precompiled.run`'s rows are psycopg named tuples (attribute access by column name, as with
-SQLAlchemy's rows); `driver_execute`'s are plain tuples unless asked.
+lookup and parameter processing on every execution. `precompile` renders a statement for
+psycopg once; `Precompiled.run` (and `driver_execute` for a statement built elsewhere) sends that
+text with `Connection.exec_driver_sql` on the session's connection, so everything SQLAlchemy
+does around a statement still happens: the connection's events fire (the
+`before_cursor_execute` statement counter of `kernel.metrics` and tests' listeners see every
+statement), errors are wrapped and handled (a lost connection is invalidated), and the
+session's transaction is the one in use. Rows are SQLAlchemy `Row`s (by position or by column
+name).
+
+PostgreSQL's own placeholders: psycopg parses `%(name)s` placeholders in Python on every
+execution (and does not cache the parse of a statement longer than 4 KB, like the checkout's
+write). `driver_execute` converts a statement once to PostgreSQL's `$n` (`native`) and sends it on
+a `psycopg.RawCursor`: the driver connection's documented `cursor_factory` is set to `RawCursor`
+for that one `exec_driver_sql` call (the connection is this session's alone meanwhile) and put
+back after it.
 
 Rules for statements compiled here (they hold for the callers): lists are bound as PostgreSQL
-arrays (`column == any_(bindparam(...))`, not expanding IN); result values come straight from
-psycopg (no SQLAlchemy type processing: timestamps are aware, in the session's time zone; JSON
-is parsed), so read columns whose Python value does not depend on a SQLAlchemy type.
+arrays (`column == any_(bindparam(...))`, not expanding IN; `in_list` below); result values come
+straight from psycopg (no SQLAlchemy type processing: timestamps are aware, in the session's
+time zone; JSON is parsed), so read columns whose Python value does not depend on a SQLAlchemy
+type.
+
+`in_list` and `run_built` let one memoized statement builder serve both backends: on SQLite the
+Core statement runs as it is (SQLite is the embedded default, not the hot path).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from psycopg import RawCursor
-from psycopg.rows import namedtuple_row, tuple_row
+from sqlalchemy import JSON, Table, any_, bindparam, cast, func, literal_column
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
-from sqlalchemy.exc import MultipleResultsFound, NoResultFound
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, ColumnElement
 
 _DIALECT = psycopg_dialect()
 
@@ -43,44 +51,17 @@ class Precompiled:
     sql: str
     constants: Mapping[str, Any]  # values SQLAlchemy bound itself (literals in the statement)
 
-    def run(self, session: Session, params: Mapping[str, Any]) -> DriverResult:
-        return driver_execute(session, self.sql, {**self.constants, **params}, named=True)
-
-
-class DriverResult:
-    """The rows one `driver_execute` fetched, with the few `Result` methods our callers use."""
-
-    __slots__ = ("_rows",)
-
-    def __init__(self, rows: list[Any]) -> None:
-        self._rows = rows
-
-    def all(self) -> list[Any]:
-        return self._rows
-
-    def first(self) -> Any:
-        return self._rows[0] if self._rows else None
-
-    def one(self) -> Any:
-        if len(self._rows) != 1:
-            if not self._rows:
-                raise NoResultFound("No row was found when one was required")
-            raise MultipleResultsFound("Multiple rows were found when exactly one was required")
-        return self._rows[0]
-
-    def scalar(self) -> Any:
-        return self._rows[0][0] if self._rows else None
+    def run(self, session: Session, params: Mapping[str, Any]) -> CursorResult[*tuple[Any, ...]]:
+        return driver_execute(session, self.sql, {**self.constants, **params})
 
 
 _PLACEHOLDER = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s|%%|%")
 
 
 @lru_cache(maxsize=256)
-def _native(sql: str) -> tuple[str, tuple[str, ...]]:
+def native(sql: str) -> tuple[str, tuple[str, ...]]:
     """`sql` with psycopg's `%(name)s` placeholders turned into PostgreSQL's own `$n` (a name used
-    twice is one parameter), and the parameter names in `$n` order. Done once per statement: psycopg
-    would parse the text on every execution (and does not even cache the parse of a statement
-    longer than 4 KB, like the checkout's write)."""
+    twice is one parameter), and the parameter names in `$n` order. Done once per statement."""
     names: list[str] = []
 
     def place(match: re.Match[str]) -> str:
@@ -96,23 +77,19 @@ def _native(sql: str) -> tuple[str, tuple[str, ...]]:
     return _PLACEHOLDER.sub(place, sql), tuple(names)
 
 
-def driver_execute(session: Session, sql: str, params: Mapping[str, Any], *, named: bool = False) -> DriverResult:
-    """Send `sql` (psycopg's `%(name)s` placeholders) on the session's connection and fetch
-    every row, as plain tuples, or as named tuples if `named` (the result's column names must
-    then be distinct, as in SQLAlchemy's compiled SELECTs); see the module docstring for what
-    still applies (events, errors, transaction). The statement goes out with PostgreSQL's `$n`
-    placeholders on a psycopg `RawCursor` (converted once, see `_native`)."""
-    native_sql, names = _native(sql)
+def driver_execute(session: Session, sql: str, params: Mapping[str, Any]) -> CursorResult[*tuple[Any, ...]]:
+    """Send `sql` (psycopg's `%(name)s` placeholders) on the session's connection with
+    `exec_driver_sql`, as PostgreSQL `$n` placeholders on a `psycopg.RawCursor` (converted once,
+    see `native`). Returns SQLAlchemy's result (rows fetched as the caller asks)."""
+    native_sql, names = native(sql)
     connection = session.connection()
     driver: Any = connection.connection.driver_connection
-    factory: Any = namedtuple_row if named else tuple_row
-    cursor: Any = RawCursor(driver, row_factory=factory)
+    factory = driver.cursor_factory
+    driver.cursor_factory = RawCursor
     try:
-        connection._cursor_execute(cursor, native_sql, [params[name] for name in names])
-        rows = cursor.fetchall() if cursor.description is not None else []
+        return connection.exec_driver_sql(native_sql, tuple(params[name] for name in names))
     finally:
-        cursor.close()
-    return DriverResult(rows)
+        driver.cursor_factory = factory
 
 
 def precompile(statement: ClauseElement) -> Precompiled:
@@ -123,3 +100,46 @@ def precompile(statement: ClauseElement) -> Precompiled:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def in_list(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
+    """`column IN (:name...)`; on PostgreSQL `column = ANY(:name)` with the list bound as one
+    array, so the statement compiles to constant text."""
+    if postgres:
+        return column == any_(bindparam(name))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def run_built(session: Session, builder: Callable[..., Any], params: Mapping[str, Any], *shape: bool) -> Any:
+    """Run the statement `builder(*shape, postgres)` makes (memoized by the caller, e.g. with
+    `lru_cache`; on PostgreSQL it returns a `Precompiled`): its precompiled text on PostgreSQL,
+    elsewhere the Core statement on the session's connection (columns, not entities: the ORM's
+    per-execution compile state would be pure overhead)."""
+    if is_postgres(session):
+        return builder(*shape, True).run(session, params)
+    return session.connection().execute(builder(*shape, False), params)
+
+
+def aggregated_ids(value: Any) -> frozenset[uuid.UUID]:
+    """An aggregated id list as the driver returns it: a list of UUIDs (PostgreSQL's array_agg),
+    comma-separated hex (SQLite's group_concat), or NULL when nothing matched."""
+    if not value:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(uuid.UUID(part) for part in value.split(","))
+    return frozenset(uuid.UUID(str(part)) for part in value)
+
+
+def collect_ids(postgres: bool) -> Any:
+    """The aggregate that collects ids into one value `aggregated_ids` reads back."""
+    return func.array_agg if postgres else func.group_concat
+
+
+def json_rows(table: Table, param: str, name: str) -> Any:
+    """The rows in JSON parameter `param` (an array of objects keyed by column name) as a FROM
+    item `name` with every column of `table`, typed as the table's own row type (PostgreSQL's
+    `json_populate_recordset`): one parameter for any number of rows, so a statement that
+    inserts them does not depend on the row count and stays prepared."""
+    return func.json_populate_recordset(
+        literal_column(f"NULL::{table.name}"), cast(bindparam(param), JSON)
+    ).table_valued(*(column.name for column in table.columns), name=name)

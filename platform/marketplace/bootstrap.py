@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from affiliates import stripe_events as affiliates_stripe_events
 from affiliates import tasks as affiliates_tasks
-from affiliates.engine import SessionFirstOrderCheck
+from affiliates.commission import SessionFirstOrderCheck
 from catalog import stripe_events as catalog_stripe_events
 from kernel import ledger, outbound, stripe_webhooks
 from kernel import tasks as kernel_tasks
@@ -41,7 +41,7 @@ from kernel.tasking import (
 from orders import audit as orders_audit
 from orders import payments
 from orders import tasks as orders_tasks
-from orders.checkout import sellers_new_to_buyer
+from orders.queries import sellers_new_to_buyer
 from payouts import tasks as payouts_tasks
 from payouts.service import audit as payouts_audit
 

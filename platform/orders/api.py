@@ -27,10 +27,9 @@ from kernel.ledger import AFFILIATE, SELLER
 from kernel.metrics import ORDERS_PLACED
 from kernel.runtime import Runtime
 from kernel.schemas import Page, decode_cursor, encode_cursor
-from orders import checkout, fulfilment, queries, refunds, reports, settlement, views
+from orders import checkout, fulfilment, payments, queries, refunds, reports, settlement, views
 from orders.errors import InvalidTransition
 from orders.models import Order
-from orders.payments import ensure_payment
 from orders.schemas import (
     BalancesOut,
     CheckoutIn,
@@ -67,22 +66,20 @@ def _checkout(
         storefront_slug=slug, coupon_code=body.coupon_code, attribution_token=body.attribution_token,
         canonical_body=body.model_dump(mode="json"),
     )
-    # Two units of work on purpose: the order commits first, then the PaymentIntent is created
-    # outside any transaction, then its id is stored. See orders.payments.
-    # On PostgreSQL the checkout reads, then writes everything in one statement: it runs on an
-    # autocommit connection, so that statement is its transaction (see orders.checkout).
+    # The order commits first: on PostgreSQL the checkout reads, then writes everything in one
+    # statement, on an autocommit connection, so that statement is its transaction (see
+    # orders.checkout). Then, outside any transaction (a network call never holds a row lock),
+    # the PaymentIntent is created, and its id stored in a second, one-statement unit of work.
+    # Both steps are idempotent (orders.payments): a retry of the checkout finishes the job.
     bind = None if runtime.settings.is_sqlite else autocommit_engine(runtime.engine)
     with session_scope(runtime.sessions, bind=bind) as session:
         result = checkout.place_order(session, runtime.settings, request)
-        order_id, needs_payment = result.order.id, result.order.payment_rail == "stripe"
-        if not needs_payment:
-            rendered = views.order_for_buyer_json(result.order)
-    if needs_payment:
+    order = result.order
+    if payments.payment_needed(order) and (payment := payments.create_payment(runtime.rail, order)):
         with session_scope(runtime.sessions) as session:
-            order = session.get(Order, order_id, with_for_update=True)
-            assert order is not None
-            ensure_payment(session, runtime.rail, order)
-            rendered = views.order_for_buyer_json(order)
+            payments.record_payment(session, order.id, payment)
+            order = session.get(Order, order.id)  # as stored (a twin's PaymentIntent is this one)
+    rendered = views.order_for_buyer_json(order)
     # The JSON is rendered here (from plain dicts with orjson, in this worker thread: the same
     # bytes as OrderBuyerOut's serializer) and returned as a ready Response: FastAPI would
     # otherwise validate a model again and serialise it through another thread-pool hop.

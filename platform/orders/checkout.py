@@ -1,60 +1,83 @@
 """Checkout: the hot path. One request, one atomic write.
 
-Steps, in order: look up the Idempotency-Key, price the cart from the catalog (never from the
-client), attribute it, compute every party's share with the commission engine (the same one the
-preview endpoint uses), then reserve stock and write the order routed into one sub-order per
-seller. Any failure leaves nothing behind, the key included.
+Steps, in order, each rule written once by the package that owns it:
+1. look up the Idempotency-Key, with the buyer's earlier sellers (orders.idempotency: a
+   committed key replays its order at once), and read the cart's variants in the same
+   statement (`_first_read`);
+2. price the cart from the catalog, never from the client (catalog.service);
+3. attribute it and compute every party's share (affiliates.commission: the same calls the
+   preview endpoint makes);
+4. route it: one sub-order per seller, the lines, the commissions (`_build_order`: rows, not
+   ORM objects);
+5. write it, ALL OR NOTHING: claim the key, reserve the stock, insert the rows, count the sale in
+   the affiliate's month-to-date counters. Two forms of the same write:
+   * PostgreSQL: ONE statement (orders.checkout_pg) composed from the owners' SQLAlchemy Core
+     constructs. The API runs it on an autocommit connection (`kernel.db.autocommit_engine`), so
+     that statement is the transaction: no BEGIN/COMMIT round trips, and the stock rows are
+     locked only while it runs, never while Python works between statements (which, under
+     load, is what made checkouts queue on popular variants);
+   * step by step (`_write_step_by_step`) in the session's transaction, inside a SAVEPOINT: the
+     same owners' functions one statement each, in the same lock order. SQLite (the embedded
+     default) always writes this way; PostgreSQL does when asked (`one_statement=False`; the
+     tests compare both forms row for row).
+6. not written: a twin committed the key (replay its order), or the cart did not fit
+   (OutOfStock for the first line, in variant-id order, that does not). Nothing is left
+   behind, the key included.
 
-Round trips are the cost that counts here (loadtests/README.md). On PostgreSQL the reads are one
-SELECT each and EVERYTHING written (key, stock, order, sub-orders, lines, commissions, the
-affiliate's month-to-date counters) is ONE statement; the API runs it on an autocommit
-connection (`kernel.db.autocommit_engine`), so that statement is the transaction: no
-BEGIN/COMMIT round trips, and the stock rows are locked only while it runs, never while Python
-works between statements (which, under load, is what made checkouts queue on popular variants).
-SQLite (the embedded default) takes the same steps one statement at a time through the ORM.
+Round trips are the cost that counts here (loadtests/README.md): on PostgreSQL a storefront
+order is three statements (the key with the variants; the affiliate with the programs, as
+`affiliates.commission.load_terms` reads them; the write); a referral adds the click, a coupon
+its coupon.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache, partial
-from typing import Any
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any, cast
 
-import orjson
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Table, insert, select, true
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import ColumnDefault
 
-from affiliates import engine
-from affiliates.service import record_attributed_sale, storefront_for_checkout
+from affiliates import commission
+from affiliates.service import (
+    CheckoutStorefront,
+    attributed_sale_rows,
+    record_attributed_sale,
+    storefront_for_checkout,
+)
 from catalog.service import (
-    StockLevel,
-    load_variants_for_checkout,
+    VariantForCheckout,
+    checkout_variants,
+    current_stock,
     lower_stock_after_commit,
-    reserve_cart_ctes,
-    reserve_stock,
+    take_stock,
+    variants_from_rows,
 )
 from kernel.clock import clock
 from kernel.db import new_id
-from kernel.pgsql import driver_execute, is_postgres
+from kernel.pgsql import is_postgres, precompile, run_built
 from kernel.settings import Settings
-from orders.errors import CartInvalid, IdempotencyKeyReused, OutOfStock
+from orders import checkout_pg, idempotency
+from orders.checkout_pg import WriteOutcome
+from orders.errors import CartInvalid, OutOfStock
 from orders.models import (
     Commission,
-    IdempotencyKey,
+    CommissionStatus,
     Order,
     OrderLine,
     OrderStatus,
     SubOrder,
+    SubOrderStatus,
     request_fingerprint,
 )
 
 MAX_LINES = 50
-ACTIVE_ORDER_STATES = (OrderStatus.AWAITING_PAYMENT.value, OrderStatus.PAID.value)
 MAX_QUANTITY = 1000
 
 
@@ -83,7 +106,9 @@ class CheckoutRequest:
 
 @dataclass(frozen=True, slots=True)
 class CheckoutResult:
-    order: Order
+    # The order: the stored `Order` for a replay; for a new order, its rows as written, with the
+    # same attributes (`orders.views` renders either). `order.id`, `order.payment_rail`.
+    order: Any
     replayed: bool
 
 
@@ -95,118 +120,96 @@ def _merge_items(items: Sequence[CartItem]) -> list[CartItem]:
     return [CartItem(variant_id, quantity) for variant_id, quantity in merged.items()]
 
 
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    """What the key lookup found: the order a committed twin made (a replay), or None; and, on
-    PostgreSQL, the sellers this buyer already has live orders with (read in the same statement,
-    for the commission engine's first-order rule)."""
-
-    replay_of: uuid.UUID | None
-    sellers_seen: frozenset[uuid.UUID] | None = None  # None: not read (SQLite: the engine's check runs)
-
-    def first_order_check(self) -> engine.FirstOrderCheck | None:
-        seen = self.sellers_seen
-        if seen is None:
-            return None  # place_order runs sellers_new_to_buyer's SELECT
-        return lambda seller_ids, _email: set(seller_ids) - seen
-
-
-# PostgreSQL, first statement: the key (a replay of a committed order returns at once, before the
-# catalog is read: a replay answers even if the products changed since) and the buyer's earlier
-# sellers. A twin still in flight is not visible here; the write statement's ON CONFLICT waits
-# for it (see _WRITE_SQL).
-_LOOKUP_SQL = """
-SELECT k.request_hash, k.order_id,
-       ARRAY(SELECT DISTINCT s.seller_id FROM orders o JOIN sub_orders s ON s.order_id = o.id
-             WHERE o.buyer_email = %(buyer_email)s AND o.status = ANY(%(states)s))
-FROM (SELECT 1) AS one
-LEFT JOIN idempotency_keys k ON k.scope = %(scope)s AND k.key = %(key)s
-"""
-
-
-def _replayed(request: CheckoutRequest, request_hash: str, order_id: uuid.UUID) -> uuid.UUID:
-    if request_hash != request.fingerprint():
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was used for a different request; use a new key for a new order"
-        )
-    return order_id
-
-
-def _lookup_key(session: Session, scope: str, request: CheckoutRequest) -> _Claim:
-    """PostgreSQL: the committed order for this key, if any, and the buyer's earlier sellers."""
-    request_hash, order_id, sellers = driver_execute(session, _LOOKUP_SQL, {
-        "scope": scope, "key": request.idempotency_key, "buyer_email": request.buyer_email,
-        "states": list(ACTIVE_ORDER_STATES),
-    }).one()
-    if order_id is not None:
-        return _Claim(_replayed(request, request_hash, order_id))
-    return _Claim(None, frozenset(sellers))
-
-
-def _claim_key(session: Session, scope: str, request: CheckoutRequest, order_id: uuid.UUID) -> _Claim:
-    """SQLite: insert the key row, or return the order id a committed twin already made
-    (SQLite serialises writers, so there is no twin in flight)."""
-    values = {
-        "id": new_id(), "scope": scope, "key": request.idempotency_key,
-        "request_hash": request.fingerprint(), "order_id": order_id, "created_at": clock.now(),
-    }
-    stmt = sqlite.insert(IdempotencyKey).values(values).on_conflict_do_nothing(index_elements=["scope", "key"])
-    if session.execute(stmt.returning(IdempotencyKey.id)).first() is not None:
-        return _Claim(None)
-    return _Claim(_committed_twin(session, scope, request))
-
-
-def _committed_twin(session: Session, scope: str, request: CheckoutRequest) -> uuid.UUID:
-    existing = session.execute(
-        select(IdempotencyKey.request_hash, IdempotencyKey.order_id).where(
-            IdempotencyKey.scope == scope, IdempotencyKey.key == request.idempotency_key
-        )
-    ).one()
-    return _replayed(request, existing.request_hash, existing.order_id)
-
-
-def sellers_new_to_buyer(session: Session, seller_ids: frozenset[uuid.UUID], buyer_email: str) -> set[uuid.UUID]:
-    """The sellers this buyer has no earlier (unpaid or paid) order with: one SELECT. The
-    commission engine's first-order bonus asks this."""
-    if not seller_ids:
-        return set()
-    seen = session.scalars(
-        select(SubOrder.seller_id).join(Order, Order.id == SubOrder.order_id).where(
-            Order.buyer_email == buyer_email, Order.status.in_(ACTIVE_ORDER_STATES),
-            SubOrder.seller_id.in_(seller_ids),
-        ).distinct()
-    )
-    return set(seller_ids) - set(seen)
-
-
-def place_order(session: Session, settings: Settings, request: CheckoutRequest) -> CheckoutResult:
+def place_order(
+    session: Session, settings: Settings, request: CheckoutRequest, *, one_statement: bool | None = None
+) -> CheckoutResult:
+    """Place the order `request` describes (see the module docstring). `one_statement`: write
+    with PostgreSQL's one statement (the default on PostgreSQL) or step by step (the default
+    elsewhere, and the only form SQLite has)."""
     now = clock.now()
-    items = _merge_items(request.items)
-    if not items:
-        raise CartInvalid("the cart is empty")
-    if len(items) > MAX_LINES:
-        raise CartInvalid(f"a cart holds at most {MAX_LINES} different items")
-    for item in items:
-        if not 1 <= item.quantity <= MAX_QUANTITY:
-            raise CartInvalid(f"quantity of {item.variant_id} must be between 1 and {MAX_QUANTITY}")
-
-    scope = f"checkout:{request.storefront_slug or '-'}"
-    order_id = new_id()
-    postgres = is_postgres(session)
-    claim = _lookup_key(session, scope, request) if postgres else _claim_key(session, scope, request, order_id)
-    if claim.replay_of is not None:
-        return _replay(session, claim.replay_of)
+    items = _valid_items(request.items)
+    scope = idempotency.scope_of(request.storefront_slug)
+    fingerprint = request.fingerprint()
+    rows = run_built(session, _first_read, {
+        **idempotency.lookup_params(scope, request.idempotency_key, request.buyer_email),
+        "ids": sorted(item.variant_id for item in items),
+    }).all()
+    found = idempotency.found(rows[0])
+    if found.order_id is not None:
+        assert found.request_hash is not None
+        return _replay(session, idempotency.replay_of(found.request_hash, found.order_id, fingerprint))
 
     storefront = storefront_for_checkout(session, request.storefront_slug) if request.storefront_slug else None
-    variants = load_variants_for_checkout(session, [item.variant_id for item in items])
-    lines: list[engine.CartLine] = []
+    variants = variants_from_rows(rows, start=idempotency.LOOKUP_WIDTH)
+    lines, currency = _priced(request, items, variants, storefront)
+    attribution = commission.resolve_attribution(
+        session, storefront_id=storefront.id if storefront else None,
+        attribution_token=request.attribution_token, coupon_code=request.coupon_code,
+        buyer_email=request.buyer_email, at=now, seller_ids={line.seller_id for line in lines},
+        storefront_affiliate_id=storefront.affiliate_id if storefront else None,
+    )
+    seen = found.sellers_seen
+    settlement = commission.settle_cart(
+        session, lines, attribution, buyer_email=request.buyer_email,
+        platform_fee_bps=settings.platform_fee_bps, at=now, coupon_code=request.coupon_code,
+        is_first_order=lambda seller_ids, _email: commission.new_to_buyer(seller_ids, seen),
+    )
+
+    draft = _build_order(new_id(), request, currency, lines, variants, settlement, settings, now)
+    key = idempotency.claim_params(scope, request.idempotency_key, fingerprint, draft.id, now, new_id())
+    quantities = [(item.variant_id, item.quantity) for item in items]
+    if one_statement if one_statement is not None else is_postgres(session):
+        outcome = checkout_pg.write(session, lines=quantities, now=now, key=key, tables=draft.tables(),
+                                    monthly=attributed_sale_rows(settlement, lines, now))
+    else:
+        outcome = _write_step_by_step(session, quantities, now, key, draft, settlement, lines)
+
+    if outcome.written:
+        lower_stock_after_commit(session, outcome.levels)
+        return CheckoutResult(draft.view(), replayed=False)
+    # Not written. A twin may have committed this very key meanwhile (and, if we are short, taken
+    # the stock): then this is its replay, not an error.
+    twin = idempotency.committed(session, scope, request.idempotency_key)
+    if twin is not None:
+        return _replay(session, idempotency.replay_of(*twin, fingerprint))
+    assert outcome.short is not None, "the key was not claimed, yet no order holds it"
+    raise _out_of_stock(session, outcome.short, dict(quantities)[outcome.short], variants[outcome.short].sku)
+
+
+def _out_of_stock(session: Session, variant_id: uuid.UUID, quantity: int, sku: str) -> OutOfStock:
+    """Names the level as the buyer's storefront shows it (its SKU) and what is left now (one
+    read, on this error path only), so a client can offer the rest; the id stays in the
+    problem's fields for programs."""
+    left = current_stock(session, variant_id)
+    return OutOfStock(f"not enough stock of {sku}: {left} left, the cart asks for {quantity}",
+                      variant_id=str(variant_id), sku=sku, available=left)
+
+
+def _valid_items(items: Sequence[CartItem]) -> list[CartItem]:
+    merged = _merge_items(items)
+    if not merged:
+        raise CartInvalid("the cart is empty")
+    if len(merged) > MAX_LINES:
+        raise CartInvalid(f"a cart holds at most {MAX_LINES} different items")
+    for item in merged:
+        if not 1 <= item.quantity <= MAX_QUANTITY:
+            raise CartInvalid(f"quantity of {item.variant_id} must be between 1 and {MAX_QUANTITY}")
+    return merged
+
+
+def _priced(
+    request: CheckoutRequest, items: Sequence[CartItem], variants: dict[uuid.UUID, VariantForCheckout],
+    storefront: CheckoutStorefront | None,
+) -> tuple[list[commission.CartLine], str]:
+    """The cart priced from the catalog (never from the client), and its one currency."""
+    lines: list[commission.CartLine] = []
     for item in items:
         variant = variants.get(item.variant_id)
         if variant is None or not variant.orderable:
             raise CartInvalid(f"variant {item.variant_id} is not for sale")
         if storefront is not None and variant.product_id not in storefront.listed_product_ids:
             raise CartInvalid(f"variant {item.variant_id} is not listed in storefront {request.storefront_slug}")
-        lines.append(engine.CartLine(
+        lines.append(commission.CartLine(
             variant_id=item.variant_id, product_id=variant.product_id, seller_id=variant.seller_id,
             quantity=item.quantity, unit_amount=variant.price_amount, currency=variant.currency,
         ))
@@ -216,40 +219,19 @@ def place_order(session: Session, settings: Settings, request: CheckoutRequest) 
     currency = currencies.pop()
     if storefront is not None and storefront.currency != currency:
         raise CartInvalid(f"storefront {request.storefront_slug} sells in {storefront.currency}, not {currency}")
+    return lines, currency
 
-    attribution = engine.resolve_attribution(
-        session, storefront_id=storefront.id if storefront else None,
-        attribution_token=request.attribution_token, coupon_code=request.coupon_code,
-        buyer_email=request.buyer_email, at=now, seller_ids={line.seller_id for line in lines},
-        storefront_affiliate_id=storefront.affiliate_id if storefront else None,
-    )
-    settlement = engine.settle_cart(
-        session, lines, attribution, buyer_email=request.buyer_email,
-        platform_fee_bps=settings.platform_fee_bps, at=now, coupon_code=request.coupon_code,
-        is_first_order=claim.first_order_check() or partial(sellers_new_to_buyer, session),
-    )
 
-    order = _build_order(order_id, request, currency, lines, variants, settlement, settings, now,
-                         make=_detached if postgres else _orm)
-    if postgres:
-        # One statement for every cart size: the key, the whole reservation, every order row and
-        # the affiliate's month-to-date counters, all or nothing.
-        twin = _write(session, scope, request, items, order, now, _monthly_rows(settlement, lines, now),
-                      {line.variant_id: line.product_id for line in lines})
-        if twin is not None:
-            return _replay(session, twin)
-        return CheckoutResult(order, replayed=False)
-    # SQLite (the embedded default) serialises writers anyway: the same steps, one by one, with
-    # the ORM writing the rows. Reserve in variant-id order, as on PostgreSQL.
-    for item in sorted(items, key=lambda i: i.variant_id):
-        if not reserve_stock(session, item.variant_id, item.quantity):
-            # SQLite: this transaction already holds the write lock (the key claim), so the stock
-            # read with the variants is still the stock now.
-            raise _out_of_stock(item, variants[item.variant_id].sku, variants[item.variant_id].stock)
-    session.add(order)
-    session.flush()
-    record_attributed_sale(session, settlement=settlement, lines=lines, at=now)
-    return CheckoutResult(order, replayed=False)
+@lru_cache(maxsize=2)
+def _first_read(postgres: bool) -> Any:
+    """The checkout's first statement: the key lookup (orders.idempotency), then the cart's
+    variants (catalog), as rows `lookup columns + variant columns`: at least one row (the
+    variants are outer-joined), one per variant found. One round trip instead of two; a replay
+    ignores the variants."""
+    key = idempotency.lookup(postgres).subquery("found")
+    variants = checkout_variants(postgres).subquery("cart")
+    stmt = select(*key.c, *variants.c).select_from(key.outerjoin(variants, true()))
+    return precompile(stmt) if postgres else stmt
 
 
 def _replay(session: Session, order_id: uuid.UUID) -> CheckoutResult:
@@ -258,238 +240,138 @@ def _replay(session: Session, order_id: uuid.UUID) -> CheckoutResult:
     return CheckoutResult(order, replayed=True)
 
 
-def _out_of_stock(item: CartItem, sku: str, left: int) -> OutOfStock:
-    """Names the level as the buyer's storefront shows it (its SKU) and what is left, so a client
-    can offer the rest; the id stays in the problem's fields for programs."""
-    return OutOfStock(f"not enough stock of {sku}: {left} left, the cart asks for {item.quantity}",
-                      variant_id=str(item.variant_id), sku=sku, available=left)
+class _NotWritten(Exception):
+    def __init__(self, outcome: WriteOutcome) -> None:
+        self.outcome = outcome
+
+
+def _write_step_by_step(
+    session: Session, lines: Sequence[tuple[uuid.UUID, int]], now: datetime, key: dict[str, Any],
+    draft: OrderDraft, settlement: commission.Settlement, cart: Sequence[commission.CartLine],
+) -> WriteOutcome:
+    """The same write as `checkout_pg.write`, one statement per step, in the same lock order
+    (variants by id -> key -> counters by seller), inside a SAVEPOINT so that a cart that does
+    not fit or a key a twin committed leaves nothing behind."""
+    try:
+        with session.begin_nested():
+            taken = take_stock(session, lines, now)
+            if taken.short is not None:
+                raise _NotWritten(WriteOutcome(False, short=taken.short))
+            if not idempotency.claim_now(session, key):
+                raise _NotWritten(WriteOutcome(False))
+            for table, rows in draft.tables():
+                if rows:
+                    session.execute(insert(table), rows)
+            record_attributed_sale(session, settlement=settlement, lines=cart, at=now)
+    except _NotWritten as not_written:
+        return not_written.outcome
+    return WriteOutcome(True, taken.levels)
 
 
 @dataclass(frozen=True, slots=True)
-class _TableWriter:
-    """A constant multi-row INSERT for one table: the rows travel as one JSON array that
-    PostgreSQL turns back into rows of the table's type (json_populate_recordset), so the SQL
-    text and its single parameter do not depend on the number of rows (the statement stays
-    prepared, and psycopg does not re-parse a long query with a hundred placeholders)."""
+class OrderDraft:
+    """A new order as the rows it writes: every column of each table, keyed by column name."""
 
-    columns: tuple[tuple[str, Any], ...]  # (attribute key, Column)
-    sql: str
+    order: dict[str, Any]
+    sub_orders: list[dict[str, Any]]
+    lines: list[dict[str, Any]]
+    commissions: list[dict[str, Any]]
 
-    @classmethod
-    def of(cls, model: type[Any], param: str) -> _TableWriter:
-        mapper = sa_inspect(model)
-        columns = tuple((attr.key, attr.columns[0]) for attr in mapper.column_attrs)
-        table = mapper.local_table.name
-        names = ", ".join(column.name for _, column in columns)
-        sql = (f"INSERT INTO {table} ({names}) SELECT {names} "
-               f"FROM json_populate_recordset(NULL::{table}, %({param})s::json)")
-        return cls(columns, sql)
+    @property
+    def id(self) -> uuid.UUID:
+        order_id: uuid.UUID = self.order["id"]
+        return order_id
 
-    def rows(self, objects: Sequence[Any]) -> list[dict[str, Any]]:
-        """One JSON-ready dict per object, filling each unset column with its Python-side
-        default (on the object too, so the response shows what was stored)."""
-        out = []
-        for obj in objects:
-            row = {}
-            for key, column in self.columns:
-                value = getattr(obj, key)
-                if value is None and column.default is not None:
-                    default = column.default
-                    value = default.arg(None) if default.is_callable else default.arg
-                    setattr(obj, key, value)
-                row[column.name] = value
-            out.append(row)
-        return out
+    def tables(self) -> list[tuple[Table, list[dict[str, Any]]]]:
+        """(table, rows) in insertion order: parents first."""
+        return [(_TABLES[0], [self.order]), (_TABLES[1], self.sub_orders), (_TABLES[2], self.lines),
+                (_TABLES[3], self.commissions)]
+
+    def view(self) -> SimpleNamespace:
+        """The order for `orders.views` (attribute access, like an `Order`)."""
+        return SimpleNamespace(
+            **self.order, lines=[SimpleNamespace(**row) for row in self.lines],
+            sub_orders=[SimpleNamespace(**row) for row in self.sub_orders],
+            commissions=[SimpleNamespace(**row) for row in self.commissions],
+        )
 
 
-@lru_cache(maxsize=1)
-def _writers() -> tuple[_TableWriter, ...]:
-    return tuple(_TableWriter.of(model, f"rows{n}") for n, model in enumerate((Order, SubOrder, OrderLine, Commission)))
+_TABLES: tuple[Table, ...] = tuple(cast(Table, model.__table__) for model in (Order, SubOrder, OrderLine, Commission))
 
 
-def _monthly_rows(
-    settlement: engine.Settlement, lines: Sequence[engine.CartLine], now: datetime
-) -> list[dict[str, Any]]:
-    """The rows `affiliates.service.record_attributed_sale` would upsert for this order (the
-    engine's `attributed_sale_amounts`), for the write statement's own upsert."""
-    affiliate_id = settlement.attribution.affiliate_id
-    month = engine.month_key(now)
-    return [
-        {"affiliate_id": affiliate_id, "seller_id": seller_id, "month": month, "currency": lines[0].currency,
-         "orders": 1, "amount": amount}
-        for seller_id, amount in sorted(engine.attributed_sale_amounts(settlement, lines).items())
-    ]
-
-
-# The write statement (PostgreSQL). Its CTEs run in this order, each gated on the one before
-# (a gate is an uncorrelated condition PostgreSQL evaluates once, before the CTE's first row):
-#   locked, fits  the cart's variant rows locked in id order, and whether every line fits
-#                 (catalog.stock.reserve_cart_ctes);
-#   k             the Idempotency-Key, inserted only if the cart fits. A twin in flight holds the
-#                 key's index entry: we wait for it to finish (it is past its variant locks, so
-#                 it never waits on ours), then DO NOTHING if it committed: k is empty and
-#                 nothing below happens (the caller replays the twin);
-#   reserved, w0-w3, monthly  stock, the order's rows and the month-to-date counters (as
-#                 affiliates' record_attributed_sale upserts them: `orders + 1, amount + n`), all
-#                 gated on k. Counter rows are locked after every variant row, in seller order.
-# Locks are always taken variants -> key -> counters, each in a fixed order: no deadlock between
-# two checkouts. Foreign keys are checked at the end of the statement, when every CTE has run.
-_KEY_CTE = """
-k AS (
-    INSERT INTO idempotency_keys (id, scope, key, request_hash, order_id, created_at)
-    SELECT %(key_id)s, %(scope)s, %(key)s, %(request_hash)s, %(order_id)s, %(now)s
-    WHERE (SELECT ok FROM fits)
-    ON CONFLICT (scope, key) DO NOTHING RETURNING id
-)"""
-_CLAIMED = "EXISTS (SELECT 1 FROM k)"
-_MONTHLY_CTE = f"""
-monthly AS (
-    INSERT INTO affiliate_monthly_sales (affiliate_id, seller_id, month, currency, orders, amount)
-    SELECT m.affiliate_id, m.seller_id, m.month, m.currency, m.orders, m.amount
-    FROM json_populate_recordset(NULL::affiliate_monthly_sales, %(monthly)s::json) AS m
-    WHERE {_CLAIMED}
-    ORDER BY m.seller_id
-    ON CONFLICT (affiliate_id, seller_id, month, currency) DO UPDATE
-    SET orders = affiliate_monthly_sales.orders + excluded.orders,
-        amount = affiliate_monthly_sales.amount + excluded.amount
-)"""
-
-
-@lru_cache(maxsize=1)
-def _write_sql() -> str:
-    parts = [reserve_cart_ctes(gate=_CLAIMED, gate_ctes=f", {_KEY_CTE}")]
-    parts += [f"w{n} AS ({writer.sql} WHERE {_CLAIMED})" for n, writer in enumerate(_writers())]
-    parts.append(_MONTHLY_CTE)
-    return (f"WITH {', '.join(parts)}\nSELECT (SELECT ok FROM fits), (SELECT count(*) FROM k), "
-            "ARRAY(SELECT id FROM reserved ORDER BY id), ARRAY(SELECT stock FROM reserved ORDER BY id), "
-            "ARRAY(SELECT id FROM locked), ARRAY(SELECT stock FROM locked)")
-
-
-def _write(
-    session: Session, scope: str, request: CheckoutRequest, items: Sequence[CartItem], order: Order,
-    now: datetime, monthly: list[dict[str, Any]], product_of: dict[uuid.UUID, uuid.UUID],
-) -> uuid.UUID | None:
-    """Claim the key, reserve the whole cart and insert every row of the order in ONE statement
-    (PostgreSQL; see _write_sql), all or nothing. Returns None when written; the order id of a
-    committed twin with this key (a replay); raises OutOfStock for the first line (in variant-id
-    order) that does not fit. The order objects stay out of the session (the caller renders the
-    response from them). After commit the reserved variants' cached stock levels are lowered to
-    what the UPDATE left, as `catalog.service.reserve_stock` does (the cached products stay)."""
-    ordered = sorted(items, key=lambda i: i.variant_id)
-    params: dict[str, Any] = {
-        "ids": [i.variant_id for i in ordered], "qs": [i.quantity for i in ordered], "now": now,
-        "key_id": new_id(), "scope": scope, "key": request.idempotency_key,
-        "request_hash": request.fingerprint(), "order_id": order.id,
-        "monthly": orjson.dumps(monthly).decode(),
-    }
-    groups: tuple[list[Any], ...] = ([order], list(order.sub_orders), list(order.lines), list(order.commissions))
-    for n, (writer, objects) in enumerate(zip(_writers(), groups, strict=True)):
-        # orjson writes UUIDs and aware datetimes (ISO 8601 with offset) the way PostgreSQL reads them.
-        params[f"rows{n}"] = orjson.dumps(writer.rows(objects)).decode()
-    fits, claimed, reserved_ids, reserved_stock, locked_ids, locked_stock = (
-        driver_execute(session, _write_sql(), params).one()
-    )
-    if claimed:
-        # The UPDATE set updated_at to `now` on every row it took.
-        levels: dict[uuid.UUID, dict[uuid.UUID, StockLevel]] = {}
-        for variant_id, stock in zip(reserved_ids, reserved_stock, strict=True):
-            levels.setdefault(product_of[variant_id], {})[variant_id] = StockLevel(stock, now)
-        lower_stock_after_commit(session, levels)
-        return None
-    if fits:  # the key was taken by a twin that committed while we waited on it
-        return _committed_twin(session, scope, request)
-    # Short of stock. A twin may have committed this very key meanwhile (and taken the stock):
-    # then this is its replay, not an error. (A new statement: on the autocommit connection it
-    # sees what committed since.)
-    twin = driver_execute(
-        session, "SELECT order_id FROM idempotency_keys WHERE scope = %(scope)s AND key = %(key)s",
-        {"scope": scope, "key": request.idempotency_key},
-    ).scalar()
-    if twin is not None:
-        return _committed_twin(session, scope, request)
-    stock = dict(zip(locked_ids, locked_stock, strict=True))
-    skus = {line.variant_id: line.sku for line in order.lines}
-    for item in ordered:
-        if stock.get(item.variant_id, 0) < item.quantity:
-            raise _out_of_stock(item, skus[item.variant_id], stock.get(item.variant_id, 0))
-    raise AssertionError("the cart did not fit, yet every line has stock")
-
-
-def _orm(cls: type[Any], **values: Any) -> Any:
-    return cls(**values)
-
-
-def _detached(cls: type[Any], **values: Any) -> Any:
-    """An instance of `cls` filled without an attribute event per column (the ORM's constructor
-    costs ~1 ms for a 3-line order): for objects that are only read (the response) and written
-    by our own statement (PostgreSQL), never added to a session."""
-    obj = cls.__mapper__.class_manager.new_instance()
-    obj.__dict__.update(values)
-    return obj
+@lru_cache(maxsize=4)
+def _blank(table: Table) -> dict[str, Any]:
+    """Every column of `table`, at its constant default (None when it has none or a computed one)."""
+    blank: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        blank[column.name] = default.arg if isinstance(default, ColumnDefault) and default.is_scalar else None
+    return blank
 
 
 def _build_order(
-    order_id: uuid.UUID, request: CheckoutRequest, currency: str, lines: Sequence[engine.CartLine],
-    variants: dict[uuid.UUID, Any], settlement: engine.Settlement, settings: Settings, now: Any,
-    make: Callable[..., Any] = _orm,
-) -> Order:
+    order_id: uuid.UUID, request: CheckoutRequest, currency: str, lines: Sequence[commission.CartLine],
+    variants: dict[uuid.UUID, VariantForCheckout], settlement: commission.Settlement, settings: Settings,
+    now: datetime,
+) -> OrderDraft:
+    """The order routed into one sub-order per seller (in order of first appearance), its lines
+    (in cart order) and every commission above zero."""
     attribution = settlement.attribution
-    order: Order = make(
-        Order, lines=[], sub_orders=[], commissions=[],
-        id=order_id, storefront_id=attribution.storefront_id, affiliate_id=attribution.affiliate_id,
-        attribution_source=attribution.source, click_id=attribution.click_id, coupon_id=attribution.coupon_id,
-        coupon_code=request.coupon_code, self_referral=attribution.self_referral,
-        buyer_email=request.buyer_email, buyer_name=request.buyer_name,
-        shipping_address=request.shipping_address, currency=currency,
-        gross_amount=sum(s.gross for s in settlement.lines),
-        discount_amount=sum(s.discount for s in settlement.lines),
-        total_amount=sum(s.amount for s in settlement.lines),
-        platform_fee_amount=sum(s.platform_fee for s in settlement.lines),
-        commission_amount=sum(c.amount for s in settlement.lines for c in s.commissions),
-        refunded_amount=0, status=OrderStatus.AWAITING_PAYMENT.value,
-        payment_rail="stripe" if settings.stripe_enabled else "manual",
-        expires_at=now + timedelta(minutes=settings.unpaid_order_timeout_minutes), created_at=now,
-    )
-    sub_orders: dict[uuid.UUID, SubOrder] = {}
+    order = {
+        **_blank(_TABLES[0]),
+        "id": order_id, "storefront_id": attribution.storefront_id, "affiliate_id": attribution.affiliate_id,
+        "attribution_source": attribution.source, "click_id": attribution.click_id,
+        "coupon_id": attribution.coupon_id, "coupon_code": request.coupon_code,
+        "self_referral": attribution.self_referral, "buyer_email": request.buyer_email,
+        "buyer_name": request.buyer_name, "shipping_address": request.shipping_address, "currency": currency,
+        "gross_amount": sum(s.gross for s in settlement.lines),
+        "discount_amount": sum(s.discount for s in settlement.lines),
+        "total_amount": sum(s.amount for s in settlement.lines),
+        "platform_fee_amount": sum(s.platform_fee for s in settlement.lines),
+        "commission_amount": sum(c.amount for s in settlement.lines for c in s.commissions),
+        "refunded_amount": 0, "status": OrderStatus.AWAITING_PAYMENT.value,
+        "payment_rail": "stripe" if settings.stripe_enabled else "manual",
+        "expires_at": now + timedelta(minutes=settings.unpaid_order_timeout_minutes), "created_at": now,
+    }
+    sub_orders: dict[uuid.UUID, dict[str, Any]] = {}
+    order_lines: list[dict[str, Any]] = []
+    commissions: list[dict[str, Any]] = []
     for position, (line, share) in enumerate(zip(lines, settlement.lines, strict=True)):
         sub = sub_orders.get(line.seller_id)
         if sub is None:
-            sub = make(
-                SubOrder, lines=[], id=new_id(), order_id=order_id, seller_id=line.seller_id, currency=currency,
-                amount=0,
-                platform_fee_amount=0, commission_amount=0, seller_net_amount=0, refunded_amount=0,
-                created_at=now,
-            )
-            sub_orders[line.seller_id] = sub
-        commission_total = sum(c.amount for c in share.commissions)
-        sub.amount += share.amount
-        sub.platform_fee_amount += share.platform_fee
-        sub.commission_amount += commission_total
-        sub.seller_net_amount += share.seller_net
+            sub = sub_orders[line.seller_id] = {
+                **_blank(_TABLES[1]),
+                "id": new_id(), "order_id": order_id, "seller_id": line.seller_id, "currency": currency,
+                "amount": 0, "platform_fee_amount": 0, "commission_amount": 0, "seller_net_amount": 0,
+                "refunded_amount": 0, "status": SubOrderStatus.AWAITING_PAYMENT.value,
+                "seller_share_released": False, "created_at": now,
+            }
+        sub["amount"] += share.amount
+        sub["platform_fee_amount"] += share.platform_fee
+        sub["commission_amount"] += share.commission_total
+        sub["seller_net_amount"] += share.seller_net
         variant = variants[line.variant_id]
-        order_line = make(
-            OrderLine, commissions=[], id=new_id(), order_id=order_id, sub_order_id=sub.id, position=position,
-            seller_id=line.seller_id,
-            product_id=line.product_id, variant_id=line.variant_id, sku=variant.sku,
-            product_name=variant.product_name, variant_name=variant.variant_name,
-            unit_amount=line.unit_amount, quantity=line.quantity, gross_amount=share.gross,
-            discount_amount=share.discount, amount=share.amount, platform_fee_amount=share.platform_fee,
-            seller_net_amount=share.seller_net, refunded_quantity=0, refunded_amount=0,
-            refunded_platform_fee=0, refunded_seller_net=0,
-        )
-        order.lines.append(order_line)
-        sub.lines.append(order_line)
-        for commission in share.commissions:
-            if commission.amount == 0:
+        line_id = new_id()
+        order_lines.append({
+            **_blank(_TABLES[2]),
+            "id": line_id, "order_id": order_id, "sub_order_id": sub["id"], "position": position,
+            "seller_id": line.seller_id, "product_id": line.product_id, "variant_id": line.variant_id,
+            "sku": variant.sku, "product_name": variant.product_name, "variant_name": variant.variant_name,
+            "unit_amount": line.unit_amount, "quantity": line.quantity, "gross_amount": share.gross,
+            "discount_amount": share.discount, "amount": share.amount, "platform_fee_amount": share.platform_fee,
+            "seller_net_amount": share.seller_net, "refunded_quantity": 0, "refunded_amount": 0,
+            "refunded_platform_fee": 0, "refunded_seller_net": 0,
+        })
+        for part in share.commissions:
+            if part.amount == 0:
                 continue
-            commission_row = make(
-                Commission, id=new_id(), order_id=order_id, order_line_id=order_line.id, sub_order_id=sub.id,
-                seller_id=line.seller_id, affiliate_id=commission.affiliate_id, role=commission.role,
-                program_id=commission.program_id, plan_version_id=commission.plan_version_id,
-                funded_by=commission.funded_by, currency=currency, amount=commission.amount,
-                reversed_amount=0, holding_period_days=commission.holding_period_days, created_at=now,
-            )
-            order.commissions.append(commission_row)
-            order_line.commissions.append(commission_row)
-    order.sub_orders.extend(sub_orders.values())
-    return order
+            commissions.append({
+                **_blank(_TABLES[3]),
+                "id": new_id(), "order_id": order_id, "order_line_id": line_id, "sub_order_id": sub["id"],
+                "seller_id": line.seller_id, "affiliate_id": part.affiliate_id, "role": part.role,
+                "program_id": part.program_id, "plan_version_id": part.plan_version_id,
+                "funded_by": part.funded_by, "currency": currency, "amount": part.amount, "reversed_amount": 0,
+                "status": CommissionStatus.AWAITING_PAYMENT.value,
+                "holding_period_days": part.holding_period_days, "created_at": now,
+            })
+    return OrderDraft(order, list(sub_orders.values()), order_lines, commissions)

@@ -1,9 +1,10 @@
 """Taking the buyer's payment.
 
 Stripe ("separate charges and transfers"): one PaymentIntent per order, created after the
-checkout transaction commits (never inside it: a network call must not hold stock rows locked),
-with `transfer_group` = order id and the order id in metadata, and an idempotency key derived
-from the order id, so a retried checkout never creates a second PaymentIntent. The signed
+checkout's write commits, outside any transaction (a network call must not hold rows locked),
+then stored on the order by a conditional UPDATE (`create_payment`, `record_payment`), with
+`transfer_group` = order id and the order id in metadata, and an idempotency key derived from
+the order id, so a retried checkout never creates a second PaymentIntent. The signed
 `payment_intent.succeeded` webhook marks the order paid; `payment_intent.payment_failed` and
 `payment_intent.canceled` release the stock.
 
@@ -25,10 +26,10 @@ import uuid
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from kernel.payment_rail import PaymentRail, PaymentRailError
+from kernel.payment_rail import Payment, PaymentRail, PaymentRailError
 from kernel.stripe_webhooks import HandlerContext, StripeEventHandler
 from orders.errors import OrderNotFound
 from orders.models import Order, OrderStatus, Refund
@@ -38,21 +39,43 @@ from orders.settlement import cancel_unpaid, lock_order, mark_paid
 log = structlog.get_logger(__name__)
 
 
-def ensure_payment(session: Session, rail: PaymentRail, order: Order) -> None:
-    """Create the order's PaymentIntent if it has none yet (safe to call again)."""
-    if order.payment_rail != "stripe" or order.payment_id is not None or order.status != OrderStatus.AWAITING_PAYMENT:
-        return
+def payment_needed(order: Any) -> bool:
+    """Whether the checkout must still create this order's PaymentIntent (`order`: an `Order` or
+    the rows checkout wrote, see orders.checkout)."""
+    return bool(order.payment_rail == "stripe" and order.payment_id is None
+                and order.status == OrderStatus.AWAITING_PAYMENT)
+
+
+def create_payment(rail: PaymentRail, order: Any) -> Payment | None:
+    """Create the order's PaymentIntent. A network call: the caller holds no transaction (no row
+    lock waits on Stripe). Its idempotency key is derived from the order id, so a retried
+    checkout, or a twin doing the same at the same time, gets the same PaymentIntent back. None
+    when the rail fails: the order stands, and a replay of the checkout (same Idempotency-Key)
+    tries again."""
     try:
-        payment = rail.create_payment(
+        return rail.create_payment(
             amount=order.total_amount, currency=order.currency, transfer_group=str(order.id),
             metadata={"order_id": str(order.id)}, idempotency_key=f"order-{order.id}-payment",
         )
     except PaymentRailError as exc:
-        # The order stands; a replay of the checkout (same Idempotency-Key) tries again.
         log.warning("payment_intent_failed", order_id=str(order.id), error=str(exc))
-        return
-    order.payment_id = payment.id
-    order.payment_client_secret = payment.client_secret
+        return None
+
+
+def record_payment(session: Session, order_id: uuid.UUID, payment: Payment) -> bool:
+    """Store the PaymentIntent on its order: one conditional UPDATE (the row is locked only while
+    it runs), only while the order awaits payment and has none yet. False when not stored: a
+    twin stored it first (the same PaymentIntent: same idempotency key), or the order stopped
+    awaiting payment meanwhile (expired; if the buyer pays that PaymentIntent anyway, the
+    `succeeded` webhook gives the money back, see `handle_payment_succeeded`)."""
+    stored = session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.payment_id.is_(None), Order.status == OrderStatus.AWAITING_PAYMENT)
+        .values(payment_id=payment.id, payment_client_secret=payment.client_secret)
+        .returning(Order.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return stored is not None
 
 
 def _order_for_intent(session: Session, intent: dict[str, Any]) -> uuid.UUID | None:

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, distinct, select
 from sqlalchemy.orm import Session
 
+from affiliates.commission import new_to_buyer
 from affiliates.models import Storefront
 from kernel import ledger
 from kernel.auth import Principal, Role
 from kernel.ledger import AVAILABLE, CLEARING, FEES, IN_TRANSIT, PAID_OUT, PENDING, PLATFORM, REFUNDS_OWED
+from kernel.pgsql import aggregated_ids, collect_ids, in_list, precompile, run_built
 from orders.errors import OrderNotFound
-from orders.models import Commission, Order, Refund, SubOrder
+from orders.models import Commission, Order, OrderStatus, Refund, SubOrder
 from orders.schemas import BalanceOut, BalancesOut, PlatformBalanceOut
+
+# A buyer's live orders (for the first-order rule): unpaid or paid, not cancelled.
+ACTIVE_ORDER_STATES = (OrderStatus.AWAITING_PAYMENT.value, OrderStatus.PAID.value)
 
 
 def list_orders(
@@ -108,3 +115,32 @@ def platform_balances(session: Session) -> list[PlatformBalanceOut]:
 
 def storefront_ids_of(session: Session, affiliate_id: uuid.UUID | None) -> set[uuid.UUID]:
     return set(session.scalars(select(Storefront.id).where(Storefront.affiliate_id == affiliate_id)))
+
+
+def buyer_sellers(postgres: bool, narrowed: bool = False) -> Any:
+    """SELECT the sellers the buyer (`:buyer_email`) has live orders with (`:states`), as ONE
+    aggregated value (`kernel.pgsql.aggregated_ids` reads it), among `:seller_ids` if
+    `narrowed`. The checkout's key lookup embeds it (orders.idempotency)."""
+    stmt = (
+        select(collect_ids(postgres)(distinct(SubOrder.seller_id)))
+        .join(Order, Order.id == SubOrder.order_id)
+        .where(Order.buyer_email == bindparam("buyer_email"), in_list(Order.status, "states", postgres))
+    )
+    return stmt.where(in_list(SubOrder.seller_id, "seller_ids", postgres)) if narrowed else stmt
+
+
+@lru_cache(maxsize=2)
+def _buyer_sellers_stmt(postgres: bool) -> Any:
+    stmt = buyer_sellers(postgres, narrowed=True)
+    return precompile(stmt) if postgres else stmt
+
+
+def sellers_new_to_buyer(session: Session, seller_ids: frozenset[uuid.UUID], buyer_email: str) -> set[uuid.UUID]:
+    """The sellers this buyer has no earlier (unpaid or paid) order with: one SELECT. The
+    commission preview's first-order check (checkout reads the same in its key lookup)."""
+    if not seller_ids:
+        return set()
+    seen = run_built(session, _buyer_sellers_stmt, {
+        "buyer_email": buyer_email, "states": list(ACTIVE_ORDER_STATES), "seller_ids": list(seller_ids),
+    }).scalar()
+    return new_to_buyer(seller_ids, aggregated_ids(seen))

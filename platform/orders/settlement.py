@@ -22,7 +22,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from affiliates.engine import counted_sale_amounts
+from affiliates.commission import counted_sale_amounts
 from affiliates.service import count_sales
 from catalog.models import Product
 from catalog.service import release_stock

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from affiliates import engine
+from affiliates import commission
 from affiliates.models import (
     Affiliate,
     Click,
@@ -75,17 +75,17 @@ def test_worked_example_from_database_rows_in_four_statements(session: Session) 
     y, _, vy_version, vy = seller_with_program(session, "y", {"default": {"flat": 100}}, [a.id, s.id])
     session.flush()
     lines = [
-        engine.CartLine(vx.variant_id, vx.product_id, x, 1, 4999, "USD"),
-        engine.CartLine(vy.variant_id, vy.product_id, y, 2, 1250, "USD"),
+        commission.CartLine(vx.variant_id, vx.product_id, x, 1, 4999, "USD"),
+        commission.CartLine(vy.variant_id, vy.product_id, y, 2, 1250, "USD"),
     ]
     now = clock.now()
     statements = count_statements(session)
-    attribution = engine.resolve_attribution(session, storefront_id=storefront.id, attribution_token=None,
+    attribution = commission.resolve_attribution(session, storefront_id=storefront.id, attribution_token=None,
                                              coupon_code=None, buyer_email="buyer@example.com", at=now)
-    result = engine.settle_cart(session, lines, attribution, buyer_email="buyer@example.com",
+    result = commission.settle_cart(session, lines, attribution, buyer_email="buyer@example.com",
                                 platform_fee_bps=1000, at=now, is_first_order=lambda ids, email: set(ids))
     assert len(statements) <= 3, statements  # storefront, programs, affiliate (+ the first-order check)
-    assert attribution == engine.Attribution(a.id, "storefront", storefront_id=storefront.id)
+    assert attribution == commission.Attribution(a.id, "storefront", storefront_id=storefront.id)
     assert [(ls.platform_fee, ls.seller_net) for ls in result.lines] == [(500, 4099), (250, 2050)]
     assert [[(c.affiliate_id, c.amount, c.role) for c in ls.commissions] for ls in result.lines] == [
         [(a.id, 280, "affiliate"), (s.id, 120, "split_partner")],
@@ -104,11 +104,11 @@ def test_version_in_force_at_the_order_time_is_used(session: Session) -> None:
                      rules={"default": {"bps": 1500}})
     session.add(v2)
     session.flush()
-    lines = [engine.CartLine(vx.variant_id, vx.product_id, x, 1, 10_000, "USD")]
-    attribution = engine.Attribution(a.id, "coupon", coupon_id=new_id())
+    lines = [commission.CartLine(vx.variant_id, vx.product_id, x, 1, 10_000, "USD")]
+    attribution = commission.Attribution(a.id, "coupon", coupon_id=new_id())
 
-    def settle(at: object) -> engine.LineSettlement:
-        return engine.settle_cart(session, lines, attribution, buyer_email="b@example.com",
+    def settle(at: object) -> commission.LineSettlement:
+        return commission.settle_cart(session, lines, attribution, buyer_email="b@example.com",
                                   platform_fee_bps=1000, at=at).lines[0]  # type: ignore[arg-type]
 
     before = settle(t0 + timedelta(days=10) - timedelta(microseconds=1))
@@ -130,18 +130,18 @@ def test_click_attribution_window_is_inclusive_and_first_order_hook_is_used(sess
     session.add(click)
     session.flush()
     edge = click.created_at + timedelta(days=7)
-    resolved = engine.resolve_attribution(session, storefront_id=None, attribution_token="tok-1", coupon_code=None,
+    resolved = commission.resolve_attribution(session, storefront_id=None, attribution_token="tok-1", coupon_code=None,
                                           buyer_email="b@example.com", at=edge, seller_ids=[x])
     assert (resolved.source, resolved.click_id, resolved.affiliate_id) == ("click", click.id, a.id)
-    late = engine.resolve_attribution(session, storefront_id=None, attribution_token="tok-1", coupon_code=None,
+    late = commission.resolve_attribution(session, storefront_id=None, attribution_token="tok-1", coupon_code=None,
                                       buyer_email="b@example.com", at=edge + timedelta(microseconds=1))
-    assert late == engine.Attribution(None, "none")
-    lines = [engine.CartLine(vx.variant_id, vx.product_id, x, 1, 10_000, "USD")]
-    returning = engine.settle_cart(session, lines, resolved, buyer_email="b@example.com", platform_fee_bps=1000,
+    assert late == commission.Attribution(None, "none")
+    lines = [commission.CartLine(vx.variant_id, vx.product_id, x, 1, 10_000, "USD")]
+    returning = commission.settle_cart(session, lines, resolved, buyer_email="b@example.com", platform_fee_bps=1000,
                                    at=edge, is_first_order=lambda ids, email: set())
     assert returning.lines[0].commission_total == 800
     # Without a check from the caller, every buyer is new to every seller (nothing registered elsewhere).
-    new = engine.settle_cart(session, lines, resolved, buyer_email="b@example.com", platform_fee_bps=1000, at=edge)
+    new = commission.settle_cart(session, lines, resolved, buyer_email="b@example.com", platform_fee_bps=1000, at=edge)
     assert new.lines[0].commission_total == 1000
 
 
@@ -151,11 +151,12 @@ def test_self_referral_is_flagged_and_earns_nothing(session: Session) -> None:
     session.add(storefront)
     x, _, _, vx = seller_with_program(session, "x", {"default": {"bps": 800}}, [a.id])
     now = clock.now()
-    attribution = engine.resolve_attribution(session, storefront_id=storefront.id, attribution_token=None,
+    attribution = commission.resolve_attribution(session, storefront_id=storefront.id, attribution_token=None,
                                              coupon_code=None, buyer_email=" A@Example.com ", at=now)
     assert attribution.self_referral and attribution.affiliate_id == a.id
-    cart = [engine.CartLine(vx.variant_id, vx.product_id, x, 1, 1000, "USD")]
-    result = engine.settle_cart(session, cart, attribution, buyer_email="a@example.com", platform_fee_bps=1000, at=now)
+    cart = [commission.CartLine(vx.variant_id, vx.product_id, x, 1, 1000, "USD")]
+    result = commission.settle_cart(session, cart, attribution, buyer_email="a@example.com", platform_fee_bps=1000,
+                                    at=now)
     assert result.lines[0].commissions == () and result.lines[0].seller_net == 900
     assert result.lines[0].no_commission_reason == "self_referral"
 
@@ -166,12 +167,12 @@ def test_recorded_sales_move_the_next_order_into_the_tier(session: Session) -> N
     a = affiliate(session, "a")
     x, _, _, vx = seller_with_program(
         session, "x", {"default": {"bps": 500}, "tiers": [{"min_orders": 2, "bps": 900}]}, [a.id])
-    lines = [engine.CartLine(vx.variant_id, vx.product_id, x, 1, 10_000, "USD")]
-    attribution = engine.Attribution(a.id, "coupon", coupon_id=new_id())
+    lines = [commission.CartLine(vx.variant_id, vx.product_id, x, 1, 10_000, "USD")]
+    attribution = commission.Attribution(a.id, "coupon", coupon_id=new_id())
     now = clock.now()
     rates = []
     for _ in range(3):
-        result = engine.settle_cart(session, lines, attribution, buyer_email="b@example.com",
+        result = commission.settle_cart(session, lines, attribution, buyer_email="b@example.com",
                                     platform_fee_bps=1000, at=now)
         rates.append(result.lines[0].commission_total)
         record_attributed_sale(session, settlement=result, lines=lines, at=now)

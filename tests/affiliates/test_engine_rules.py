@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from affiliates.engine import (
+from affiliates.commission import (
     AffiliateTerms,
     Attribution,
     CartLine,
