@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 
-from catalog.stock import reserve_cart_ctes
 from kernel import locking
 from kernel.db import autocommit_engine, session_scope
 from kernel.locking import LockRecorder, LockStep, RowLock, TransactionLocks, row_locks
@@ -40,7 +39,10 @@ def test_updates_deletes_and_upserts_take_row_locks_and_plain_inserts_do_not() -
 
 def test_the_locks_of_one_statement_come_in_the_order_of_its_ctes() -> None:
     """The checkout's cart reservation: the variant rows (FOR UPDATE in a CTE), then its UPDATE."""
-    assert row_locks(f"WITH {reserve_cart_ctes()} SELECT 1") == (RowLock("variants", True),) * 2
+    reservation = ("WITH locked AS (SELECT v.id, v.stock FROM variants AS v WHERE v.id = ANY($1) ORDER BY v.id "
+                   "FOR UPDATE), reserved AS (UPDATE variants SET stock = variants.stock - 1 FROM locked "
+                   "WHERE variants.id = locked.id RETURNING variants.id) SELECT 1")
+    assert row_locks(reservation) == (RowLock("variants", True),) * 2
     assert row_locks("WITH a AS (UPDATE sub_orders SET x = 1 RETURNING id), b AS (SELECT id FROM commissions "
                      "FOR UPDATE) SELECT 1") == (RowLock("sub_orders", True), RowLock("commissions", True))
 
