@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from catalog import browse, products, sellers
 from catalog.models import PayoutAccountStatus, ProductStatus, Seller, SellerStatus
 from catalog.schemas import (
     CatalogProductOut,
@@ -28,6 +27,7 @@ from catalog.schemas import (
     VariantOut,
     VariantUpdate,
 )
+from catalog.service import browse, products, sellers
 from kernel.auth import Principal, Role
 from kernel.deps import (
     CurrentPrincipal,

@@ -9,7 +9,7 @@ name and price they bought), so a product is archived and a variant deactivated 
 
 Full-text search on PostgreSQL uses a GIN expression index that exists only in the migration
 (`ix_products_search` on `to_tsvector('simple', name || ' ' || description)`): SQLite has no
-such index, and catalog.browse builds exactly that expression so the planner can use it.
+such index, and catalog.service.browse builds exactly that expression so the planner can use it.
 """
 
 from __future__ import annotations

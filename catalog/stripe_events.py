@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.sellers import apply_stripe_account_update
+from catalog.service.sellers import apply_stripe_account_update
 from kernel.stripe_webhooks import HandlerContext, StripeEventHandler
 
 

@@ -1,5 +1,5 @@
 """Affiliates (market makers): apply, get approved or rejected, keep a profile, and set up where
-they are paid. Payout onboarding mirrors sellers (catalog.sellers):
+they are paid. Payout onboarding mirrors sellers (catalog.service.sellers):
 
 * Stripe: an Express connected account created once (idempotency key
   `affiliate-account-{id}`) and a fresh hosted onboarding link per request; Stripe's signed

@@ -9,7 +9,7 @@ webhooks (UNIQUE(source, external_id), handled_at): it is small and arrived with
 Stripe onboarding, so it did not get a revision of its own.
 
 PostgreSQL only: a GIN expression index for full-text search over name and description (the
-expression must stay identical to catalog.browse._search_pg) and a GIN index on the JSONB tags.
+expression must stay identical to catalog.service.browse._search_pg) and a GIN index on the JSONB tags.
 """
 
 from collections.abc import Sequence

@@ -11,8 +11,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from catalog.cache import cache_key
 from catalog.service import load_variants_for_checkout, release_stock, reserve_stock
+from catalog.service.cache import cache_key
 from kernel.db import session_scope
 from tests.catalog.conftest import approved_seller, create_product, published_product, variant
 from tests.conftest import Backend
@@ -200,7 +200,7 @@ def test_lowering_cached_stock_out_of_order_keeps_the_lower_level(env: Backend) 
     stays on Redis; other stores drop the level instead (the next read rebuilds it)."""
     from datetime import UTC, datetime
 
-    from catalog import cache
+    from catalog.service import cache
     from kernel.cache import RedisStore
 
     store = env.runtime.store

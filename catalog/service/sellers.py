@@ -21,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from catalog.cache import invalidate_after_commit
 from catalog.errors import (
     InvalidSeller,
     SellerEmailTaken,
@@ -30,6 +29,7 @@ from catalog.errors import (
 )
 from catalog.models import Product, Seller, SellerStatus
 from catalog.schemas import SellerApply, SellerUpdate
+from catalog.service.cache import invalidate_after_commit
 from kernel import auth, payout_accounts
 from kernel.auth import IssuedKey, Role
 from kernel.db import new_id

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 
 from catalog.errors import InvalidProduct
 from catalog.models import Product, ProductStatus, Seller, SellerStatus, Variant
-from catalog.products import catalog_out, product_out
 from catalog.schemas import CatalogProductOut, CatalogSort
+from catalog.service.products import catalog_out, product_out
 from kernel.errors import Unprocessable
 from kernel.money import MoneyError, normalize_currency
 from kernel.schemas import MAX_AMOUNT, holds_nul

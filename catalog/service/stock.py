@@ -13,7 +13,7 @@ The stock rule is written once (`_fits`, `_taken`) and comes in two forms:
 
 Reservations do not bump `product.version`: the hot path would otherwise serialise every order on
 the product row. Stock is shown, so after commit a reservation lowers the product's cached stock
-levels to the ones its UPDATE returned, and giving stock back drops them (catalog.cache: the
+levels to the ones its UPDATE returned, and giving stock back drops them (catalog.service.cache: the
 cached product itself stays).
 """
 
@@ -29,8 +29,8 @@ from typing import Any
 from sqlalchemy import ARRAY, Integer, Uuid, any_, bindparam, cast, func, select, update
 from sqlalchemy.orm import Session
 
-from catalog.cache import StockLevel, drop_stock_after_commit, lower_stock_after_commit
 from catalog.models import Product, ProductStatus, Seller, SellerStatus, Variant
+from catalog.service.cache import StockLevel, drop_stock_after_commit, lower_stock_after_commit
 from kernel.clock import clock
 from kernel.pgsql import in_list, precompile, run_built
 

@@ -26,7 +26,6 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from catalog import cache
 from catalog.errors import (
     InsufficientStock,
     InvalidProduct,
@@ -50,6 +49,7 @@ from catalog.schemas import (
     VariantOut,
     VariantUpdate,
 )
+from catalog.service import cache
 from kernel.auth import Principal
 from kernel.cache import Store
 from kernel.db import new_id

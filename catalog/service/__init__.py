@@ -19,12 +19,12 @@ and `search_catalog(session, CatalogQuery(...))`.
 
 from __future__ import annotations
 
-from catalog.browse import CatalogQuery
-from catalog.browse import search as search_catalog
-from catalog.cache import StockLevel, invalidate_after_commit, lower_stock_after_commit
-from catalog.products import catalog_view as catalog_product
-from catalog.products import catalog_views as catalog_products
-from catalog.stock import (
+from catalog.service.browse import CatalogQuery
+from catalog.service.browse import search as search_catalog
+from catalog.service.cache import StockLevel, invalidate_after_commit, lower_stock_after_commit
+from catalog.service.products import catalog_view as catalog_product
+from catalog.service.products import catalog_views as catalog_products
+from catalog.service.stock import (
     CartStock,
     StockTaken,
     VariantForCheckout,
