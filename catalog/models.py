@@ -92,7 +92,7 @@ class Product(TimestampMixin, Base):
     currency: Mapped[str] = mapped_column(String(3))  # every variant of a product shares it
     status: Mapped[str] = mapped_column(String(16), default=ProductStatus.DRAFT.value, index=True)
     # False for goods that are not shipped (software levels, services): a paid sale of them counts
-    # as delivered at payment, which starts the holding periods (orders/settlement.py).
+    # as delivered at payment, which starts the holding periods (orders/service/settlement.py).
     requires_shipping: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     # Bumped by the catalog service on every change to the product, its variants or their stock
     # (not on order reservations); clients compare it to see that a product changed.

@@ -1,6 +1,6 @@
 """The commission engine: attribution and every party's share of a cart, in one place.
 
-Checkout (orders.checkout) and the preview endpoint (POST /v1/commissions/preview) both call
+Checkout (orders.service.checkout) and the preview endpoint (POST /v1/commissions/preview) both call
 `resolve_attribution` then `settle_cart`, so a preview is exactly what checkout books.
 
 One module per idea:

@@ -9,7 +9,7 @@ the statement. Rows go in seller order, so two upserts lock shared rows in the s
 The upsert is written once (`_adding`) and comes in two forms: `count_sales` runs it (any
 backend: checkout step by step, and cancellation with `sign=-1`), `count_sales_from_json` is the
 same upsert as a SQLAlchemy Core statement that the checkout's one PostgreSQL statement
-composes (orders.checkout_pg), fed with `attributed_sale_rows`.
+composes (orders.service.checkout_pg), fed with `attributed_sale_rows`.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
 def count_sales_from_json(param: str, gate: Any) -> Any:
     """The same upsert for the rows in JSON parameter `param` (as `attributed_sale_rows` makes
     them), as a PostgreSQL Core statement that writes only when `gate` (a condition evaluated
-    once) holds: for a caller's one-statement write (orders.checkout_pg). Rows are taken in
+    once) holds: for a caller's one-statement write (orders.service.checkout_pg). Rows are taken in
     seller order, as `count_sales` takes them."""
     rows = json_rows(AffiliateMonthlySales.__table__, param, "m")  # type: ignore[arg-type]
     source = select(*(rows.c[name] for name in (*_KEY, "orders", "amount"))).where(gate).order_by(rows.c.seller_id)

@@ -66,7 +66,7 @@ class VariantForCheckout:
 def checkout_variants(postgres: bool) -> Any:
     """SELECT what checkout needs of the variants among `:ids` (a list; on PostgreSQL one array):
     one join of variants, products and sellers. `load_variants_for_checkout` runs it; the checkout
-    also reads it inside its first statement (orders.checkout). `variants_from_rows` reads the
+    also reads it inside its first statement (orders.service.checkout). `variants_from_rows` reads the
     columns back."""
     return (
         select(
@@ -184,7 +184,7 @@ def take_stock(session: Session, lines: Iterable[tuple[uuid.UUID, int]], now: da
 class CartStock:
     """A whole cart's reservation, all or nothing, as CTEs of ONE PostgreSQL statement (the
     checkout adds its own, so a cart is checked, reserved and written in one round trip; see
-    orders.checkout_pg). Parameters: `ids` (uuid[]) and `qs` (integer[]), one entry per variant,
+    orders.service.checkout_pg). Parameters: `ids` (uuid[]) and `qs` (integer[]), one entry per variant,
     same order; `now`.
 
     `locked` (id, stock): the cart's variants, locked; `fits` (one row: ok): every line fits;

@@ -13,7 +13,7 @@ Claims: a freeze marks what the payout covers, so a payee can see it per payout.
 commissions with status `available` and no payout become `paid` with `payout_item_id` set; a
 seller's released sub-orders with no payout get `payout_item_id`. A failed item gives its claims
 back (commissions to `available`, sub-orders unclaimed) so the next payout covers them. The
-commission moves are orders.states' (`available -> paid -> available`).
+commission moves are orders.service.states' (`available -> paid -> available`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from kernel.ledger import (
     Posting,
 )
 from orders.models import Commission, CommissionStatus, SubOrder
-from orders.states import COMMISSIONS
+from orders.service.states import COMMISSIONS
 from payouts.models import KIND_FAILED, KIND_FREEZE, KIND_PAID, REFERENCE_TYPE, PayoutItem
 from payouts.service.payees import PayeeKey
 

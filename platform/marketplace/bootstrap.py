@@ -38,10 +38,10 @@ from kernel.tasking import (
     register_tasks,
     schedule_beat,
 )
-from orders import audit as orders_audit
-from orders import payments
 from orders import tasks as orders_tasks
-from orders.queries import sellers_new_to_buyer
+from orders.service import audit as orders_audit
+from orders.service import payments
+from orders.service.queries import sellers_new_to_buyer
 from payouts import tasks as payouts_tasks
 from payouts.service import audit as payouts_audit
 

@@ -27,7 +27,6 @@ from kernel.ledger import AFFILIATE, SELLER
 from kernel.metrics import ORDERS_PLACED
 from kernel.runtime import Runtime
 from kernel.schemas import Page, decode_cursor, encode_cursor
-from orders import checkout, fulfilment, payments, queries, refunds, reports, settlement, views
 from orders.errors import InvalidTransition
 from orders.models import Order
 from orders.schemas import (
@@ -45,6 +44,7 @@ from orders.schemas import (
     ShipIn,
     SubOrderSellerOut,
 )
+from orders.service import checkout, fulfilment, payments, queries, refunds, reports, settlement, views
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 
@@ -68,9 +68,9 @@ def _checkout(
     )
     # The order commits first: on PostgreSQL the checkout reads, then writes everything in one
     # statement, on an autocommit connection, so that statement is its transaction (see
-    # orders.checkout). Then, outside any transaction (a network call never holds a row lock),
+    # orders.service.checkout). Then, outside any transaction (a network call never holds a row lock),
     # the PaymentIntent is created, and its id stored in a second, one-statement unit of work.
-    # Both steps are idempotent (orders.payments): a retry of the checkout finishes the job.
+    # Both steps are idempotent (orders.service.payments): a retry of the checkout finishes the job.
     bind = None if runtime.settings.is_sqlite else autocommit_engine(runtime.engine)
     with session_scope(runtime.sessions, bind=bind) as session:
         result = checkout.place_order(session, runtime.settings, request)

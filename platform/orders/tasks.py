@@ -14,8 +14,8 @@ from kernel.clock import clock
 from kernel.payment_rail import PaymentRailError
 from kernel.runtime import get_runtime
 from kernel.tasking import BeatSpec, TaskSpec, enqueue, task_session
-from orders import refunds, settlement
 from orders.models import Order, Refund
+from orders.service import refunds, settlement
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,4 @@
-"""The checkout's two forms of its write (PostgreSQL's one statement, `orders.checkout_pg`, and the
+"""The checkout's two forms of its write (PostgreSQL's one statement, `orders.service.checkout_pg`, and the
 step-by-step write SQLite uses) are one set of rules: the same carts through each, on PostgreSQL,
 write the very same rows. And the one-statement form stays the few round trips it is meant to be."""
 
@@ -19,8 +19,8 @@ from catalog.models import Variant
 from kernel.clock import clock
 from kernel.db import autocommit_engine, session_scope
 from kernel.errors import AppError
-from orders import checkout
 from orders.models import Commission, IdempotencyKey, Order, OrderLine, SubOrder
+from orders.service import checkout
 from tests.conftest import Backend
 from tests.orders.world import Party, World, cart, ok
 
@@ -141,10 +141,13 @@ def _snapshot(env: Backend) -> dict[str, Any]:
 
 
 def _undo(env: Backend, stock: dict[uuid.UUID, tuple[int, Any]]) -> None:
-    """Back to the world before the carts: no orders, keys or counters; the stock as it was."""
-    with env.runtime.engine.begin() as conn:
-        for model in reversed(WRITTEN):
+    """Back to the world before the carts: no orders, keys or counters; the stock as it was.
+    One transaction per table: children go before parents, against the global lock order, which
+    only a test's clean-up may do, and then not within one transaction (kernel.locking)."""
+    for model in reversed(WRITTEN):
+        with env.runtime.engine.begin() as conn:
             conn.execute(text(f"DELETE FROM {model.__tablename__}"))
+    with env.runtime.engine.begin() as conn:
         for variant_id, (level, updated_at) in stock.items():
             conn.execute(update(Variant).where(Variant.id == variant_id).values(stock=level, updated_at=updated_at))
 

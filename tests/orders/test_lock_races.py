@@ -22,9 +22,10 @@ from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.ledger import AFFILIATE, AVAILABLE, PENDING, SELLER, Posting
 from marketplace.bootstrap import audit_ledger
-from orders import api, fulfilment, queries, refunds, settlement
+from orders import api
 from orders.models import Order, OrderLine, Refund, SubOrder
 from orders.schemas import RefundIn
+from orders.service import fulfilment, queries, refunds, settlement
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, stock_of, worked_example
 

@@ -1,4 +1,4 @@
-"""The state machines of orders, sub-orders and commissions (orders.states): every move the tables
+"""The state machines of orders, sub-orders and commissions (orders.service.states): every move the tables
 allow goes through, every other one raises, and the guarded set-based UPDATE moves only rows whose
 status allows the move."""
 
@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from kernel.db import session_scope
-from orders import states
 from orders.errors import InvalidTransition
 from orders.models import Commission, CommissionStatus, Order, OrderStatus, SubOrder, SubOrderStatus
+from orders.service import states
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 
@@ -59,7 +59,7 @@ def test_the_commission_life_cycle_of_the_design_is_the_table() -> None:
 
 
 def test_a_sellers_fulfilment_actions_are_moves_the_sub_order_table_allows() -> None:
-    from orders.fulfilment import TRANSITIONS
+    from orders.service.fulfilment import TRANSITIONS
 
     targets = {"accept": SubOrderStatus.ACCEPTED, "ship": SubOrderStatus.SHIPPED, "deliver": SubOrderStatus.DELIVERED}
     for action, sources in TRANSITIONS.items():

@@ -16,8 +16,8 @@ from kernel.db import session_scope
 from kernel.stripe_webhooks import WebhookEvent
 from kernel.tasking import installed_celery
 from marketplace.bootstrap import audit_ledger
-from orders import settlement
 from orders.models import Order
+from orders.service import settlement
 from tests.catalog.conftest import WEBHOOK_SECRET
 from tests.conftest import Backend, bearer, issue_key
 from tests.fake_stripe import FakeStripe

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from orders import views
 from orders.models import Order, OrderLine, SubOrder
 from orders.schemas import OrderBuyerOut
+from orders.service import views
 
 
 def _order(rail: str, secret: str | None, created_at: datetime, status: str = "awaiting_payment") -> Order:

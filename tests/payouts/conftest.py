@@ -100,7 +100,7 @@ def matured_sale(
     """An order with one line, paid and past its holding periods, through the order domain's own
     settlement (`mark_paid`, then `release_matured`): the seller's share and the commission sit in
     `available`, exactly as a real sale leaves them for a payout."""
-    from orders import settlement
+    from orders.service import settlement
 
     total = seller_net + commission + fee
     now = clock.now()

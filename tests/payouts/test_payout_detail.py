@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from kernel.clock import clock
 from kernel.db import session_scope
-from orders import settlement
+from orders.service import settlement
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 

@@ -1,7 +1,7 @@
 """Checkout: the hot path. One request, one atomic write.
 
 Steps, in order, each rule written once by the package that owns it:
-1. look up the Idempotency-Key, with the buyer's earlier sellers (orders.idempotency: a
+1. look up the Idempotency-Key, with the buyer's earlier sellers (orders.service.idempotency: a
    committed key replays its order at once), and read the cart's variants in the same
    statement (`_first_read`);
 2. price the cart from the catalog, never from the client (catalog.service);
@@ -11,7 +11,7 @@ Steps, in order, each rule written once by the package that owns it:
    ORM objects);
 5. write it, ALL OR NOTHING: claim the key, reserve the stock, insert the rows, count the sale in
    the affiliate's month-to-date counters. Two forms of the same write:
-   * PostgreSQL: ONE statement (orders.checkout_pg) composed from the owners' SQLAlchemy Core
+   * PostgreSQL: ONE statement (orders.service.checkout_pg) composed from the owners' SQLAlchemy Core
      constructs. The API runs it on an autocommit connection (`kernel.db.autocommit_engine`), so
      that statement is the transaction: no BEGIN/COMMIT round trips, and the stock rows are
      locked only while it runs, never while Python works between statements (which, under
@@ -63,8 +63,6 @@ from kernel.clock import clock
 from kernel.db import new_id
 from kernel.pgsql import is_postgres, precompile, run_built
 from kernel.settings import Settings
-from orders import checkout_pg, idempotency
-from orders.checkout_pg import WriteOutcome
 from orders.errors import CartInvalid, OutOfStock
 from orders.models import (
     Commission,
@@ -76,6 +74,8 @@ from orders.models import (
     SubOrderStatus,
     request_fingerprint,
 )
+from orders.service import checkout_pg, idempotency
+from orders.service.checkout_pg import WriteOutcome
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000
@@ -107,7 +107,7 @@ class CheckoutRequest:
 @dataclass(frozen=True, slots=True)
 class CheckoutResult:
     # The order: the stored `Order` for a replay; for a new order, its rows as written, with the
-    # same attributes (`orders.views` renders either). `order.id`, `order.payment_rail`.
+    # same attributes (`orders.service.views` renders either). `order.id`, `order.payment_rail`.
     order: Any
     replayed: bool
 
@@ -224,7 +224,7 @@ def _priced(
 
 @lru_cache(maxsize=2)
 def _first_read(postgres: bool) -> Any:
-    """The checkout's first statement: the key lookup (orders.idempotency), then the cart's
+    """The checkout's first statement: the key lookup (orders.service.idempotency), then the cart's
     variants (catalog), as rows `lookup columns + variant columns`: at least one row (the
     variants are outer-joined), one per variant found. One round trip instead of two; a replay
     ignores the variants."""
@@ -288,7 +288,7 @@ class OrderDraft:
                 (_TABLES[3], self.commissions)]
 
     def view(self) -> SimpleNamespace:
-        """The order for `orders.views` (attribute access, like an `Order`)."""
+        """The order for `orders.service.views` (attribute access, like an `Order`)."""
         return SimpleNamespace(
             **self.order, lines=[SimpleNamespace(**row) for row in self.lines],
             sub_orders=[SimpleNamespace(**row) for row in self.sub_orders],

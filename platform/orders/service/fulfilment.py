@@ -3,7 +3,7 @@
 Every change locks the order row first (the same lock payment and refunds take), then the
 sub-order (the global lock order, kernel.locking), and emits a signed `sub_order.<status>`
 webhook to the seller after commit. The moves a sub-order can make at all are in
-orders.states; `TRANSITIONS` here is the part of them a seller makes.
+orders.service.states; `TRANSITIONS` here is the part of them a seller makes.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from kernel.clock import clock
 from kernel.settings import Settings
 from orders.errors import InvalidTransition, SubOrderNotFound
 from orders.models import SubOrder, SubOrderStatus
-from orders.notifications import notify_seller
-from orders.refunds import reject_sub_order
-from orders.settlement import lock_order, start_holding_period
-from orders.states import move_sub_order
+from orders.service.notifications import notify_seller
+from orders.service.refunds import reject_sub_order
+from orders.service.settlement import lock_order, start_holding_period
+from orders.service.states import move_sub_order
 
-# The only moves a seller can make, and from where (each one allowed by orders.states).
+# The only moves a seller can make, and from where (each one allowed by orders.service.states).
 TRANSITIONS: dict[str, tuple[SubOrderStatus, ...]] = {
     "accept": (SubOrderStatus.PAID,),
     "ship": (SubOrderStatus.PAID, SubOrderStatus.ACCEPTED),

@@ -7,7 +7,7 @@ rule it is, and compiled to text once (`kernel.pgsql`):
     locked, wanted, fits   the cart's variant rows locked in id order, and whether every line
                            fits                              (catalog: `cart_stock`)
     k                      the Idempotency-Key, claimed only if the cart fits
-                                                             (orders.idempotency: `claim`)
+                                                             (orders.service.idempotency: `claim`)
     reserved               the stock taken                   (catalog: `CartStock.take`)
     w0..wN                 the order's rows, one INSERT per table from one JSON parameter each
                                                              (orders, from `OrderDraft`)
@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from affiliates.service import count_sales_from_json
 from catalog.service import StockLevel, cart_stock
 from kernel.pgsql import Precompiled, json_rows, precompile
-from orders import idempotency
+from orders.service import idempotency
 
 
 @dataclass(frozen=True, slots=True)

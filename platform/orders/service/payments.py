@@ -33,15 +33,15 @@ from kernel.payment_rail import Payment, PaymentRail, PaymentRailError
 from kernel.stripe_webhooks import HandlerContext, StripeEventHandler
 from orders.errors import OrderNotFound
 from orders.models import Order, OrderStatus, Refund
-from orders.refunds import record_refund_failure
-from orders.settlement import cancel_unpaid, lock_order, mark_paid
+from orders.service.refunds import record_refund_failure
+from orders.service.settlement import cancel_unpaid, lock_order, mark_paid
 
 log = structlog.get_logger(__name__)
 
 
 def payment_needed(order: Any) -> bool:
     """Whether the checkout must still create this order's PaymentIntent (`order`: an `Order` or
-    the rows checkout wrote, see orders.checkout)."""
+    the rows checkout wrote, see orders.service.checkout)."""
     return bool(order.payment_rail == "stripe" and order.payment_id is None
                 and order.status == OrderStatus.AWAITING_PAYMENT)
 

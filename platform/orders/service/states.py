@@ -12,7 +12,7 @@ Orders (`ORDER_TRANSITIONS`):
 Sub-orders, one seller's part (`SUB_ORDER_TRANSITIONS`):
 
     awaiting_payment -> paid | cancelled             with their order
-    paid             -> accepted | shipped           the seller (orders.fulfilment)
+    paid             -> accepted | shipped           the seller (orders.service.fulfilment)
     paid             -> delivered                    nothing to ship: delivered when paid
     accepted         -> shipped | delivered          the seller
     shipped          -> delivered                    the seller
@@ -27,7 +27,7 @@ Commissions, one affiliate's share of one line (`COMMISSION_TRANSITIONS`):
     awaiting_payment -> cancelled    the order was never paid; nothing was booked
     pending          -> available    the holding period passed (settlement.release_matured;
                                      journal: commission.available)
-    pending          -> reversed     refunds took back all of it while pending (orders.refunds)
+    pending          -> reversed     refunds took back all of it while pending (orders.service.refunds)
     available        -> paid         a payout froze the affiliate's balance and claimed it
                                      (payouts.service.journal.claim; journal: payout.freeze)
     paid             -> available    that payout failed: the claim is given back and the next

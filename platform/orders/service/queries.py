@@ -120,7 +120,7 @@ def storefront_ids_of(session: Session, affiliate_id: uuid.UUID | None) -> set[u
 def buyer_sellers(postgres: bool, narrowed: bool = False) -> Any:
     """SELECT the sellers the buyer (`:buyer_email`) has live orders with (`:states`), as ONE
     aggregated value (`kernel.pgsql.aggregated_ids` reads it), among `:seller_ids` if
-    `narrowed`. The checkout's key lookup embeds it (orders.idempotency)."""
+    `narrowed`. The checkout's key lookup embeds it (orders.service.idempotency)."""
     stmt = (
         select(collect_ids(postgres)(distinct(SubOrder.seller_id)))
         .join(Order, Order.id == SubOrder.order_id)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from kernel.pgsql import aggregated_ids, is_postgres, precompile, run_built
 from orders.errors import IdempotencyKeyReused
 from orders.models import IdempotencyKey
-from orders.queries import ACTIVE_ORDER_STATES, buyer_sellers
+from orders.service.queries import ACTIVE_ORDER_STATES, buyer_sellers
 
 _CLAIMED_COLUMNS = ("id", "scope", "key", "request_hash", "order_id", "created_at")
 
@@ -51,7 +51,7 @@ class Lookup:
 def lookup(postgres: bool) -> Any:
     """SELECT (one row) the key's committed order and request hash, or NULLs, and the sellers
     the buyer has live orders with (parameters: `lookup_params`). The checkout reads it inside
-    its first statement (orders.checkout); `found` reads the row back. A twin still in flight is
+    its first statement (orders.service.checkout); `found` reads the row back. A twin still in flight is
     not visible here; the write's claim waits for it."""
     one = select(literal(1).label("one")).subquery("one")
     seen = buyer_sellers(postgres).scalar_subquery()

@@ -52,8 +52,8 @@ from orders.models import (
     SubOrderStatus,
     request_fingerprint,
 )
-from orders.settlement import lock_order
-from orders.states import move_commission, move_sub_order
+from orders.service.settlement import lock_order
+from orders.service.states import move_commission, move_sub_order
 
 
 @dataclass(frozen=True, slots=True)

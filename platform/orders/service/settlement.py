@@ -11,7 +11,7 @@ Refunds are in refunds.py. Each (kind, reference) is posted at most once (a UNIQ
 Locks: a state change locks its order row first (`FOR UPDATE`), so payment, expiry, fulfilment
 and refunds of one order never interleave; the release job takes rows with `SKIP LOCKED` so
 several workers share the work without waiting on each other. Which rows after which: the
-global lock order, kernel.locking. Status moves: orders.states.
+global lock order, kernel.locking. Status moves: orders.service.states.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from orders.models import (
     SubOrder,
     SubOrderStatus,
 )
-from orders.notifications import notify_seller
-from orders.states import COMMISSIONS, SUB_ORDERS, move_commission, move_order, move_sub_order
+from orders.service.notifications import notify_seller
+from orders.service.states import COMMISSIONS, SUB_ORDERS, move_commission, move_order, move_sub_order
 
 
 def lock_order(session: Session, order_id: uuid.UUID) -> Order:
