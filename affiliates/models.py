@@ -112,7 +112,7 @@ class PlanVersion(TimestampMixin, Base):
     settlement computed at time t can always be recomputed from the version in force at t.
 
     `rules` is the plan as data (validated by `affiliates.schemas.PlanRules`, evaluated by
-    `affiliates.plans`)."""
+    `affiliates.service.commission.plans`)."""
 
     __tablename__ = "commission_plan_versions"
     __table_args__ = (UniqueConstraint("program_id", "effective_from"),)

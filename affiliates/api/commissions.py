@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from affiliates.api.common import RuntimeDep
-from affiliates.commission import SessionFirstOrderCheck, Settlement
 from affiliates.schemas import (
     AttributionOut,
     CommissionShareOut,
@@ -17,6 +16,7 @@ from affiliates.schemas import (
     PreviewOut,
 )
 from affiliates.service import preview
+from affiliates.service.commission import SessionFirstOrderCheck, Settlement
 from kernel.deps import CurrentPrincipal, DbSession, StrictQuery
 from kernel.schemas import money
 

@@ -5,7 +5,8 @@
 * storefronts (+ storefront_cache): storefronts, listings, the public cached views
 * links: referral links, clicks, click counters (+ visitors: bots and unique-visitor keys)
 * coupons: seller coupon codes tied to affiliates
-* preview: the commission preview (the engine itself is affiliates.commission)
+* commission: the commission engine (attribution, the split, versioned plans, loaders)
+* preview: the commission preview (the same engine, writing nothing)
 * sales: the month-to-date sales counter the volume tiers read
 
 Names other packages use are re-exported here (checkout imports `storefront_for_checkout`, the

@@ -20,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from affiliates.commission import normalize_email
 from affiliates.errors import (
     AffiliateExists,
     AffiliateNotApproved,
@@ -30,6 +29,7 @@ from affiliates.errors import (
 )
 from affiliates.models import Affiliate, AffiliateStatus, PayoutAccountStatus, Storefront
 from affiliates.schemas import AffiliateApply, AffiliateUpdate
+from affiliates.service.commission import normalize_email
 from affiliates.service.common import checked_splits, page
 from affiliates.service.storefront_cache import invalidate_storefronts_after_commit
 from kernel import auth, payout_accounts

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from affiliates.commission import normalize_coupon_code
 from affiliates.errors import CodeTaken, CouponNotFound, NotProgramMember
 from affiliates.models import Coupon, Program
+from affiliates.service.commission import normalize_coupon_code
 from affiliates.service.common import page
 from affiliates.service.programs import is_approved_member, owned_program
 from kernel.auth import Principal

@@ -20,9 +20,9 @@ from functools import partial
 
 from sqlalchemy.orm import Session
 
-from affiliates import commission
 from affiliates.errors import CartInvalid, StorefrontNotFound
 from affiliates.schemas import PreviewIn
+from affiliates.service import commission
 from affiliates.service.storefronts import public_storefront
 from catalog.errors import VariantNotFound
 from catalog.service import load_variants_for_checkout

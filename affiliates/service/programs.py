@@ -18,7 +18,6 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from affiliates.commission import load_program_terms
 from affiliates.errors import (
     InvalidInput,
     InvalidPlan,
@@ -39,6 +38,7 @@ from affiliates.models import (
     StorefrontListing,
 )
 from affiliates.schemas import PlanVersionIn, ProgramIn
+from affiliates.service.commission import load_program_terms
 from affiliates.service.common import approved_affiliate, page
 from affiliates.service.storefront_cache import invalidate_storefronts_after_commit
 from catalog.errors import SellerNotApproved, SellerNotFound

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from affiliates.commission import CartLine, Settlement, attributed_sale_amounts, month_key
 from affiliates.models import AffiliateMonthlySales
+from affiliates.service.commission import CartLine, Settlement, attributed_sale_amounts, month_key
 from kernel.pgsql import is_postgres, json_rows
 
 _KEY = ["affiliate_id", "seller_id", "month", "currency"]

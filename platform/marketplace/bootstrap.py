@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from affiliates import stripe_events as affiliates_stripe_events
 from affiliates import tasks as affiliates_tasks
-from affiliates.commission import SessionFirstOrderCheck
+from affiliates.service.commission import SessionFirstOrderCheck
 from catalog import stripe_events as catalog_stripe_events
 from kernel import ledger, outbound, stripe_webhooks
 from kernel import tasks as kernel_tasks

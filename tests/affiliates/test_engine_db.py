@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from affiliates import commission
 from affiliates.models import (
     Affiliate,
     Click,
@@ -22,6 +21,7 @@ from affiliates.models import (
     ReferralLink,
     Storefront,
 )
+from affiliates.service import commission
 from kernel.clock import clock
 from kernel.db import new_id
 from tests.affiliates.factories import CatalogItem, make_product, make_seller

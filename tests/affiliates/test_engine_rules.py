@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from affiliates.commission import (
+from affiliates.service.commission import (
     AffiliateTerms,
     Attribution,
     CartLine,
@@ -22,7 +22,7 @@ from affiliates.commission import (
     Settlement,
     compute_settlement,
 )
-from affiliates.plans import Plan
+from affiliates.service.commission.plans import Plan
 
 AT = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 A, S, R = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()  # affiliate, split partner, recruiter

@@ -5,7 +5,7 @@ Steps, in order, each rule written once by the package that owns it:
    committed key replays its order at once), and read the cart's variants in the same
    statement (`_first_read`);
 2. price the cart from the catalog, never from the client (catalog.service);
-3. attribute it and compute every party's share (affiliates.commission: the same calls the
+3. attribute it and compute every party's share (affiliates.service.commission: the same calls the
    preview endpoint makes);
 4. route it: one sub-order per seller, the lines, the commissions (`_build_order`: rows, not
    ORM objects);
@@ -26,7 +26,7 @@ Steps, in order, each rule written once by the package that owns it:
 
 Round trips are the cost that counts here (loadtests/README.md): on PostgreSQL a storefront
 order is three statements (the key with the variants; the affiliate with the programs, as
-`affiliates.commission.load_terms` reads them; the write); a referral adds the click, a coupon
+`affiliates.service.commission.load_terms` reads them; the write); a referral adds the click, a coupon
 its coupon.
 """
 
@@ -44,10 +44,10 @@ from sqlalchemy import Table, insert, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import ColumnDefault
 
-from affiliates import commission
 from affiliates.service import (
     CheckoutStorefront,
     attributed_sale_rows,
+    commission,
     record_attributed_sale,
     storefront_for_checkout,
 )

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import bindparam, distinct, select
 from sqlalchemy.orm import Session
 
-from affiliates.commission import new_to_buyer
 from affiliates.models import Storefront
+from affiliates.service.commission import new_to_buyer
 from kernel import ledger
 from kernel.auth import Principal, Role
 from kernel.ledger import AVAILABLE, CLEARING, FEES, IN_TRANSIT, PAID_OUT, PENDING, PLATFORM, REFUNDS_OWED

@@ -22,8 +22,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from affiliates.commission import counted_sale_amounts
 from affiliates.service import count_sales
+from affiliates.service.commission import counted_sale_amounts
 from catalog.models import Product
 from catalog.service import release_stock
 from kernel import ledger, locking

@@ -15,14 +15,14 @@ Other packages import from here, not from the modules.
 
 from __future__ import annotations
 
-from affiliates.commission.attribution import resolve_attribution
-from affiliates.commission.loaders import (
+from affiliates.service.commission.attribution import resolve_attribution
+from affiliates.service.commission.loaders import (
     load_coupon,
     load_program_terms,
     load_terms,
     parse_plan,
 )
-from affiliates.commission.rules import (
+from affiliates.service.commission.rules import (
     attributed_sale_amounts,
     compute_settlement,
     counted_sale_amounts,
@@ -30,8 +30,8 @@ from affiliates.commission.rules import (
     month_key,
     new_to_buyer,
 )
-from affiliates.commission.settle import SessionFirstOrderCheck, settle_cart
-from affiliates.commission.terms import (
+from affiliates.service.commission.settle import SessionFirstOrderCheck, settle_cart
+from affiliates.service.commission.terms import (
     FUNDED_BY_SELLER,
     ROLE_AFFILIATE,
     ROLE_RECRUITER,

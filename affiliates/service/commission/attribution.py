@@ -23,15 +23,6 @@ from uuid import UUID
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from affiliates.commission.loaders import load_coupon
-from affiliates.commission.terms import (
-    SOURCE_CLICK,
-    SOURCE_COUPON,
-    SOURCE_NONE,
-    SOURCE_STOREFRONT,
-    Attribution,
-    normalize_email,
-)
 from affiliates.errors import UnknownStorefront
 from affiliates.models import (
     Affiliate,
@@ -41,6 +32,15 @@ from affiliates.models import (
     Program,
     ProgramMembership,
     Storefront,
+)
+from affiliates.service.commission.loaders import load_coupon
+from affiliates.service.commission.terms import (
+    SOURCE_CLICK,
+    SOURCE_COUPON,
+    SOURCE_NONE,
+    SOURCE_STOREFRONT,
+    Attribution,
+    normalize_email,
 )
 from kernel.clock import as_utc
 from kernel.pgsql import in_list, precompile, run_built

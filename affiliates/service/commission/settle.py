@@ -10,9 +10,10 @@ from uuid import UUID
 
 from sqlalchemy.orm import Session
 
-from affiliates.commission.loaders import load_coupon, load_program_terms, load_terms
-from affiliates.commission.rules import compute_settlement, every_seller_is_new
-from affiliates.commission.terms import (
+from affiliates.errors import CouponNotApplicable
+from affiliates.service.commission.loaders import load_coupon, load_program_terms, load_terms
+from affiliates.service.commission.rules import compute_settlement, every_seller_is_new
+from affiliates.service.commission.terms import (
     Attribution,
     CartLine,
     FirstOrderCheck,
@@ -20,7 +21,6 @@ from affiliates.commission.terms import (
     normalize_coupon_code,
     normalize_email,
 )
-from affiliates.errors import CouponNotApplicable
 
 # (seller_ids, buyer_email) -> the sellers this buyer has never ordered from. The real query
 # reads orders, which this package cannot import: checkout passes the orders package's check,
@@ -39,7 +39,7 @@ def settle_cart(
     coupon_code: str | None = None,
     is_first_order: FirstOrderCheck = every_seller_is_new,
 ) -> Settlement:
-    """Every party's share of every line (the rule is in `affiliates.commission.rules`).
+    """Every party's share of every line (the rule is in `affiliates.service.commission.rules`).
 
     Statements: the programs with the plan versions in force and, if attributed, the affiliate
     with its recruiter, splits, memberships (its own and its split partners') and month-to-date

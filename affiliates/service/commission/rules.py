@@ -9,7 +9,7 @@ Split of one order line (all integer minor units; rates in basis points):
     discount     = bps_share(gross, program.coupon_discount_bps)   only on the coupon seller's lines
     amount       = gross - discount                                  what the buyer pays
     platform_fee = bps_share(amount, platform_fee_bps)
-    commissions  = the plan's pool split between partners + recruiter override  (affiliates.plans)
+    commissions  = the plan's pool split between partners + recruiter override  (affiliates.service.commission.plans)
     seller_net   = amount - platform_fee - sum(commissions)          the residual: nothing is lost
 
 `bps_share` rounds half to even; splits use largest remainder, ties to the partner listed first
@@ -35,7 +35,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from affiliates.commission.terms import (
+from affiliates.service.commission.plans import Rate, evaluate_line
+from affiliates.service.commission.terms import (
     FUNDED_BY_SELLER,
     ROLE_AFFILIATE,
     ROLE_RECRUITER,
@@ -51,7 +52,6 @@ from affiliates.commission.terms import (
     ProgramTerms,
     Settlement,
 )
-from affiliates.plans import Rate, evaluate_line
 from kernel.clock import as_utc
 from kernel.money import allocate, bps_share
 

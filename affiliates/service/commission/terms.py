@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from affiliates.plans import Plan
+from affiliates.service.commission.plans import Plan
 
 ROLE_AFFILIATE = "affiliate"
 ROLE_SPLIT_PARTNER = "split_partner"

@@ -22,8 +22,6 @@ from uuid import UUID
 from sqlalchemy import Uuid, and_, bindparam, case, cast, func, literal_column, select, true, union_all
 from sqlalchemy.orm import Session, aliased
 
-from affiliates.commission.rules import month_key
-from affiliates.commission.terms import AffiliateTerms, CouponTerms, MonthSales, ProgramTerms, normalize_coupon_code
 from affiliates.errors import UnknownCoupon
 from affiliates.models import (
     Affiliate,
@@ -36,7 +34,15 @@ from affiliates.models import (
     ProgramMembership,
     Storefront,
 )
-from affiliates.plans import Plan
+from affiliates.service.commission.plans import Plan
+from affiliates.service.commission.rules import month_key
+from affiliates.service.commission.terms import (
+    AffiliateTerms,
+    CouponTerms,
+    MonthSales,
+    ProgramTerms,
+    normalize_coupon_code,
+)
 from kernel.pgsql import aggregated_ids, collect_ids, in_list, precompile, run_built
 
 
