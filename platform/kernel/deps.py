@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from kernel import auth, ratelimit
+from kernel import audit_log, auth, permissions, ratelimit
 from kernel.auth import Principal, Role
 from kernel.db import session_scope
 from kernel.errors import Unauthorized, Unprocessable
@@ -59,7 +59,32 @@ def current_principal(
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+async def authorized_principal(
+    request: Request, session: DbSession, principal: Annotated[Principal, Depends(current_principal)]
+) -> AsyncIterator[Principal]:
+    """The one authorization check (kernel.permissions) for every principal, and the audit event
+    of every write that succeeds, added to the request's transaction before it commits (scope
+    "function": this closes before db_session does; a handler that raises records nothing)."""
+    path = getattr(request.scope.get("route"), "path", request.url.path)
+    permissions.authorize(principal.permissions, request.method, path)
+    audit = audit_log.RequestAudit.start(request, path)
+    yield principal
+    await audit.finish(session, principal)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authorized_principal, scope="function")]
+
+
+async def audit_public_write(request: Request, session: DbSession) -> AsyncIterator[audit_log.RequestAudit]:
+    """For writes without a principal (applications, invitations): the same audit event, whose
+    actor the handler may name (`audit.actor(...)`)."""
+    path = getattr(request.scope.get("route"), "path", request.url.path)
+    audit = audit_log.RequestAudit.start(request, path)
+    yield audit
+    await audit.finish(session, None)
+
+
+PublicWriteAudit = Annotated[audit_log.RequestAudit, Depends(audit_public_write, scope="function")]
 
 
 def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:

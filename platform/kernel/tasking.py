@@ -29,6 +29,7 @@ TASK_MODULES = [
     "affiliates.tasks",  # click counter flush (beat), affiliate account.updated handler
     "kernel.tasks",
     "kernel.outbound",
+    "kernel.mail",  # the email outbox: send, and re-send what is unsent (beat)
     "orders.tasks",
     "orders.payments",  # payment_intent.* handlers for the webhook inbox
     "kernel.stripe_webhooks",

@@ -17,7 +17,7 @@ from kernel.middleware import RequestContextMiddleware
 from kernel.runtime import Runtime, set_runtime
 from kernel.settings import Settings, get_settings
 from kernel.tasking import celery_app
-from marketplace import system_api
+from marketplace import people_api, system_api
 from orders import api as orders_api
 from payouts import api as payouts_api
 
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(affiliates_api.router)
     app.include_router(catalog_api.router)
     app.include_router(system_api.router)
+    app.include_router(people_api.router)
     app.include_router(payouts_api.router)
     app.include_router(stripe_webhooks.router)
     return app

@@ -90,6 +90,8 @@ class KeyOut(BaseModel):
     name: str
     created_at: datetime
     revoked_at: datetime | None
+    person_id: uuid.UUID | None = Field(default=None, description="a personal key's owner; null: an organization key")
+    org_role: str | None = Field(default=None, description="a personal key's role; null: the organization's full role")
 
 
 class IssuedKeyOut(BaseModel):
