@@ -63,6 +63,7 @@ from affiliates.schemas import (
 from affiliates.service import applications, coupons, links, preview, programs, storefronts
 from affiliates.service.common import subject
 from catalog.schemas import CatalogProductOut
+from kernel import people
 from kernel.auth import Principal, Role
 from kernel.db import autocommit_engine, session_scope
 from kernel.deps import (
@@ -71,6 +72,7 @@ from kernel.deps import (
     DbSession,
     OperatorPrincipal,
     PublicRateLimit,
+    PublicWriteAudit,
     SellerPrincipal,
     StrictQuery,
     get_runtime,
@@ -186,13 +188,19 @@ def _payout_out(setup: applications.PayoutSetup) -> PayoutAccountOut:
 
 @router.post("/v1/affiliates", status_code=201, response_model=AffiliateApplicationOut, tags=["affiliates"],
              dependencies=[PublicRateLimit])
-def apply_as_affiliate(body: AffiliateApply, session: DbSession) -> AffiliateApplicationOut:
+def apply_as_affiliate(body: AffiliateApply, session: DbSession, audit: PublicWriteAudit) -> AffiliateApplicationOut:
     """Public: apply as an affiliate (market maker). Returns the application (pending until an
     operator approves it) and the affiliate API key, shown once. `referral_code`: the code of the
-    affiliate that recruited you. A second application with the same email is a 409."""
+    affiliate that recruited you. A second application with the same email is a 409. With
+    `password`, the applicant (email) also becomes the affiliate's owner, a person who can invite
+    teammates."""
     affiliate, issued = applications.apply(session, body)
+    owner = people.sign_up_owner_if_asked(session, Role.AFFILIATE, affiliate.id, body, affiliate.email,
+                                          affiliate.name)
+    audit.actor(owner.id if owner else None, (Role.AFFILIATE.value, affiliate.id))
+    audit.object("affiliate", affiliate.id)
     return AffiliateApplicationOut(affiliate=affiliate_out(affiliate), api_key=issued.key, api_key_id=issued.id,
-                                   api_key_prefix=issued.prefix)
+                                   api_key_prefix=issued.prefix, owner_person_id=owner.id if owner else None)
 
 
 @router.get("/v1/affiliates", response_model=Page[AffiliateOut], tags=["affiliates"])

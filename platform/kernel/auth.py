@@ -58,7 +58,7 @@ class Principal:
     key_id: uuid.UUID
     role: Role  # the organization's kind
     subject_id: uuid.UUID | None  # the seller or affiliate acted for (None: the operator team)
-    org_role: str | None = None  # None: an organization key, the kind's full role
+    org_role: str | None = None  # None: an organization key (full role), or a person's key following their role
     person_id: uuid.UUID | None = None  # a person's key: its owner
     member_role: str | None = None  # a person's key: the owner's role now (a key never exceeds it)
 
@@ -72,7 +72,13 @@ class Principal:
 
     @property
     def effective_role(self) -> str:
-        return self.org_role or permissions.TOP_ROLE[self.role]
+        """The role this key acts with: an organization key's kind's top role; a person's key its
+        own role, or the person's role when the key follows it or the role is now the narrower."""
+        if self.member_role is None:
+            return self.org_role or permissions.TOP_ROLE[self.role]
+        if self.org_role is None or not permissions.within(self.role, self.org_role, self.member_role):
+            return self.member_role
+        return self.org_role
 
     @property
     def permissions(self) -> frozenset[str]:

@@ -12,8 +12,9 @@ Rules (each in one place below):
   members (support: an owner who left).
 - Invitations expire (settings.invitation_ttl_hours) and are used once; only the token's hash is
   stored; the token travels only in the email.
-- A person's key acts for one organization with a role no wider than the key that made it (and
-  never wider than the person's membership: kernel.auth narrows it at every request).
+- A person's key acts for one organization either with their role there (following it) or with a
+  fixed role no wider than the key that made it; never wider than the person's membership now
+  (kernel.auth narrows it at every request).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pydantic import Field, SecretStr
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -35,6 +37,7 @@ from kernel.auth import ApiKey, IssuedKey, Principal, Role
 from kernel.clock import clock
 from kernel.db import new_id
 from kernel.errors import AppError, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from kernel.schemas import StrictModel
 from kernel.settings import Settings
 
 OrganizationKindOf = Callable[[Session, uuid.UUID], Role | None]
@@ -116,6 +119,27 @@ def sign_up_owner(
     person = _person_for(session, email, name, password)
     add_membership(session, person, kind, organization_id, permissions.TOP_ROLE[kind])
     return person
+
+
+class OwnerSignUp(StrictModel):
+    """The fields an application adds to make its applicant the organization's owner (a person
+    who can log in and invite teammates). Without `password` an application works as before:
+    only the organization key."""
+
+    password: SecretStr | None = Field(
+        default=None, min_length=10, max_length=200,
+        description="make the applicant (email) the owner: a person with this password (an existing "
+                    "person: their password)")
+    owner_name: str | None = Field(default=None, max_length=200, description="the owner's name (default: name)")
+
+
+def sign_up_owner_if_asked(
+    session: Session, kind: Role, organization_id: uuid.UUID, data: OwnerSignUp, email: str, name: str
+) -> Person | None:
+    if data.password is None:
+        return None
+    return sign_up_owner(session, kind, organization_id, email, data.owner_name or name,
+                         data.password.get_secret_value())
 
 
 def ensure_operator_admin(session: Session, email: str, name: str, password: str) -> Person | None:
@@ -313,30 +337,35 @@ def accept_invitation(session: Session, token: str, name: str | None, password: 
     membership = add_membership(session, person, kind, row.organization_id, row.role)
     row.accepted_at = clock.now()
     row.accepted_by_person_id = person.id
-    key = _issue_personal(session, person.id, kind, row.organization_id, row.role, "invitation")
+    key = issue_personal_key(session, person.id, kind, row.organization_id, None, "invitation")
     return Accepted(person, membership, key, row)
 
 
 # --- people's keys -----------------------------------------------------------------------------
 
 
-def _issue_personal(session: Session, person_id: uuid.UUID, kind: Role, organization_id: uuid.UUID, role: str,
-                    name: str) -> IssuedKey:
+def issue_personal_key(session: Session, person_id: uuid.UUID, kind: Role, organization_id: uuid.UUID,
+                       role: str | None, name: str) -> IssuedKey:
+    """role None: the key follows its person's role in the organization (promotions included)."""
     subject = None if kind is Role.OPERATOR else organization_id
     return auth.issue_key(session, kind, subject, name[:100], person_id=person_id, org_role=role)
 
 
 def create_personal_key(session: Session, principal: Principal, role: str | None, name: str) -> IssuedKey:
-    """A key for the caller's person and organization, no wider than the calling key."""
+    """A key for the caller's person and organization, no wider than the calling key (without a
+    role: the calling key's, which may be "follow my membership")."""
     if principal.person_id is None:
         raise Forbidden("an organization key has no person: make personal keys with your own key or password")
-    role = role or principal.effective_role
+    if role is None:
+        return issue_personal_key(session, principal.person_id, principal.role, principal.organization_id,
+                                  principal.org_role, name)
     if not permissions.is_role(principal.role, role):
         raise Unprocessable(f"{role!r} is not a {principal.role.value} role; "
                             f"one of {', '.join(permissions.ROLES[principal.role])}")
-    if not permissions.permissions_of(principal.role, role) <= principal.permissions:
+    if not permissions.within(principal.role, role, principal.effective_role) or \
+            not permissions.permissions_of(principal.role, role) <= principal.permissions:
         raise Forbidden(f"a {role} key would do more than the key you are using")
-    return _issue_personal(session, principal.person_id, principal.role, principal.organization_id, role, name)
+    return issue_personal_key(session, principal.person_id, principal.role, principal.organization_id, role, name)
 
 
 def key_by_password(session: Session, email: str, password: str, organization_id: uuid.UUID, role: str | None,
@@ -350,12 +379,13 @@ def key_by_password(session: Session, email: str, password: str, organization_id
     if membership is None:
         raise NotFound(f"you are not a member of organization {organization_id}")
     kind = Role(membership.organization_kind)
-    role = role or membership.role
+    if role is None:  # the key follows the membership
+        return issue_personal_key(session, person.id, kind, organization_id, None, name)
     if not permissions.is_role(kind, role):
         raise Unprocessable(f"{role!r} is not a {kind.value} role; one of {', '.join(permissions.ROLES[kind])}")
-    if not permissions.at_most(kind, role, membership.role):
+    if not permissions.within(kind, role, membership.role):
         raise Forbidden(f"a {role} key would do more than your role ({membership.role}) allows")
-    return _issue_personal(session, person.id, kind, organization_id, role, name)
+    return issue_personal_key(session, person.id, kind, organization_id, role, name)
 
 
 def list_personal_keys(session: Session, person_id: uuid.UUID) -> list[ApiKey]:

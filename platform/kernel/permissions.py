@@ -267,9 +267,12 @@ def is_role(kind: str, role: str) -> bool:
     return role in ROLES[kind]
 
 
-def at_most(kind: str, narrower: str, wider: str) -> bool:
-    """Whether `narrower` may do nothing that `wider` may not (a personal key's role against its
-    owner's membership)."""
+def within(kind: str, narrower: str, wider: str) -> bool:
+    """Whether `narrower` may do nothing that `wider` may not (a personal key's role against the
+    key or membership it comes from). The top role is within only itself: an owner's and an
+    admin's permissions are alike, but only an owner touches owners (kernel.people)."""
+    if narrower == TOP_ROLE[kind] and wider != narrower:
+        return False
     return permissions_of(kind, narrower) <= permissions_of(kind, wider)
 
 

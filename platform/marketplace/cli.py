@@ -93,6 +93,39 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
                   "(POST /v1/payout-batches)")
 
 
+@app.command()
+def mail(
+    show_all: bool = typer.Option(False, "--all", help="sent messages too, not only those waiting"),
+    limit: int = typer.Option(20, min=1, max=500, help="newest first"),
+    send: bool = typer.Option(False, "--send", help="try to send what is waiting now (needs SMTP_HOST)"),
+) -> None:
+    """The email outbox: invitations and other mail, newest first. Without SMTP configured mail
+    waits here: open an invitation's link (or run its curl command) to accept it locally."""
+    from kernel import mail as outbox
+
+    runtime = Runtime(get_settings())
+    with session_scope(runtime.sessions) as session:
+        rows = outbox.list_outbox(session, unsent_only=not show_all, limit=limit)
+        ids = [row.id for row in rows if row.sent_at is None]
+        if not rows:
+            console.print("The outbox is empty." if show_all else "No mail is waiting (--all shows sent mail).")
+        for row in rows:
+            state = f"sent {row.sent_at:%Y-%m-%d %H:%M}" if row.sent_at else (
+                f"waiting ({row.attempts} attempt(s), {row.last_error})" if row.attempts else "waiting")
+            console.print(f"[bold]{row.subject}[/bold]\nTo: {row.to_address}   {row.created_at:%Y-%m-%d %H:%M} UTC"
+                          f"   {state}", highlight=False)
+            console.print(row.body, highlight=False, markup=False)
+    if send:
+        if not outbox.smtp_configured(runtime.settings):
+            console.print("[red]SMTP_HOST is not set: mail stays in the outbox.[/red]")
+            raise typer.Exit(2)
+        sent = 0
+        for mail_id in ids:
+            with session_scope(runtime.sessions) as session:
+                sent += outbox.send_one(runtime.settings, session, mail_id)[0] == "sent"
+        console.print(f"sent {sent} of {len(ids)} waiting message(s)")
+
+
 @ledger_app.command("audit")
 def ledger_audit() -> None:
     """Recompute every balance from the journal and check every invariant; exit 1 on a finding."""

@@ -93,7 +93,7 @@ class InvitationAccept(StrictModel):
 
 class PersonalKeyCreate(StrictModel):
     role: str | None = Field(default=None, max_length=16,
-                             description="at most the calling key's role; default: the same role")
+                             description="at most the calling key's role; default: the calling key's")
     name: str = Field(default="", max_length=100)
 
 
@@ -101,8 +101,12 @@ class PasswordKeyCreate(StrictModel):
     email: EmailStr
     password: SecretStr = Field(max_length=200)
     organization_id: uuid.UUID
-    role: str | None = Field(default=None, max_length=16, description="at most your role; default: your role")
+    role: str | None = Field(default=None, max_length=16,
+                             description="at most your role; default: the key follows your role")
     name: str = Field(default="", max_length=100)
+
+
+FOLLOWS = "null: the key follows your role in the organization"
 
 
 class PersonalKeyOut(BaseModel):
@@ -110,7 +114,7 @@ class PersonalKeyOut(BaseModel):
     prefix: str
     organization_kind: Role
     organization_id: uuid.UUID
-    role: str
+    role: str | None = Field(description=FOLLOWS)
     name: str
     created_at: datetime
     revoked_at: datetime | None
@@ -122,7 +126,7 @@ class IssuedPersonalKeyOut(BaseModel):
     prefix: str
     organization_kind: Role
     organization_id: uuid.UUID
-    role: str
+    role: str | None = Field(description=FOLLOWS)
 
 
 class AcceptedOut(BaseModel):
@@ -158,7 +162,7 @@ def _person_out(session: DbSession, person: Person) -> PersonOut:
                      memberships=[_membership_out(m) for m in people.memberships_of(session, person.id)])
 
 
-def _issued_out(issued: IssuedKey, organization_id: uuid.UUID, role: str) -> IssuedPersonalKeyOut:
+def _issued_out(issued: IssuedKey, organization_id: uuid.UUID, role: str | None) -> IssuedPersonalKeyOut:
     return IssuedPersonalKeyOut(id=issued.id, key=issued.key, prefix=issued.prefix, organization_kind=issued.role,
                                 organization_id=organization_id, role=role)
 
@@ -167,7 +171,7 @@ def _personal_key_out(row: ApiKey) -> PersonalKeyOut:
     return PersonalKeyOut(
         id=row.id, prefix=row.prefix, organization_kind=Role(row.role),
         organization_id=row.organization_id or permissions.OPERATOR_TEAM_ID,
-        role=row.org_role or permissions.TOP_ROLE[row.role], name=row.name, created_at=row.created_at,
+        role=row.org_role, name=row.name, created_at=row.created_at,
         revoked_at=row.revoked_at,
     )
 
@@ -206,7 +210,7 @@ def create_my_key(body: PersonalKeyCreate, session: DbSession, principal: Curren
     a `viewer` key for a dashboard). Shown once. For another organization, use its own key or
     POST /v1/auth/api-keys."""
     issued = people.create_personal_key(session, principal, body.role, body.name)
-    return _issued_out(issued, principal.organization_id, body.role or principal.effective_role)
+    return _issued_out(issued, principal.organization_id, body.role or principal.org_role)
 
 
 @router.delete("/v1/me/api-keys/{key_id}", response_model=PersonalKeyOut, tags=["people"])
@@ -233,7 +237,7 @@ def create_key_with_password(
     assert row is not None and row.person_id is not None
     audit.actor(row.person_id, (issued.role.value, body.organization_id))
     audit.object("api_key", issued.id)
-    return _issued_out(issued, body.organization_id, row.org_role or "")
+    return _issued_out(issued, body.organization_id, row.org_role)
 
 
 # --- invitations ---------------------------------------------------------------------------------
@@ -249,7 +253,7 @@ def accept_invitation(body: InvitationAccept, session: DbSession, audit: PublicW
     audit.actor(accepted.person.id, (invitation.organization_kind, invitation.organization_id))
     audit.object("invitation", invitation.id)
     return AcceptedOut(person_id=accepted.person.id, membership=_membership_out(accepted.membership),
-                       api_key=_issued_out(accepted.key, invitation.organization_id, invitation.role))
+                       api_key=_issued_out(accepted.key, invitation.organization_id, None))
 
 
 # --- members of an organization -----------------------------------------------------------------
