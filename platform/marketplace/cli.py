@@ -114,7 +114,7 @@ def mail(
                 f"waiting ({row.attempts} attempt(s), {row.last_error})" if row.attempts else "waiting")
             console.print(f"[bold]{row.subject}[/bold]\nTo: {row.to_address}   {row.created_at:%Y-%m-%d %H:%M} UTC"
                           f"   {state}", highlight=False)
-            console.print(row.body, highlight=False, markup=False)
+            console.print(row.body, highlight=False, markup=False, soft_wrap=True)  # links stay whole
     if send:
         if not outbox.smtp_configured(runtime.settings):
             console.print("[red]SMTP_HOST is not set: mail stays in the outbox.[/red]")
