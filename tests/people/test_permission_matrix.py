@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from kernel import permissions
 from kernel.auth import Role
-from tests.conftest import Backend, bearer
+from tests.conftest import REPO_ROOT, Backend, bearer
 from tests.people.conftest import affiliate_with_owner, member_key, ok, seller_with_owner
 
 
@@ -111,3 +111,8 @@ def test_a_person_of_another_organization_finds_nothing_of_this_one(
         status = _call(client, method, _url(path, seller.id), stranger, body)
         assert status == 404, f"{method} {path} -> {status}"
     assert seller.id not in client.get("/v1/audit-events", headers=stranger).text
+
+
+def test_the_readme_documents_the_permission_table_the_code_enforces() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert permissions.markdown_table() in readme, "regenerate the README table: kernel.permissions.markdown_table()"
