@@ -218,6 +218,37 @@ class RequestAudit:
                actor_type=None if principal is not None or self.person_id is not None else "anonymous")
 
 
+# --- tasks -------------------------------------------------------------------------------------
+
+
+def watch_task(session: Session, task_name: str, args: tuple[Any, ...]) -> None:
+    """Record one system event for a task run whose unit of work changed something (rows flushed
+    or bulk-updated), in that same transaction just before it commits. A run that only read, or
+    found nothing to do, records nothing."""
+    changed = [False]
+
+    @event.listens_for(session, "before_flush")
+    def _flushing(sess: Session, _context: Any, _instances: Any) -> None:
+        if any(not isinstance(obj, AuditEvent) for obj in (*sess.new, *sess.dirty, *sess.deleted)):
+            changed[0] = True
+
+    @event.listens_for(session, "do_orm_execute")
+    def _executing(state: Any) -> None:
+        if state.is_insert or state.is_update or state.is_delete:
+            changed[0] = True
+
+    @event.listens_for(session, "before_commit")
+    def _committing(sess: Session) -> None:
+        sess.flush()  # what is still pending counts too
+        if not changed[0]:
+            return
+        changed[0] = False  # one event per unit of work
+        ids = [str(arg) for arg in args if isinstance(arg, str | uuid.UUID | int)][:5]
+        record(sess, action=f"task {task_name}", object_type="task", object_id=ids[0] if ids else None,
+               changes={"args": ", ".join(ids)} if ids else {}, actor_type="system")
+        sess.flush()
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 

@@ -15,10 +15,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
-from celery import Celery
+from celery import Celery, current_task
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from kernel import audit_log
 from kernel.db import session_scope
 from kernel.runtime import get_runtime
 from kernel.settings import Settings, get_settings
@@ -68,8 +69,12 @@ def register_beat(name: str, task: str, seconds: float, args: tuple[Any, ...] = 
 
 @contextmanager
 def task_session() -> Iterator[Session]:
-    """The unit of work of one task run: committed when the task body returns."""
+    """The unit of work of one task run: committed when the task body returns. A run that changes
+    something leaves a system event in the audit log (kernel.audit_log.watch_task)."""
     with session_scope(get_runtime().sessions) as session:
+        task = current_task  # a proxy: false outside a task run (a beat job called as a function)
+        if task and task.request.id is not None:
+            audit_log.watch_task(session, task.name, tuple(task.request.args or ()))
         yield session
 
 

@@ -77,6 +77,10 @@ def test_a_message_that_fails_to_send_stays_unsent_and_is_sent_when_the_server_i
         assert "viewer" in Inbox.body(message)
         [row] = _outbox(env)
         assert row.sent_at is not None and row.attempts == 2 and row.last_error is None
+        # the task run that changed the row (its failed first attempt) left a system event; the
+        # sweeper, called here as a plain function, is no task run
+        sends = ok(client.get("/v1/audit-events", headers=operator, params={"action": "task mail.send"}))["items"]
+        assert [(e["actor_type"], e["object_id"]) for e in sends] == [("system", str(row.id))]
     finally:
         set_runtime(env.runtime)
         runtime.close()
