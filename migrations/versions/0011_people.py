@@ -1,4 +1,4 @@
-"""people: people, memberships, invitations, people's API keys, the mail outbox, the audit log
+"""people: people, memberships, invitations, people's API keys, browser sessions, the mail outbox, the audit log
 
 Existing API keys stay organization keys (person_id NULL): nothing to backfill.
 
@@ -36,6 +36,7 @@ def upgrade() -> None:
     sa.Column('actor_type', sa.String(length=16), nullable=False),
     sa.Column('person_id', sa.Uuid(), nullable=True),
     sa.Column('api_key_id', sa.Uuid(), nullable=True),
+    sa.Column('session_id', sa.Uuid(), nullable=True),
     sa.Column('organization_kind', sa.String(length=16), nullable=True),
     sa.Column('organization_id', sa.Uuid(), nullable=True),
     sa.Column('action', sa.String(length=120), nullable=False),
@@ -115,6 +116,25 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_memberships_organization_id'), ['organization_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_memberships_person_id'), ['person_id'], unique=False)
 
+    op.create_table('browser_sessions',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('csrf_token', sa.String(length=64), nullable=False),
+    sa.Column('person_id', sa.Uuid(), nullable=False),
+    sa.Column('organization_id', sa.Uuid(), nullable=False),
+    sa.Column('organization_kind', sa.String(length=16), nullable=False),
+    sa.Column('expires_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('address', sa.String(length=64), nullable=True),
+    sa.Column('user_agent', sa.String(length=300), nullable=True),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_browser_sessions_person_id_people')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_browser_sessions')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_browser_sessions_token_hash'))
+    )
+    with op.batch_alter_table('browser_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_browser_sessions_person_id'), ['person_id'], unique=False)
+
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.add_column(sa.Column('person_id', sa.Uuid(), nullable=True))
         batch_op.add_column(sa.Column('organization_id', sa.Uuid(), nullable=True))
@@ -146,6 +166,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_memberships_person_id'))
         batch_op.drop_index(batch_op.f('ix_memberships_organization_id'))
 
+    with op.batch_alter_table('browser_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_browser_sessions_person_id'))
+
+    op.drop_table('browser_sessions')
     op.drop_table('memberships')
     with op.batch_alter_table('invitations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invitations_organization_id'))

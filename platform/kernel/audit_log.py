@@ -50,6 +50,7 @@ class AuditEvent(Base):
     actor_type: Mapped[str] = mapped_column(String(16))  # person | organization_key | system | anonymous
     person_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     api_key_id: Mapped[uuid.UUID | None] = mapped_column()
+    session_id: Mapped[uuid.UUID | None] = mapped_column()  # a browser session's (kernel.sessions)
     organization_kind: Mapped[str | None] = mapped_column(String(16))
     organization_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     # What.
@@ -121,7 +122,9 @@ def record(
     row = AuditEvent(
         id=new_id(), occurred_at=clock.now(),
         actor_type=actor_type or ("person" if person_id is not None else "system"),
-        person_id=person_id, api_key_id=principal.key_id if principal is not None else None,
+        person_id=person_id,
+        api_key_id=principal.key_id if principal is not None and principal.session_id is None else None,
+        session_id=principal.session_id if principal is not None else None,
         organization_kind=organization[0] if organization else None,
         organization_id=organization[1] if organization else None,
         action=action[:120], object_type=object_type, object_id=None if object_id is None else str(object_id)[:200],
@@ -302,7 +305,7 @@ def list_page(
     return rows[:limit], encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
 
 
-CSV_COLUMNS = ("id", "occurred_at", "actor_type", "person_id", "api_key_id", "organization_kind",
+CSV_COLUMNS = ("id", "occurred_at", "actor_type", "person_id", "api_key_id", "session_id", "organization_kind",
                "organization_id", "action", "object_type", "object_id", "changes", "address", "user_agent",
                "request_id")
 EXPORT_LIMIT = 100_000

@@ -61,6 +61,7 @@ class Principal:
     org_role: str | None = None  # None: an organization key (full role), or a person's key following their role
     person_id: uuid.UUID | None = None  # a person's key: its owner
     member_role: str | None = None  # a person's key: the owner's role now (a key never exceeds it)
+    session_id: uuid.UUID | None = None  # a browser session (kernel.sessions; key_id is then the session's id)
 
     @property
     def is_operator(self) -> bool:

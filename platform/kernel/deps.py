@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from kernel import audit_log, auth, permissions, ratelimit
+from kernel import audit_log, auth, permissions, ratelimit, sessions
 from kernel.auth import Principal, Role
 from kernel.db import session_scope
 from kernel.errors import Unauthorized, Unprocessable
@@ -52,8 +52,13 @@ def current_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or not credentials.credentials:
-        raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-    principal = auth.authenticate(session, credentials.credentials)
+        cookie = request.cookies.get(sessions.COOKIE)
+        if not cookie:
+            raise Unauthorized("missing API key: send Authorization: Bearer <key> (or log in: POST /v1/sessions)")
+        principal = sessions.principal_from_cookie(session, cookie, request.method,
+                                                   request.headers.get(sessions.CSRF_HEADER))
+    else:
+        principal = auth.authenticate(session, credentials.credentials)
     ratelimit.enforce(runtime.store, f"key:{principal.key_id}", runtime.settings.rate_limit_per_key_per_minute)
     request.state.principal = principal
     return principal

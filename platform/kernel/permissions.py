@@ -54,6 +54,7 @@ _GRANTS: dict[str, dict[str, tuple[str, ...] | str]] = {
     # --- everyone -------------------------------------------------------------------------------
     "me.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
     "personal_keys.manage": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
+    "sessions.manage": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
     "catalog.browse": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
     "programs.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
     "reports.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
@@ -126,6 +127,9 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "GET /v1/me/api-keys": "personal_keys.manage",
     "POST /v1/me/api-keys": "personal_keys.manage",
     "DELETE /v1/me/api-keys/{key_id}": "personal_keys.manage",
+    "GET /v1/sessions": "sessions.manage",
+    "DELETE /v1/sessions/current": "sessions.manage",
+    "DELETE /v1/sessions/{session_id}": "sessions.manage",
     "GET /v1/organizations/{organization_id}/members": "members.read",
     "PATCH /v1/organizations/{organization_id}/members/{person_id}": "members.manage",
     "DELETE /v1/organizations/{organization_id}/members/{person_id}": "members.manage",

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
     mail_from: str = "Marketplace <no-reply@marketplace.localhost>"
     invitation_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
+    session_ttl_hours: int = Field(default=24 * 14, ge=1, le=24 * 90)  # browser sessions (absolute)
 
     @property
     def is_sqlite(self) -> bool:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, EmailStr, Field, SecretStr
 
-from kernel import audit_log, people, permissions, ratelimit
+from kernel import audit_log, people, permissions, ratelimit, sessions
 from kernel.accounts import Invitation, Membership, Person
 from kernel.auth import ApiKey, IssuedKey, Role
 from kernel.deps import CurrentPrincipal, DbSession, PublicRateLimit, PublicWriteAudit, StrictQuery, get_runtime
@@ -141,6 +141,7 @@ class AuditEventOut(BaseModel):
     actor_type: str
     person_id: uuid.UUID | None
     api_key_id: uuid.UUID | None
+    session_id: uuid.UUID | None
     organization_kind: str | None
     organization_id: uuid.UUID | None
     action: str
@@ -238,6 +239,82 @@ def create_key_with_password(
     audit.actor(row.person_id, (issued.role.value, body.organization_id))
     audit.object("api_key", issued.id)
     return _issued_out(issued, body.organization_id, row.org_role)
+
+
+# --- browser sessions ---------------------------------------------------------------------------
+
+
+class LoginIn(StrictModel):
+    email: EmailStr
+    password: SecretStr = Field(max_length=200)
+    organization_id: uuid.UUID | None = Field(default=None, description="which of your organizations to act for "
+                                                                        "(default: the first you joined)")
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    organization_kind: Role
+    organization_id: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    address: str | None
+    user_agent: str | None
+
+
+class LoginOut(SessionOut):
+    csrf_token: str = Field(description=f"send it in {sessions.CSRF_HEADER} with every request that changes "
+                                        "something (the session cookie alone is refused)")
+
+
+def _session_out(row: sessions.BrowserSession) -> SessionOut:
+    return SessionOut.model_validate(row, from_attributes=True)
+
+
+@router.post("/v1/sessions", status_code=201, response_model=LoginOut, tags=["sessions"],
+             dependencies=[PublicRateLimit])
+def log_in(body: LoginIn, request: Request, response: Response, session: DbSession, runtime: RuntimeDep,
+           audit: PublicWriteAudit) -> LoginOut:
+    """Public: log in with email and password. Sets the session cookie (HttpOnly, SameSite=Lax,
+    Secure in production; a new one at every login) and returns the CSRF token. Failed logins
+    slow down per account and per address (429 with Retry-After)."""
+    made = sessions.login(
+        session, runtime.store, email=str(body.email), password=body.password.get_secret_value(),
+        organization_id=body.organization_id, address=request.client.host if request.client else "unknown",
+        user_agent=request.headers.get("user-agent"), ttl_hours=runtime.settings.session_ttl_hours,
+        replaces=request.cookies.get(sessions.COOKIE),
+    )
+    response.set_cookie(
+        sessions.COOKIE, made.token, max_age=runtime.settings.session_ttl_hours * 3600, httponly=True,
+        samesite="lax", secure=runtime.settings.environment == "production", path="/",
+    )
+    audit.actor(made.row.person_id, (made.row.organization_kind, made.row.organization_id))
+    audit.object("session", made.row.id)
+    return LoginOut(**_session_out(made.row).model_dump(), csrf_token=made.row.csrf_token)
+
+
+@router.get("/v1/sessions", response_model=list[SessionOut], tags=["sessions"])
+def list_sessions(session: DbSession, principal: CurrentPrincipal) -> list[SessionOut]:
+    """Your open sessions (every browser you are logged in on)."""
+    if principal.person_id is None:
+        return []
+    return [_session_out(row) for row in sessions.list_sessions(session, principal.person_id)]
+
+
+@router.delete("/v1/sessions/current", status_code=204, tags=["sessions"])
+def log_out(session: DbSession, principal: CurrentPrincipal, response: Response) -> None:
+    """Log out: this session ends at once and the cookie is cleared."""
+    if principal.session_id is None or principal.person_id is None:
+        raise NotFound("this request was not made with a session")
+    sessions.revoke(session, principal.person_id, principal.session_id)
+    response.delete_cookie(sessions.COOKIE, path="/")
+
+
+@router.delete("/v1/sessions/{session_id}", response_model=SessionOut, tags=["sessions"])
+def revoke_session(session_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> SessionOut:
+    """End one of your sessions (a browser you left logged in)."""
+    if principal.person_id is None:
+        raise NotFound(f"no session {session_id}")
+    return _session_out(sessions.revoke(session, principal.person_id, session_id))
 
 
 # --- invitations ---------------------------------------------------------------------------------

@@ -209,6 +209,13 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
     ok(client.patch(members, headers=owner, json={"role": "viewer"}))
     assert client.delete(members, headers=owner).status_code == 204
     assert invitation["id"]
+    browser = TestClient(client.app)
+    browser.event_hooks["response"] = [recorder]
+    other = ok(client.post("/v1/sessions", json={"email": seller.owner_email, "password": PASSWORD}), 201)
+    csrf = {"X-CSRF-Token": ok(browser.post("/v1/sessions", json={"email": seller.owner_email,
+                                                                  "password": PASSWORD}), 201)["csrf_token"]}
+    ok(browser.delete(f"/v1/sessions/{other['id']}", headers=csrf))
+    assert browser.delete("/v1/sessions/current", headers=csrf).status_code == 204
     clock.advance(timedelta(seconds=1))
 
     # --- every successful write has its event; the tour reached every audited operation ----------------
