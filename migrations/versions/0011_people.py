@@ -1,4 +1,4 @@
-"""people: people, memberships, invitations, people's API keys, browser sessions, the mail outbox, the audit log
+"""people: people, memberships, invitations, people's API keys, browser sessions, password resets, the mail outbox, the audit log
 
 Existing API keys stay organization keys (person_id NULL): nothing to backfill.
 
@@ -116,6 +116,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_memberships_organization_id'), ['organization_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_memberships_person_id'), ['person_id'], unique=False)
 
+    op.create_table('password_resets',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('person_id', sa.Uuid(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('expires_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_password_resets_person_id_people')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_password_resets')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_password_resets_token_hash'))
+    )
+    with op.batch_alter_table('password_resets', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_password_resets_person_id'), ['person_id'], unique=False)
+
     op.create_table('browser_sessions',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
@@ -170,6 +184,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_browser_sessions_person_id'))
 
     op.drop_table('browser_sessions')
+    with op.batch_alter_table('password_resets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_password_resets_person_id'))
+
+    op.drop_table('password_resets')
     op.drop_table('memberships')
     with op.batch_alter_table('invitations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invitations_organization_id'))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from affiliates import models as affiliates_models  # noqa: F401
 from catalog import models as catalog_models
-from kernel import accounts, audit_log, auth, ledger, mail, outbound, sessions, tasks
+from kernel import accounts, audit_log, auth, ledger, mail, outbound, password_reset, sessions, tasks
 from kernel import stripe_webhooks as webhook_inbox  # noqa: F401  (the webhook_events table)
 from kernel.db import Base
 from orders import audit as orders_audit  # noqa: F401  (the order domain's audit checks)
@@ -14,5 +14,5 @@ from payouts import models as payouts_models  # noqa: F401
 
 metadata = Base.metadata
 
-__all__ = ["accounts", "audit_log", "auth", "catalog_models", "ledger", "mail", "metadata", "outbound", "sessions",
-           "tasks"]
+__all__ = ["accounts", "audit_log", "auth", "catalog_models", "ledger", "mail", "metadata", "outbound",
+           "password_reset", "sessions", "tasks"]

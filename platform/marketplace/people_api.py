@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, EmailStr, Field, SecretStr
 
-from kernel import audit_log, people, permissions, ratelimit, sessions
+from kernel import audit_log, password_reset, people, permissions, ratelimit, sessions
 from kernel.accounts import Invitation, Membership, Person
 from kernel.auth import ApiKey, IssuedKey, Role
 from kernel.deps import CurrentPrincipal, DbSession, PublicRateLimit, PublicWriteAudit, StrictQuery, get_runtime
@@ -315,6 +315,38 @@ def revoke_session(session_id: uuid.UUID, session: DbSession, principal: Current
     if principal.person_id is None:
         raise NotFound(f"no session {session_id}")
     return _session_out(sessions.revoke(session, principal.person_id, session_id))
+
+
+# --- password reset ------------------------------------------------------------------------------
+
+
+class ResetRequestIn(StrictModel):
+    email: EmailStr
+
+
+class ResetConfirmIn(StrictModel):
+    token: str = Field(min_length=10, max_length=200, description="from the email")
+    password: Password
+
+
+@router.post("/v1/password-resets", status_code=202, tags=["sessions"], dependencies=[PublicRateLimit],
+             responses={202: {"description": "if the email has an account, a reset link is on its way"}})
+def request_password_reset(body: ResetRequestIn, session: DbSession, runtime: RuntimeDep,
+                           audit: PublicWriteAudit) -> dict[str, str]:
+    """Public: email a single-use reset link (valid one hour). The answer is the same whether or
+    not the email has an account."""
+    person_id = password_reset.request_reset(session, runtime.store, runtime.settings, str(body.email))
+    audit.object("person", person_id)  # the caller stays anonymous: asking proves nothing
+    return {"status": "if this email has an account, a reset link is on its way"}
+
+
+@router.post("/v1/password-resets/confirm", status_code=204, tags=["sessions"], dependencies=[PublicRateLimit])
+def confirm_password_reset(body: ResetConfirmIn, session: DbSession, audit: PublicWriteAudit) -> None:
+    """Public: set a new password with the emailed token (once). Every browser session of the
+    person ends; log in again."""
+    person = password_reset.confirm_reset(session, body.token, body.password.get_secret_value())
+    audit.actor(person.id, None)
+    audit.object("person", person.id)
 
 
 # --- invitations ---------------------------------------------------------------------------------

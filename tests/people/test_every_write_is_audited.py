@@ -216,6 +216,9 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
                                                                   "password": PASSWORD}), 201)["csrf_token"]}
     ok(browser.delete(f"/v1/sessions/{other['id']}", headers=csrf))
     assert browser.delete("/v1/sessions/current", headers=csrf).status_code == 204
+    assert client.post("/v1/password-resets", json={"email": seller.owner_email}).status_code == 202
+    reset = token_in(Inbox.body(inbox.to(seller.owner_email or "")[-1]))
+    assert client.post("/v1/password-resets/confirm", json={"token": reset, "password": PASSWORD}).status_code == 204
     clock.advance(timedelta(seconds=1))
 
     # --- every successful write has its event; the tour reached every audited operation ----------------

@@ -6,15 +6,17 @@ and per address."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from kernel import sessions
 from kernel.auth import Role
+from kernel.clock import clock
 from marketplace.app import create_app
 from tests.conftest import Backend
-from tests.people.conftest import PASSWORD, member_key, ok, seller_with_owner
+from tests.people.conftest import PASSWORD, Inbox, member_key, ok, seller_with_owner, token_in
 
 
 def login(client: TestClient, email: str, password: str = PASSWORD, **extra: str) -> dict:
@@ -118,3 +120,34 @@ def test_failed_logins_slow_down_per_account_and_per_address(
     throttled = client.post("/v1/sessions", json={"email": email, "password": PASSWORD})
     assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) >= 1
     assert [sessions.backoff_seconds(n) for n in (4, 5, 6, 7, 20)] == [0, 2, 4, 8, 900]
+
+
+def test_a_password_reset_arrives_by_smtp_works_once_and_ends_every_session(
+    mail_client: TestClient, inbox: Inbox, operator: dict[str, str]
+) -> None:
+    client = mail_client
+    seller = seller_with_owner(client, operator)
+    email = seller.owner_email or ""
+    browser = TestClient(client.app)
+    ok(browser.post("/v1/sessions", json={"email": email, "password": PASSWORD}), 201)
+
+    assert client.post("/v1/password-resets", json={"email": "nobody@example.com"}).status_code == 202
+    assert client.post("/v1/password-resets", json={"email": email.upper()}).status_code == 202
+    assert inbox.to("nobody@example.com") == []
+    [message] = inbox.to(email)
+    token = token_in(Inbox.body(message))
+
+    new_password = "a brand new passphrase"
+    assert client.post("/v1/password-resets/confirm", json={"token": token, "password": new_password}).status_code \
+        == 204
+    assert browser.get("/v1/me").status_code == 401  # the session made with the old password ended
+    assert client.post("/v1/sessions", json={"email": email, "password": PASSWORD}).status_code == 401
+    login(client, email, new_password)
+    again = client.post("/v1/password-resets/confirm", json={"token": token, "password": "yet another one!"})
+    assert again.status_code == 410
+    clock.advance(timedelta(hours=2))
+    assert client.post("/v1/password-resets", json={"email": email}).status_code == 202
+    late = token_in(Inbox.body(inbox.to(email)[-1]))
+    clock.advance(timedelta(hours=2))
+    assert client.post("/v1/password-resets/confirm", json={"token": late, "password": "too late now!"}).status_code \
+        == 410
