@@ -49,6 +49,7 @@ def test_readme_tour_runs_as_written_from_checkout_to_payout_and_a_clean_audit(t
     assert '"status": "completed"' in out  # the payout batch
     assert out.count("ledger audit clean") == 2  # the tour's audit, then the demo's
     assert "Who sold, earned and was paid what" in out
+    assert '"who": "Sam Shipper (fulfilment)"' in out  # the team tour: the audit log names the shipper
 
 
 @needs_jq

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import warnings
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import func, select
 
-from kernel import auth
+from kernel import auth, people
 from kernel.auth import ApiKey, Role
 from kernel.db import session_scope
 from kernel.errors import AppError
@@ -30,6 +31,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(payouts_cli.app, name="payouts")
 console = Console()
+# A placeholder: invite your own address to the operator team as admin, then remove this person.
+FIRST_ADMIN_EMAIL = "admin@marketplace.example.com"
 
 # The demo and the first-start seeding drive the API in-process through Starlette's TestClient,
 # which warns that it will move to another HTTP client; nothing a user of the CLI can act on.
@@ -66,7 +69,8 @@ def keys_create(
 
 
 def _bootstrap_embedded(runtime: Runtime) -> None:
-    """First start on the embedded default: an operator key to explore with, and a little demo
+    """First start on the embedded default: an operator key and an operator admin person (who logs
+    in with email and password) to explore with, and a little demo
     data (sellers, products, programs, affiliates, two storefronts) to browse."""
     with session_scope(runtime.sessions) as session:
         if session.scalar(select(func.count()).select_from(ApiKey)):
@@ -74,6 +78,8 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
                           "[bold]marketplace keys create --role operator[/bold]")
             return
         issued = auth.issue_key(session, Role.OPERATOR, None, "bootstrap")
+        admin_password = secrets.token_urlsafe(12)
+        admin = people.ensure_operator_admin(session, FIRST_ADMIN_EMAIL, "Operator admin", admin_password)
     from fastapi.testclient import TestClient
 
     from marketplace.app import create_app
@@ -82,6 +88,10 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
 
     # Shown before the seeding: the key is already stored, and a seeding failure must not hide it.
     console.print(f"Operator API key (shown once): [bold]{issued.key}[/bold]")
+    if admin is not None:
+        console.print(f"Operator admin (shown once): log in as [bold]{FIRST_ADMIN_EMAIL}[/bold] with password "
+                      f"[bold]{admin_password}[/bold] (POST /v1/sessions, or POST /v1/auth/api-keys for a key)",
+                      highlight=False, soft_wrap=True)
     with TestClient(create_app(runtime=runtime)) as client:
         with story_time(days_ago=HISTORY_DAYS):
             cast = seed_storefront_demo(client, {"Authorization": f"Bearer {issued.key}"})
