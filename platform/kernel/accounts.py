@@ -14,7 +14,7 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel.db import Base, TimestampMixin, new_id
@@ -48,6 +48,11 @@ class Person(TimestampMixin, Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)  # normalize_email(...)
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(200))  # never shown, never logged
+    # TOTP second factor (kernel.totp): the base32 secret, when it was confirmed (NULL: not on),
+    # and the last time step used (a code works once).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column()
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Membership(TimestampMixin, Base):

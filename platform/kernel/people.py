@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kernel import auth, mail, permissions
+from kernel import auth, mail, permissions, totp
 from kernel.accounts import Invitation, Membership, Person, hash_password, normalize_email, verify_password
 from kernel.auth import ApiKey, IssuedKey, Principal, Role
 from kernel.clock import clock
@@ -369,7 +369,7 @@ def create_personal_key(session: Session, principal: Principal, role: str | None
 
 
 def key_by_password(session: Session, email: str, password: str, organization_id: uuid.UUID, role: str | None,
-                    name: str) -> IssuedKey:
+                    name: str, *, totp_code: str | None = None, production: bool = False) -> IssuedKey:
     """A person proves who they are with their password and gets a key for one organization they
     belong to (role: at most their membership's)."""
     person = find_person(session, email)
@@ -379,6 +379,7 @@ def key_by_password(session: Session, email: str, password: str, organization_id
     if membership is None:
         raise NotFound(f"you are not a member of organization {organization_id}")
     kind = Role(membership.organization_kind)
+    totp.check_second_factor(person, totp_code, kind=kind, role=membership.role, production=production)
     if role is None:  # the key follows the membership
         return issue_personal_key(session, person.id, kind, organization_id, None, name)
     if not permissions.is_role(kind, role):

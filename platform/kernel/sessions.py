@@ -7,6 +7,7 @@ row; the cookie holds a random token whose SHA-256 is stored), revocable and lis
 - A request authenticated by the cookie that changes something must carry the session's CSRF
   token in `X-CSRF-Token` (returned by the login); SameSite=Lax already keeps the cookie off
   cross-site POSTs, the token covers same-site attackers and old browsers.
+- With TOTP on (kernel.totp), a login needs a code too; a wrong code counts as a failed login.
 - Logins are throttled per account and per address: after `FREE_FAILURES` failures within an
   hour, each further try waits 2, 4, 8 ... seconds (at most 15 minutes) after the last failure.
 - A session acts for one organization of the person (chosen at login) with their role there,
@@ -26,6 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ForeignKey, String, and_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from kernel import totp
 from kernel.accounts import Membership, Person, normalize_email, verify_password
 from kernel.auth import Principal, Role
 from kernel.cache import Store
@@ -109,6 +111,7 @@ class NewSession:
 def login(
     session: Session, store: Store, *, email: str, password: str, organization_id: uuid.UUID | None,
     address: str, user_agent: str | None, ttl_hours: int, replaces: str | None = None,
+    totp_code: str | None = None, production: bool = False,
 ) -> NewSession:
     check_throttle(store, email, address)
     person = session.scalars(select(Person).where(Person.email == normalize_email(email))).first()
@@ -122,6 +125,12 @@ def login(
     if membership is None:
         raise Forbidden("you are not a member of that organization" if organization_id else
                         "you belong to no organization yet: accept an invitation first")
+    try:
+        totp.check_second_factor(person, totp_code, kind=Role(membership.organization_kind), role=membership.role,
+                                 production=production)
+    except Unauthorized:
+        _record_failure(store, email, address)
+        raise
     _clear_failures(store, email)
     if replaces:  # the browser's previous session ends: one login, one session
         old = session.scalars(select(BrowserSession).where(BrowserSession.token_hash == _hash(replaces))).first()

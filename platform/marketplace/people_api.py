@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, EmailStr, Field, SecretStr
 
-from kernel import audit_log, password_reset, people, permissions, ratelimit, sessions
+from kernel import audit_log, password_reset, people, permissions, ratelimit, sessions, totp
 from kernel.accounts import Invitation, Membership, Person
 from kernel.auth import ApiKey, IssuedKey, Role
 from kernel.deps import CurrentPrincipal, DbSession, PublicRateLimit, PublicWriteAudit, StrictQuery, get_runtime
-from kernel.errors import NotFound
+from kernel.errors import Forbidden, NotFound
 from kernel.runtime import Runtime
 from kernel.schemas import Page, StrictModel
 from marketplace.subjects import organization_kind, organization_name
@@ -104,6 +104,7 @@ class PasswordKeyCreate(StrictModel):
     role: str | None = Field(default=None, max_length=16,
                              description="at most your role; default: the key follows your role")
     name: str = Field(default="", max_length=100)
+    totp_code: TotpCode = None
 
 
 FOLLOWS = "null: the key follows your role in the organization"
@@ -233,7 +234,8 @@ def create_key_with_password(
     ratelimit.enforce(runtime.store, f"login-ip:{address}", 30)
     ratelimit.enforce(runtime.store, f"login-account:{body.email.lower()}", 10)
     issued = people.key_by_password(session, body.email, body.password.get_secret_value(), body.organization_id,
-                                    body.role, body.name)
+                                    body.role, body.name, totp_code=body.totp_code,
+                                    production=runtime.settings.environment == "production")
     row = session.get(ApiKey, issued.id)
     assert row is not None and row.person_id is not None
     audit.actor(row.person_id, (issued.role.value, body.organization_id))
@@ -244,9 +246,14 @@ def create_key_with_password(
 # --- browser sessions ---------------------------------------------------------------------------
 
 
+TotpCode = Annotated[str | None, Field(default=None, pattern=r"^[0-9]{6}$",
+                                      description="the authenticator app's code, when TOTP is on")]
+
+
 class LoginIn(StrictModel):
     email: EmailStr
     password: SecretStr = Field(max_length=200)
+    totp_code: TotpCode = None
     organization_id: uuid.UUID | None = Field(default=None, description="which of your organizations to act for "
                                                                         "(default: the first you joined)")
 
@@ -281,7 +288,8 @@ def log_in(body: LoginIn, request: Request, response: Response, session: DbSessi
         session, runtime.store, email=str(body.email), password=body.password.get_secret_value(),
         organization_id=body.organization_id, address=request.client.host if request.client else "unknown",
         user_agent=request.headers.get("user-agent"), ttl_hours=runtime.settings.session_ttl_hours,
-        replaces=request.cookies.get(sessions.COOKIE),
+        replaces=request.cookies.get(sessions.COOKIE), totp_code=body.totp_code,
+        production=runtime.settings.environment == "production",
     )
     response.set_cookie(
         sessions.COOKIE, made.token, max_age=runtime.settings.session_ttl_hours * 3600, httponly=True,
@@ -315,6 +323,44 @@ def revoke_session(session_id: uuid.UUID, session: DbSession, principal: Current
     if principal.person_id is None:
         raise NotFound(f"no session {session_id}")
     return _session_out(sessions.revoke(session, principal.person_id, session_id))
+
+
+# --- TOTP ---------------------------------------------------------------------------------------
+
+
+class TotpStartOut(BaseModel):
+    secret: str = Field(description="base32; add it to an authenticator app (or scan otpauth_uri as a QR code)")
+    otpauth_uri: str
+
+
+class TotpCodeIn(StrictModel):
+    totp_code: str = Field(pattern=r"^[0-9]{6}$", description="the app's current code")
+
+
+def _me_person(session: DbSession, principal: CurrentPrincipal) -> Person:
+    person = session.get(Person, principal.person_id) if principal.person_id else None
+    if person is None:
+        raise Forbidden("an organization key has no person: use your own key or session")
+    return person
+
+
+@router.post("/v1/me/totp", response_model=TotpStartOut, tags=["sessions"])
+def start_totp(session: DbSession, principal: CurrentPrincipal) -> TotpStartOut:
+    """Step 1 of turning on the TOTP second factor: a new secret (not on until confirmed)."""
+    secret, uri = totp.start(_me_person(session, principal))
+    return TotpStartOut(secret=secret, otpauth_uri=uri)
+
+
+@router.post("/v1/me/totp/confirm", status_code=204, tags=["sessions"])
+def confirm_totp(body: TotpCodeIn, session: DbSession, principal: CurrentPrincipal) -> None:
+    """Step 2: a first code from the app turns TOTP on; logins then need a code as well."""
+    totp.confirm(_me_person(session, principal), body.totp_code)
+
+
+@router.post("/v1/me/totp/disable", status_code=204, tags=["sessions"])
+def disable_totp(body: TotpCodeIn, session: DbSession, principal: CurrentPrincipal) -> None:
+    """Turn TOTP off (a current code proves the app is still yours)."""
+    totp.turn_off(_me_person(session, principal), body.totp_code)
 
 
 # --- password reset ------------------------------------------------------------------------------

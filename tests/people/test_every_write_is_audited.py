@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -216,6 +217,10 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
                                                                   "password": PASSWORD}), 201)["csrf_token"]}
     ok(browser.delete(f"/v1/sessions/{other['id']}", headers=csrf))
     assert browser.delete("/v1/sessions/current", headers=csrf).status_code == 204
+    secret = ok(client.post("/v1/me/totp", headers=owner))["secret"]
+    ok(client.post("/v1/me/totp/confirm", headers=owner, json={"totp_code": pyotp.TOTP(secret).at(clock.now())}), 204)
+    clock.advance(timedelta(seconds=31))
+    ok(client.post("/v1/me/totp/disable", headers=owner, json={"totp_code": pyotp.TOTP(secret).at(clock.now())}), 204)
     assert client.post("/v1/password-resets", json={"email": seller.owner_email}).status_code == 202
     reset = token_in(Inbox.body(inbox.to(seller.owner_email or "")[-1]))
     assert client.post("/v1/password-resets/confirm", json={"token": reset, "password": PASSWORD}).status_code == 204
