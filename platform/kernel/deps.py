@@ -72,6 +72,9 @@ async def authorized_principal(
     "function": this closes before db_session does; a handler that raises records nothing)."""
     path = getattr(request.scope.get("route"), "path", request.url.path)
     permissions.authorize(principal.permissions, request.method, path)
+    if request.method in audit_log.SAFE_METHODS:  # reads record nothing: no work on their path
+        yield principal
+        return
     audit = audit_log.RequestAudit.start(request, path)
     yield principal
     await audit.finish(session, principal)

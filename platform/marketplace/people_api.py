@@ -6,18 +6,18 @@ seller's or affiliate's members needs to know which one an id is (marketplace.su
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, EmailStr, Field, SecretStr
+from pydantic import AwareDatetime, BaseModel, EmailStr, Field, SecretStr
 
 from kernel import audit_log, password_reset, people, permissions, ratelimit, sessions, totp
 from kernel.accounts import Invitation, Membership, Person
 from kernel.auth import ApiKey, IssuedKey, Role
 from kernel.deps import CurrentPrincipal, DbSession, PublicRateLimit, PublicWriteAudit, StrictQuery, get_runtime
-from kernel.errors import Forbidden, NotFound
+from kernel.errors import Forbidden, NotFound, Unprocessable
 from kernel.runtime import Runtime
 from kernel.schemas import Page, StrictModel
 from marketplace.subjects import organization_kind, organization_name
@@ -485,11 +485,19 @@ def audit_filter(
     person_id: uuid.UUID | None = None,
     action: Annotated[str | None, Query(max_length=120, description='e.g. "POST /v1/sub-orders/{sub_order_id}/ship"')]
     = None,
-    since: Annotated[datetime | None, Query(description="from this time (inclusive)")] = None,
-    until: Annotated[datetime | None, Query(description="before this time")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="from this time (inclusive), with a time zone")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="before this time, with a time zone")] = None,
     organization_id: Annotated[uuid.UUID | None, Query(description="operators: one organization")] = None,
 ) -> audit_log.AuditFilter:
-    return audit_log.AuditFilter(organization_id, object_type, object_id, person_id, action, since, until)
+    return audit_log.AuditFilter(organization_id, object_type, object_id, person_id, action, _utc(since, "since"),
+                                 _utc(until, "until"))
+
+
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    try:
+        return value.astimezone(UTC) if value is not None else None
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before the first UTC instant
+        raise Unprocessable(f"{name} is out of range") from None
 
 
 AuditFilterDep = Annotated[audit_log.AuditFilter, Depends(audit_filter)]

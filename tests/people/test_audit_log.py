@@ -137,3 +137,13 @@ def test_filters_cursor_pages_and_csv_export(client: TestClient, operator: dict[
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert len(rows) == 5 and {r["action"] for r in rows} == {INVITE}
     assert rows == sorted(rows, key=lambda r: r["id"])  # oldest first
+
+
+def test_time_filters_need_a_time_zone_and_a_representable_instant(client: TestClient,
+                                                                    operator: dict[str, str]) -> None:
+    assert client.get("/v1/audit-events", headers=operator, params={"since": "2026-01-01T00:00:00"}).status_code \
+        == 422
+    assert client.get("/v1/audit-events", headers=operator,
+                      params={"since": "0001-01-01T00:00:00+01:00"}).status_code == 422
+    assert client.get("/v1/audit-events", headers=operator,
+                      params={"until": "2026-01-01T00:00:00+02:00"}).status_code == 200
