@@ -68,6 +68,12 @@ class Principal:
         return self.role is Role.OPERATOR
 
     @property
+    def actor(self) -> str:
+        """Who, for records that keep a name (a payout batch's creator and approver): the person
+        behind a personal key or session, else the organization key."""
+        return f"person:{self.person_id}" if self.person_id is not None else f"key:{self.key_id}"
+
+    @property
     def organization_id(self) -> uuid.UUID:
         return self.subject_id if self.subject_id is not None else permissions.OPERATOR_TEAM_ID
 

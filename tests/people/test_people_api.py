@@ -60,7 +60,7 @@ def test_an_existing_key_is_an_organization_key_with_the_full_role_of_its_kind(
     assert (me["key_kind"], me["organization_kind"], me["role"]) == ("organization", "operator", "admin")
     assert "payout_batches.approve" in me["permissions"] and "members.manage" in me["permissions"]
     keys = ok(client.get("/v1/api-keys", headers=operator))
-    assert all(k["person_id"] is None and k["org_role"] is None for k in keys)
+    assert all(k["key_kind"] == "organization" and k["person_id"] is None and k["org_role"] is None for k in keys)
 
 
 def test_invitation_mail_arrives_over_smtp_and_accepting_it_creates_the_person_with_the_role(
@@ -223,3 +223,19 @@ def test_an_organization_cannot_see_or_manage_another_organizations_members(
     assert client.post(f"/v1/organizations/{first.id}/invitations", headers=second.key,
                        json={"email": "x@example.com", "role": "viewer"}).status_code == 404
     assert len(ok(client.get(f"/v1/organizations/{first.id}/members", headers=operator))) == 1
+
+
+def test_a_payout_batch_names_the_finance_person_who_approved_it(
+    client: TestClient, env: Backend, operator: dict[str, str]
+) -> None:
+    from kernel import permissions
+    from tests.payouts.conftest import credit, make_payee
+
+    credit(env, "seller", make_payee(env), 50_000)
+    person_id, key = member_key(env, Role.OPERATOR, permissions.OPERATOR_TEAM_ID, "finance")
+    _, support_key = member_key(env, Role.OPERATOR, permissions.OPERATOR_TEAM_ID, "support")
+    finance = bearer(key)
+    batch = ok(client.post("/v1/payout-batches", headers=finance, json={"currency": "USD"}), 201)
+    assert client.post(f"/v1/payout-batches/{batch['id']}/approve", headers=bearer(support_key)).status_code == 403
+    approved = ok(client.post(f"/v1/payout-batches/{batch['id']}/approve", headers=finance))
+    assert approved["approved_by"] == f"person:{person_id}"
