@@ -191,11 +191,9 @@ def _check_may_touch(principal: Principal, organization_id: uuid.UUID, kind: Rol
 
 
 def _top_count(session: Session, organization_id: uuid.UUID, kind: Role) -> int:
-    """Locks the organization's top-role memberships: two concurrent demotions cannot both see
-    the other owner and leave none."""
+    """How many members hold the top role (the caller holds the organization's lock: _member)."""
     rows = session.scalars(select(Membership.id).where(
-        Membership.organization_id == organization_id, Membership.role == permissions.TOP_ROLE[kind]
-    ).with_for_update())
+        Membership.organization_id == organization_id, Membership.role == permissions.TOP_ROLE[kind]))
     return len(list(rows))
 
 
@@ -216,8 +214,17 @@ def list_members(session: Session, organization_id: uuid.UUID) -> list[Member]:
     return [Member(m, p) for m, p in rows]
 
 
+def _lock_members(session: Session, organization_id: uuid.UUID) -> None:
+    """Every membership of the organization, locked in id order: changes to one organization's
+    members run one at a time, so two demotions cannot each see the other owner and leave none,
+    and no two of them lock the same rows in opposite orders (a deadlock)."""
+    session.execute(select(Membership.id).where(Membership.organization_id == organization_id)
+                    .order_by(Membership.id).with_for_update())
+
+
 def _member(session: Session, organization_id: uuid.UUID, person_id: uuid.UUID) -> Member:
-    membership = membership_of(session, organization_id, person_id, lock=True)
+    _lock_members(session, organization_id)
+    membership = membership_of(session, organization_id, person_id)
     person = session.get(Person, person_id) if membership is not None else None
     if membership is None or person is None:
         raise NotFound(f"person {person_id} is not a member of organization {organization_id}")

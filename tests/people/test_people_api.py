@@ -4,9 +4,12 @@ keys never exceed their person's role."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
 from kernel.auth import Role
@@ -239,3 +242,28 @@ def test_a_payout_batch_names_the_finance_person_who_approved_it(
     assert client.post(f"/v1/payout-batches/{batch['id']}/approve", headers=bearer(support_key)).status_code == 403
     approved = ok(client.post(f"/v1/payout-batches/{batch['id']}/approve", headers=finance))
     assert approved["approved_by"] == f"person:{person_id}"
+
+
+@pytest.mark.postgres_only
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(
+    client: TestClient, env: Backend, operator: dict[str, str]
+) -> None:
+    """Row locks, not luck: both requests run at the same time on PostgreSQL; one wins, the
+    other is refused: 409 (it waited for the lock and found the last owner) or 403 (it started
+    after it was demoted); never a deadlock's 500, never an organization without an owner."""
+    seller = seller_with_owner(client, operator)
+    second_id, second_key = member_key(env, Role.SELLER, uuid.UUID(seller.id), "owner")
+    first = key_for_password(client, seller.owner_email or "", seller.id)
+    members = f"/v1/organizations/{seller.id}/members"
+    barrier = threading.Barrier(2)
+
+    def demote(headers: dict[str, str], target: str) -> int:
+        barrier.wait()
+        return client.patch(f"{members}/{target}", headers=headers, json={"role": "viewer"}).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(pool.map(lambda args: demote(*args), [(first, str(second_id)),
+                                                                  (bearer(second_key), seller.owner_id or "")]))
+    assert statuses[0] == 200 and statuses[1] in (403, 409), statuses
+    roles = [m["role"] for m in ok(client.get(members, headers=seller.key))]
+    assert sorted(roles) == ["owner", "viewer"]
