@@ -21,6 +21,8 @@ import hmac
 import secrets
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -99,6 +101,20 @@ def _clear_failures(store: Store, email: str) -> None:
     store.delete(bucket, bucket + ":last")
 
 
+@contextmanager
+def throttled(store: Store, email: str, address: str) -> Iterator[None]:
+    """Around anything that checks a password (a login, a key made with the password): refused
+    while the account or address is backing off; a wrong password or code (Unauthorized) counts
+    as a failure; success forgives the account's failures."""
+    check_throttle(store, email, address)
+    try:
+        yield
+    except Unauthorized:
+        _record_failure(store, email, address)
+        raise
+    _clear_failures(store, email)
+
+
 # --- login, logout -----------------------------------------------------------------------------
 
 
@@ -113,25 +129,19 @@ def login(
     address: str, user_agent: str | None, ttl_hours: int, replaces: str | None = None,
     totp_code: str | None = None, production: bool = False,
 ) -> NewSession:
-    check_throttle(store, email, address)
-    person = session.scalars(select(Person).where(Person.email == normalize_email(email))).first()
-    if person is None or not verify_password(person.password_hash, password):
-        _record_failure(store, email, address)
-        raise Unauthorized("wrong email or password")
-    stmt = select(Membership).where(Membership.person_id == person.id).order_by(Membership.id)
-    if organization_id is not None:
-        stmt = stmt.where(Membership.organization_id == organization_id)
-    membership = session.scalars(stmt).first()
-    if membership is None:
-        raise Forbidden("you are not a member of that organization" if organization_id else
-                        "you belong to no organization yet: accept an invitation first")
-    try:
+    with throttled(store, email, address):
+        person = session.scalars(select(Person).where(Person.email == normalize_email(email))).first()
+        if person is None or not verify_password(person.password_hash, password):
+            raise Unauthorized("wrong email or password")
+        stmt = select(Membership).where(Membership.person_id == person.id).order_by(Membership.id)
+        if organization_id is not None:
+            stmt = stmt.where(Membership.organization_id == organization_id)
+        membership = session.scalars(stmt).first()
+        if membership is None:
+            raise Forbidden("you are not a member of that organization" if organization_id else
+                            "you belong to no organization yet: accept an invitation first")
         totp.check_second_factor(person, totp_code, kind=Role(membership.organization_kind), role=membership.role,
                                  production=production)
-    except Unauthorized:
-        _record_failure(store, email, address)
-        raise
-    _clear_failures(store, email)
     if replaces:  # the browser's previous session ends: one login, one session
         old = session.scalars(select(BrowserSession).where(BrowserSession.token_hash == _hash(replaces))).first()
         if old is not None and old.revoked_at is None:

@@ -1,4 +1,4 @@
-"""The `marketplace` command: serve, worker, beat, db, keys (and later demo, payouts, ledger)."""
+"""The `marketplace` command: serve, worker, beat, db, keys, mail, demo, payouts, ledger."""
 
 from __future__ import annotations
 

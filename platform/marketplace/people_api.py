@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, EmailStr, Field, SecretStr
 
-from kernel import audit_log, password_reset, people, permissions, ratelimit, sessions, totp
+from kernel import audit_log, password_reset, people, permissions, sessions, totp
 from kernel.accounts import Invitation, Membership, Person
 from kernel.auth import ApiKey, IssuedKey, Role
 from kernel.deps import CurrentPrincipal, DbSession, PublicRateLimit, PublicWriteAudit, StrictQuery, get_runtime
@@ -229,13 +229,12 @@ def create_key_with_password(
     body: PasswordKeyCreate, session: DbSession, request: Request, runtime: RuntimeDep, audit: PublicWriteAudit,
 ) -> IssuedPersonalKeyOut:
     """Public: your email and password buy a personal key for one organization you belong to
-    (role: at most yours). Limited per account and per address."""
+    (role: at most yours). Failures slow down per account and per address, as for a login."""
     address = request.client.host if request.client else "unknown"
-    ratelimit.enforce(runtime.store, f"login-ip:{address}", 30)
-    ratelimit.enforce(runtime.store, f"login-account:{body.email.lower()}", 10)
-    issued = people.key_by_password(session, body.email, body.password.get_secret_value(), body.organization_id,
-                                    body.role, body.name, totp_code=body.totp_code,
-                                    production=runtime.settings.environment == "production")
+    with sessions.throttled(runtime.store, str(body.email), address):  # the same back-off as a login
+        issued = people.key_by_password(session, body.email, body.password.get_secret_value(),
+                                        body.organization_id, body.role, body.name, totp_code=body.totp_code,
+                                        production=runtime.settings.environment == "production")
     row = session.get(ApiKey, issued.id)
     assert row is not None and row.person_id is not None
     audit.actor(row.person_id, (issued.role.value, body.organization_id))

@@ -151,3 +151,13 @@ def test_a_password_reset_arrives_by_smtp_works_once_and_ends_every_session(
     clock.advance(timedelta(hours=2))
     assert client.post("/v1/password-resets/confirm", json={"token": late, "password": "too late now!"}).status_code \
         == 410
+
+
+def test_wrong_passwords_for_a_key_count_like_failed_logins(client: TestClient, operator: dict[str, str]) -> None:
+    seller = seller_with_owner(client, operator)
+    email = seller.owner_email or ""
+    wrong = {"email": email, "password": "not my password", "organization_id": seller.id}
+    for _ in range(sessions.FREE_FAILURES):
+        assert client.post("/v1/auth/api-keys", json=wrong).status_code == 401
+    assert client.post("/v1/auth/api-keys", json={**wrong, "password": PASSWORD}).status_code == 429
+    assert client.post("/v1/sessions", json={"email": email, "password": PASSWORD}).status_code == 429
