@@ -28,7 +28,9 @@ Many sellers list products once; many affiliates (market makers) sell them throu
 storefronts; buyers order across sellers in one cart; every order settles into one exact
 double-entry ledger, and operators run payout batches.
 
-Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem details.
+Authenticate with `Authorization: Bearer <api key>` (an organization's key or a person's), or
+with the session cookie of `POST /v1/sessions` plus `X-CSRF-Token` on writes. What each role may
+do is one table (`GET /v1/me` lists your permissions). Errors are RFC 9457 problem details.
 Amounts are integer minor units with an ISO 4217 currency.
 """
 
