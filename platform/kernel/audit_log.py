@@ -4,8 +4,9 @@ deletes here, a trigger does on PostgreSQL: migrations/versions/0011_people.py).
 Every state-changing API request that succeeds records one event, written in the request's own
 transaction (kernel.deps records it as the request's unit of work closes, so a failed request
 records nothing and a recorded event always describes a stored change): who (the person, or the
-organization key), for which organization, the operation (action), the object from the path, the
-fields sent (secrets redacted), the caller's address, user agent and request id. Services and
+organization key), for which organization, the operation (action), the object (the row a create
+made, else the object the path names), the fields sent (secrets redacted), the caller's address,
+user agent and request id. Services and
 tasks add richer events with `record` (an invitation accepted, a member removed).
 
 Operators read everything; an organization's owners and admins read their own organization's.
@@ -18,7 +19,7 @@ import io
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -179,15 +180,38 @@ class RequestAudit:
     organization: tuple[str, uuid.UUID] | None = None
     object_type: str | None = None
     object_id: object = None
+    created: list[tuple[str, object]] = field(default_factory=list)  # (table, id) of rows the request inserted
 
     @classmethod
-    def start(cls, request: Request, path: str) -> RequestAudit:
+    def start(cls, request: Request, path: str, session: Session) -> RequestAudit:
         origin = Origin(
             address=request.client.host if request.client else None,
             user_agent=request.headers.get("user-agent"),
             request_id=structlog.contextvars.get_contextvars().get("request_id"),
         )
-        return cls(request, operation_name(request.method, path), origin)
+        audit = cls(request, operation_name(request.method, path), origin)
+        if audit.is_write:
+            # What a create made: the rows flushed through this request's session (a create names
+            # its new object, not only the collection it went into).
+            @event.listens_for(session, "before_flush")
+            def _created(sess: Session, _context: Any, _instances: Any) -> None:
+                audit.created.extend((getattr(obj, "__tablename__", ""), getattr(obj, "id", None))
+                                     for obj in sess.new if not isinstance(obj, AuditEvent))
+
+        return audit
+
+    def _created_object(self, path: str) -> tuple[str, str] | None:
+        """For `POST /v1/products` or `POST /v1/orders/{order_id}/refunds`: the new row of the
+        collection the path ends in (`product`, `refund`), if the request inserted one."""
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        if self.request.method != "POST" or not last.endswith("s") or last.startswith("{"):
+            return None  # an action (`/ship`, `/run`) or a change to an object named in the path
+        wanted = _singular(last)
+        for table, object_id in self.created:
+            name = _singular(table)
+            if object_id is not None and (name == wanted or name.endswith("_" + wanted)):
+                return wanted, str(object_id)
+        return None
 
     def actor(self, person_id: uuid.UUID | None, organization: tuple[str, uuid.UUID] | None) -> None:
         self.person_id = person_id
@@ -205,8 +229,8 @@ class RequestAudit:
         """Record the event of a write that succeeded (the caller runs this only then)."""
         if not self.is_write:
             return
-        object_type, object_id = object_of(
-            getattr(self.request.scope.get("route"), "path", ""), self.request.path_params, principal)
+        path = getattr(self.request.scope.get("route"), "path", "")
+        object_type, object_id = self._created_object(path) or object_of(path, self.request.path_params, principal)
         if self.object_type is not None:
             object_type, object_id = self.object_type, None if self.object_id is None else str(self.object_id)
         body: Any = None

@@ -75,7 +75,7 @@ async def authorized_principal(
     if request.method in audit_log.SAFE_METHODS:  # reads record nothing: no work on their path
         yield principal
         return
-    audit = audit_log.RequestAudit.start(request, path)
+    audit = audit_log.RequestAudit.start(request, path, session)
     yield principal
     await audit.finish(session, principal)
 
@@ -87,7 +87,7 @@ async def audit_public_write(request: Request, session: DbSession) -> AsyncItera
     """For writes without a principal (applications, invitations): the same audit event, whose
     actor the handler may name (`audit.actor(...)`)."""
     path = getattr(request.scope.get("route"), "path", request.url.path)
-    audit = audit_log.RequestAudit.start(request, path)
+    audit = audit_log.RequestAudit.start(request, path, session)
     yield audit
     await audit.finish(session, None)
 

@@ -46,7 +46,8 @@ def test_a_write_records_the_person_key_organization_object_fields_and_origin(
     assert event["actor_type"] == "person" and event["person_id"] == seller.owner_id
     assert event["api_key_id"] == owner_key_id
     assert (event["organization_kind"], event["organization_id"]) == ("seller", seller.id)
-    assert (event["object_type"], event["object_id"]) == ("organization", seller.id)
+    invitation_id = ok(client.get(f"/v1/organizations/{seller.id}/invitations", headers=owner))[0]["id"]
+    assert (event["object_type"], event["object_id"]) == ("invitation", invitation_id)  # what the create made
     assert event["changes"] == {"email": "Kim@Example.com", "role": "catalog"}
     assert (event["request_id"], event["user_agent"], event["address"]) == ("req-invite-1", "audit-test/1.0",
                                                                            "testclient")
@@ -147,3 +148,23 @@ def test_time_filters_need_a_time_zone_and_a_representable_instant(client: TestC
                       params={"since": "0001-01-01T00:00:00+01:00"}).status_code == 422
     assert client.get("/v1/audit-events", headers=operator,
                       params={"until": "2026-01-01T00:00:00+02:00"}).status_code == 200
+
+
+def test_a_create_names_the_object_it_made(client: TestClient, operator: dict[str, str]) -> None:
+    seller = seller_with_owner(client, operator)
+    product = ok(client.post("/v1/products", headers=seller.key, json={
+        "name": "Lamp", "currency": "USD",
+        "variants": [{"sku": "LAMP-1", "name": "One", "price": {"amount": 1000, "currency": "USD"}, "stock": 3}]}), 201)
+    [created] = events(client, operator, action="POST /v1/products")
+    assert (created["object_type"], created["object_id"]) == ("product", product["id"])
+    variant = ok(client.post(f"/v1/products/{product['id']}/variants", headers=seller.key, json={
+        "sku": "LAMP-2", "name": "Two", "price": {"amount": 2000, "currency": "USD"}, "stock": 1}), 201)
+    [added] = events(client, operator, action="POST /v1/products/{product_id}/variants")
+    assert (added["object_type"], added["object_id"]) == ("variant", variant["id"])
+    ok(client.post(f"/v1/products/{product['id']}/publish", headers=seller.key))
+    [published] = events(client, operator, action="POST /v1/products/{product_id}/publish")
+    assert (published["object_type"], published["object_id"]) == ("product", product["id"])
+    invitation = ok(client.post(f"/v1/organizations/{seller.id}/invitations", headers=seller.key,
+                                json={"email": "new@example.com", "role": "viewer"}), 201)
+    [invited] = events(client, operator, action=INVITE)
+    assert (invited["object_type"], invited["object_id"]) == ("invitation", invitation["id"])
