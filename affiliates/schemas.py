@@ -11,6 +11,7 @@ from pydantic import AnyHttpUrl, BaseModel, EmailStr, Field, StrictBool, StrictI
 
 from affiliates.models import AffiliateStatus, MembershipStatus, PayoutAccountStatus
 from kernel.money import MoneyError, normalize_currency
+from kernel.people import OwnerSignUp
 from kernel.schemas import MAX_AMOUNT, Currency, MoneyOut, StrictModel
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -73,7 +74,7 @@ class SplitShareOut(BaseModel):
 # --- affiliates -----------------------------------------------------------------------------------
 
 
-class AffiliateApply(StrictModel):
+class AffiliateApply(OwnerSignUp):
     name: Name
     email: EmailStr
     website: Url | None = None
@@ -138,6 +139,7 @@ class AffiliateApplicationOut(BaseModel):
     api_key: str = Field(description="shown once; store it now")
     api_key_id: uuid.UUID
     api_key_prefix: str
+    owner_person_id: uuid.UUID | None = Field(default=None, description="the owner person, when a password was sent")
 
 
 # --- programs and memberships ---------------------------------------------------------------------

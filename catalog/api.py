@@ -28,6 +28,7 @@ from catalog.schemas import (
     VariantUpdate,
 )
 from catalog.service import browse, products, sellers
+from kernel import people
 from kernel.auth import Principal, Role
 from kernel.deps import (
     CurrentPrincipal,
@@ -35,6 +36,7 @@ from kernel.deps import (
     NoStore,
     OperatorPrincipal,
     PublicRateLimit,
+    PublicWriteAudit,
     SellerPrincipal,
     StrictQuery,
     get_runtime,
@@ -71,12 +73,17 @@ def seller_out(seller: Seller) -> SellerOut:
     "/v1/sellers", status_code=201, response_model=SellerApplicationOut, tags=["sellers"],
     dependencies=[PublicRateLimit, NoStore],
 )
-def apply_as_seller(body: SellerApply, session: DbSession) -> SellerApplicationOut:
+def apply_as_seller(body: SellerApply, session: DbSession, audit: PublicWriteAudit) -> SellerApplicationOut:
     """Public: apply to sell. Returns the seller (pending until an operator approves it) and its
-    API key, shown once. A second application with the same email is a 409."""
+    API key, shown once. A second application with the same email is a 409. With `password`, the
+    applicant (email) also becomes the seller's owner, a person who can invite teammates."""
     seller, issued = sellers.apply(session, body)
+    owner = people.sign_up_owner_if_asked(session, Role.SELLER, seller.id, body, seller.email, seller.name)
+    audit.actor(owner.id if owner else None, (Role.SELLER.value, seller.id))
+    audit.object("seller", seller.id)
     return SellerApplicationOut(
-        seller=seller_out(seller), api_key=issued.key, api_key_id=issued.id, api_key_prefix=issued.prefix
+        seller=seller_out(seller), api_key=issued.key, api_key_id=issued.id, api_key_prefix=issued.prefix,
+        owner_person_id=owner.id if owner else None,
     )
 
 

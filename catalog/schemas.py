@@ -20,6 +20,7 @@ from pydantic import (
 
 from catalog.models import PayoutAccountStatus, ProductStatus, SellerStatus
 from kernel.money import MoneyError, normalize_currency
+from kernel.people import OwnerSignUp
 from kernel.schemas import MAX_AMOUNT, Currency, MoneyOut, StrictModel
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -56,7 +57,7 @@ def _url(value: AnyHttpUrl | None) -> str | None:
 # --- sellers ------------------------------------------------------------------------------------
 
 
-class SellerApply(StrictModel):
+class SellerApply(OwnerSignUp):
     name: Name
     email: EmailStr
     website: Url | None = None
@@ -109,6 +110,7 @@ class SellerApplicationOut(BaseModel):
     api_key: str = Field(description="the seller's API key, shown once: store it now")
     api_key_id: uuid.UUID
     api_key_prefix: str
+    owner_person_id: uuid.UUID | None = Field(default=None, description="the owner person, when a password was sent")
 
 
 # --- products -----------------------------------------------------------------------------------

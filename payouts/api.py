@@ -33,7 +33,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def _by(principal: Principal) -> str:
-    return f"key:{principal.key_id}"
+    return principal.actor  # "person:<id>" for a person's key or session, else "key:<api key id>"
 
 
 def _batch_out(session: DbSession, batch_id: uuid.UUID) -> PayoutBatchOut:

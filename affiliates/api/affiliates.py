@@ -24,7 +24,17 @@ from affiliates.schemas import (
 )
 from affiliates.service import applications, coupons, links, programs
 from affiliates.service.common import subject
-from kernel.deps import AffiliatePrincipal, DbSession, NoStore, OperatorPrincipal, PublicRateLimit, StrictQuery
+from kernel import people
+from kernel.auth import Role
+from kernel.deps import (
+    AffiliatePrincipal,
+    DbSession,
+    NoStore,
+    OperatorPrincipal,
+    PublicRateLimit,
+    PublicWriteAudit,
+    StrictQuery,
+)
 from kernel.errors import ProblemDetail
 from kernel.payout_accounts import PayoutAccountIn, PayoutAccountOut
 from kernel.schemas import Page
@@ -46,13 +56,19 @@ def _payout_out(setup: applications.PayoutSetup) -> PayoutAccountOut:
 
 @router.post("/v1/affiliates", status_code=201, response_model=AffiliateApplicationOut, tags=["affiliates"],
              dependencies=[PublicRateLimit, NoStore])
-def apply_as_affiliate(body: AffiliateApply, session: DbSession) -> AffiliateApplicationOut:
+def apply_as_affiliate(body: AffiliateApply, session: DbSession, audit: PublicWriteAudit) -> AffiliateApplicationOut:
     """Public: apply as an affiliate (market maker). Returns the application (pending until an
     operator approves it) and the affiliate API key, shown once. `referral_code`: the code of the
-    affiliate that recruited you. A second application with the same email is a 409."""
+    affiliate that recruited you. A second application with the same email is a 409. With
+    `password`, the applicant (email) also becomes the affiliate's owner, a person who can invite
+    teammates."""
     affiliate, issued = applications.apply(session, body)
+    owner = people.sign_up_owner_if_asked(session, Role.AFFILIATE, affiliate.id, body, affiliate.email,
+                                          affiliate.name)
+    audit.actor(owner.id if owner else None, (Role.AFFILIATE.value, affiliate.id))
+    audit.object("affiliate", affiliate.id)
     return AffiliateApplicationOut(affiliate=affiliate_out(affiliate), api_key=issued.key, api_key_id=issued.id,
-                                   api_key_prefix=issued.prefix)
+                                   api_key_prefix=issued.prefix, owner_person_id=owner.id if owner else None)
 
 
 @router.get("/v1/affiliates", response_model=Page[AffiliateOut], tags=["affiliates"])

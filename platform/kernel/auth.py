@@ -1,5 +1,10 @@
 """API keys: random, shown once, stored hashed, revocable, scoped to one principal.
 
+Two kinds of key resolve to the same `Principal` and the same permission check
+(kernel.permissions.authorize): an organization key (`person_id` NULL; every key made before
+people existed) holds its kind's full role; a person's key acts for one organization with a role
+no wider than the person's membership, and stops working when the membership ends.
+
 A key looks like `mk_<8 prefix chars>_<32 secret chars>`. We store SHA-256 of the whole key
 (the key has 190+ bits of entropy, so a slow hash buys nothing) and the prefix for display.
 """
@@ -14,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, select
+from sqlalchemy import ForeignKey, String, and_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from kernel import permissions
+from kernel.accounts import Membership
 from kernel.clock import clock
 from kernel.db import Base, TimestampMixin, new_id
 from kernel.errors import Forbidden, NotFound, Unauthorized, Unprocessable
@@ -40,17 +47,52 @@ class ApiKey(TimestampMixin, Base):
     subject_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # A person's key: whose it is, for which organization, with which role (NULL: an organization key).
+    person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("people.id"), index=True)
+    organization_id: Mapped[uuid.UUID | None] = mapped_column()
+    org_role: Mapped[str | None] = mapped_column(String(16))
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     key_id: uuid.UUID
-    role: Role
-    subject_id: uuid.UUID | None
+    role: Role  # the organization's kind
+    subject_id: uuid.UUID | None  # the seller or affiliate acted for (None: the operator team)
+    org_role: str | None = None  # None: an organization key (full role), or a person's key following their role
+    person_id: uuid.UUID | None = None  # a person's key: its owner
+    member_role: str | None = None  # a person's key: the owner's role now (a key never exceeds it)
+    session_id: uuid.UUID | None = None  # a browser session (kernel.sessions; key_id is then the session's id)
 
     @property
     def is_operator(self) -> bool:
         return self.role is Role.OPERATOR
+
+    @property
+    def actor(self) -> str:
+        """Who, for records that keep a name (a payout batch's creator and approver): the person
+        behind a personal key or session, else the organization key."""
+        return f"person:{self.person_id}" if self.person_id is not None else f"key:{self.key_id}"
+
+    @property
+    def organization_id(self) -> uuid.UUID:
+        return self.subject_id if self.subject_id is not None else permissions.OPERATOR_TEAM_ID
+
+    @property
+    def effective_role(self) -> str:
+        """The role this key acts with: an organization key's kind's top role; a person's key its
+        own role, or the person's role when the key follows it or the role is now the narrower."""
+        if self.member_role is None:
+            return self.org_role or permissions.TOP_ROLE[self.role]
+        if self.org_role is None or not permissions.within(self.role, self.org_role, self.member_role):
+            return self.member_role
+        return self.org_role
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        held = permissions.permissions_of(self.role, self.effective_role)
+        if self.member_role is not None:  # a role lowered after the key was made lowers the key
+            held &= permissions.permissions_of(self.role, self.member_role)
+        return held
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +108,19 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def issue_key(session: Session, role: Role, subject_id: uuid.UUID | None, name: str = "") -> IssuedKey:
+def issue_key(
+    session: Session, role: Role, subject_id: uuid.UUID | None, name: str = "", *,
+    person_id: uuid.UUID | None = None, org_role: str | None = None,
+) -> IssuedKey:
+    """An organization key, or with `person_id` a person's key with `org_role` (kernel.people
+    checks the role against the membership)."""
     if role is not Role.OPERATOR and subject_id is None:
         raise ValueError(f"a {role} key must act for a {role}")
     prefix = KEY_PREFIX + secrets.token_hex(4)
     key = f"{prefix}_{secrets.token_urlsafe(24)}"
-    row = ApiKey(key_hash=hash_key(key), prefix=prefix, role=role.value, subject_id=subject_id, name=name)
+    row = ApiKey(key_hash=hash_key(key), prefix=prefix, role=role.value, subject_id=subject_id, name=name,
+                 person_id=person_id, org_role=org_role,
+                 organization_id=None if person_id is None else subject_id or permissions.OPERATOR_TEAM_ID)
     session.add(row)
     session.flush()
     return IssuedKey(row.id, key, prefix, role, subject_id)
@@ -80,16 +129,21 @@ def issue_key(session: Session, role: Role, subject_id: uuid.UUID | None, name: 
 def authenticate(session: Session, key: str) -> Principal:
     if not key.startswith(KEY_PREFIX):
         raise Unauthorized("malformed API key")
+    # One statement for both kinds: a person's key brings its owner's membership along.
     row = session.execute(
-        select(ApiKey.id, ApiKey.role, ApiKey.subject_id, ApiKey.revoked_at).where(
-            ApiKey.key_hash == hash_key(key)
-        )
+        select(ApiKey.id, ApiKey.role, ApiKey.subject_id, ApiKey.revoked_at, ApiKey.person_id, ApiKey.org_role,
+               Membership.role.label("member_role"))
+        .outerjoin(Membership, and_(Membership.person_id == ApiKey.person_id,
+                                    Membership.organization_id == ApiKey.organization_id))
+        .where(ApiKey.key_hash == hash_key(key))
     ).first()
     if row is None:
         raise Unauthorized("unknown API key")
     if row.revoked_at is not None:
         raise Unauthorized("this API key was revoked")
-    return Principal(row.id, Role(row.role), row.subject_id)
+    if row.person_id is not None and row.member_role is None:
+        raise Unauthorized("this key's owner is no longer a member of its organization")
+    return Principal(row.id, Role(row.role), row.subject_id, row.org_role, row.person_id, row.member_role)
 
 
 def list_keys(session: Session, principal: Principal) -> list[ApiKey]:

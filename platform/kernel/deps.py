@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Response
@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from kernel import auth, ratelimit
+from kernel import audit_log, auth, permissions, ratelimit, sessions
 from kernel.auth import Principal, Role
 from kernel.client import client_address as resolve_client_address
 from kernel.db import session_scope
@@ -81,14 +81,20 @@ def current_principal(
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or not credentials.credentials:
-        raise Unauthorized("missing API key: send Authorization: Bearer <key>")
+    key = credentials.credentials if credentials is not None else ""
+    cookie = request.cookies.get(sessions.COOKIE) if not key else None
+    if not key and not cookie:
+        raise Unauthorized("missing API key: send Authorization: Bearer <key> (or log in: POST /v1/sessions)")
     settings = runtime.settings
     client = client_address(request)
-    # An address that keeps sending bad keys is refused before the lookup (no database work).
+    # An address that keeps sending bad keys or cookies is refused before the lookup (no database work).
     ratelimit.refuse_if_failing(runtime.store, client, settings.auth_failures_per_minute)
     try:
-        principal = auth.authenticate(session, credentials.credentials)
+        if cookie:
+            principal = sessions.principal_from_cookie(session, cookie, request.method,
+                                                       request.headers.get(sessions.CSRF_HEADER))
+        else:
+            principal = auth.authenticate(session, key)
     except Unauthorized:
         ratelimit.record_failure(runtime.store, client, settings.auth_failures_per_minute)
         raise
@@ -99,7 +105,35 @@ def current_principal(
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+async def authorized_principal(
+    request: Request, session: DbSession, principal: Annotated[Principal, Depends(current_principal)]
+) -> AsyncIterator[Principal]:
+    """The one authorization check (kernel.permissions) for every principal, and the audit event
+    of every write that succeeds, added to the request's transaction before it commits (scope
+    "function": this closes before db_session does; a handler that raises records nothing)."""
+    path = getattr(request.scope.get("route"), "path", request.url.path)
+    permissions.authorize(principal.permissions, request.method, path)
+    if request.method in audit_log.SAFE_METHODS:  # reads record nothing: no work on their path
+        yield principal
+        return
+    audit = audit_log.RequestAudit.start(request, path, session)
+    yield principal
+    await audit.finish(session, principal)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authorized_principal, scope="function")]
+
+
+async def audit_public_write(request: Request, session: DbSession) -> AsyncIterator[audit_log.RequestAudit]:
+    """For writes without a principal (applications, invitations): the same audit event, whose
+    actor the handler may name (`audit.actor(...)`)."""
+    path = getattr(request.scope.get("route"), "path", request.url.path)
+    audit = audit_log.RequestAudit.start(request, path, session)
+    yield audit
+    await audit.finish(session, None)
+
+
+PublicWriteAudit = Annotated[audit_log.RequestAudit, Depends(audit_public_write, scope="function")]
 
 
 def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:

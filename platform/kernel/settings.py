@@ -131,6 +131,17 @@ class Settings(BaseSettings):
             return [ip_network(str(item), strict=False) for item in value]
         return value
 
+    # Email (issue 13). Without SMTP_HOST mail stays in the outbox (`marketplace mail` lists it).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["none", "starttls", "ssl"] = "starttls"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
+    mail_from: str = "Marketplace <no-reply@marketplace.localhost>"
+    invitation_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
+    session_ttl_hours: int = Field(default=24 * 14, ge=1, le=24 * 90)  # browser sessions (absolute)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from celery import Celery, Task
+from celery import Celery, Task, current_task
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from kernel import audit_log
 from kernel.db import session_scope
 from kernel.runtime import get_runtime
 from kernel.settings import Settings
@@ -153,8 +154,12 @@ def installed_task(task_name: str) -> Task:
 
 @contextmanager
 def task_session() -> Iterator[Session]:
-    """The unit of work of one task run: committed when the task body returns."""
+    """The unit of work of one task run: committed when the task body returns. A run that changes
+    something leaves a system event in the audit log (kernel.audit_log.watch_task)."""
     with session_scope(get_runtime().sessions) as session:
+        task = current_task  # a proxy: false outside a task run (a beat job called as a function)
+        if task and task.request.id is not None:
+            audit_log.watch_task(session, task.name, tuple(task.request.args or ()))
         yield session
 
 

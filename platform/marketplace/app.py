@@ -19,7 +19,7 @@ from kernel.openapi import install_openapi
 from kernel.runtime import Runtime, set_runtime
 from kernel.settings import Settings, get_settings, warn_insecure_defaults
 from kernel.tasking import install_celery
-from marketplace import bootstrap, system_api
+from marketplace import bootstrap, people_api, system_api
 from marketplace.docs_ui import install_docs
 from marketplace.subjects import subject_rejected
 from orders import api as orders_api
@@ -32,7 +32,9 @@ Many sellers list products once; many affiliates (market makers) sell them throu
 storefronts; buyers order across sellers in one cart; every order settles into one exact
 double-entry ledger, and operators run payout batches.
 
-Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem details.
+Authenticate with `Authorization: Bearer <api key>` (an organization's key or a person's), or
+with the session cookie of `POST /v1/sessions` plus `X-CSRF-Token` on writes. What each role may
+do is one table (`GET /v1/me` lists your permissions). Errors are RFC 9457 problem details.
 Amounts are integer minor units with an ISO 4217 currency.
 """
 
@@ -91,6 +93,7 @@ def create_app(
     app.include_router(affiliates_api.router)
     app.include_router(catalog_api.router)
     app.include_router(system_api.router)
+    app.include_router(people_api.router)
     app.include_router(payouts_api.router)
     app.include_router(stripe_webhooks.router)
     # Error responses per operation, read from the code of these packages (kernel/openapi.py).

@@ -23,7 +23,7 @@ from affiliates import stripe_events as affiliates_stripe_events
 from affiliates import tasks as affiliates_tasks
 from affiliates.service.commission import SessionFirstOrderCheck
 from catalog import stripe_events as catalog_stripe_events
-from kernel import ledger, outbound, stripe_webhooks
+from kernel import ledger, mail, outbound, stripe_webhooks
 from kernel import tasks as kernel_tasks
 from kernel.ledger import AuditCheck, AuditFinding
 from kernel.settings import Settings
@@ -65,6 +65,7 @@ def task_specs(handlers: StripeHandlers) -> tuple[TaskSpec, ...]:
     return (
         *kernel_tasks.TASKS,
         *outbound.TASKS,
+        *mail.TASKS,
         *stripe_webhooks.tasks(handlers),
         *affiliates_tasks.TASKS,
         *orders_tasks.TASKS,
@@ -76,6 +77,7 @@ def beat_specs(settings: Settings) -> tuple[BeatSpec, ...]:
     """The whole beat schedule (payout batches on a schedule only when settings ask for them)."""
     return (
         *outbound.BEAT,
+        *mail.BEAT,
         *stripe_webhooks.BEAT,
         *affiliates_tasks.BEAT,
         *orders_tasks.BEAT,

@@ -1,9 +1,10 @@
-"""The `marketplace` command: serve, worker, beat, db, keys (and later demo, payouts, ledger)."""
+"""The `marketplace` command: serve, worker, beat, db, keys, mail, demo, payouts, ledger."""
 
 from __future__ import annotations
 
 import errno
 import os
+import secrets
 import socket
 import sys
 import warnings
@@ -12,7 +13,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import func, select
 
-from kernel import auth
+from kernel import auth, people
 from kernel.auth import ApiKey, Role
 from kernel.db import session_scope
 from kernel.errors import AppError
@@ -32,6 +33,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(payouts_cli.app, name="payouts")
 console = Console()
+# A placeholder: invite your own address to the operator team as admin, then remove this person.
+FIRST_ADMIN_EMAIL = "admin@marketplace.example.com"
 
 @app.callback()
 def _wire() -> None:
@@ -75,7 +78,8 @@ def keys_create(
 
 
 def _bootstrap_embedded(runtime: Runtime) -> None:
-    """First start on the embedded default: an operator key to explore with, and a little demo
+    """First start on the embedded default: an operator key and an operator admin person (who logs
+    in with email and password) to explore with, and a little demo
     data (sellers, products, programs, affiliates, two storefronts) to browse."""
     with session_scope(runtime.sessions) as session:
         if session.scalar(select(func.count()).select_from(ApiKey)):
@@ -83,6 +87,8 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
                           "[bold]marketplace keys create --role operator[/bold]")
             return
         issued = auth.issue_key(session, Role.OPERATOR, None, "bootstrap")
+        admin_password = secrets.token_urlsafe(12)
+        admin = people.ensure_operator_admin(session, FIRST_ADMIN_EMAIL, "Operator admin", admin_password)
     from fastapi.testclient import TestClient
 
     from marketplace.app import create_app
@@ -91,6 +97,10 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
 
     # Shown before the seeding: the key is already stored, and a seeding failure must not hide it.
     console.print(f"Operator API key (shown once): [bold]{issued.key}[/bold]")
+    if admin is not None:
+        console.print(f"Operator admin (shown once): log in as [bold]{FIRST_ADMIN_EMAIL}[/bold] with password "
+                      f"[bold]{admin_password}[/bold] (POST /v1/sessions, or POST /v1/auth/api-keys for a key)",
+                      highlight=False, soft_wrap=True)
     with TestClient(create_app(runtime=runtime)) as client:
         with story_time(days_ago=HISTORY_DAYS):
             cast = seed_storefront_demo(client, {"Authorization": f"Bearer {issued.key}"})
@@ -100,6 +110,39 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
                   "(GET /v1/storefronts/makers-guild-demo/products), and "
                   f"{orders} orders delivered {HISTORY_DAYS} days ago whose earnings are ready to pay out "
                   "(POST /v1/payout-batches)")
+
+
+@app.command()
+def mail(
+    show_all: bool = typer.Option(False, "--all", help="sent messages too, not only those waiting"),
+    limit: int = typer.Option(20, min=1, max=500, help="newest first"),
+    send: bool = typer.Option(False, "--send", help="try to send what is waiting now (needs SMTP_HOST)"),
+) -> None:
+    """The email outbox: invitations and other mail, newest first. Without SMTP configured mail
+    waits here: open an invitation's link (or run its curl command) to accept it locally."""
+    from kernel import mail as outbox
+
+    runtime = Runtime(get_settings())
+    with session_scope(runtime.sessions) as session:
+        rows = outbox.list_outbox(session, unsent_only=not show_all, limit=limit)
+        ids = [row.id for row in rows if row.sent_at is None]
+        if not rows:
+            console.print("The outbox is empty." if show_all else "No mail is waiting (--all shows sent mail).")
+        for row in rows:
+            state = f"sent {row.sent_at:%Y-%m-%d %H:%M}" if row.sent_at else (
+                f"waiting ({row.attempts} attempt(s), {row.last_error})" if row.attempts else "waiting")
+            console.print(f"[bold]{row.subject}[/bold]\nTo: {row.to_address}   {row.created_at:%Y-%m-%d %H:%M} UTC"
+                          f"   {state}", highlight=False)
+            console.print(row.body, highlight=False, markup=False, soft_wrap=True)  # links stay whole
+    if send:
+        if not outbox.smtp_configured(runtime.settings):
+            console.print("[red]SMTP_HOST is not set: mail stays in the outbox.[/red]")
+            raise typer.Exit(2)
+        sent = 0
+        for mail_id in ids:
+            with session_scope(runtime.sessions) as session:
+                sent += outbox.send_one(runtime.settings, session, mail_id)[0] == "sent"
+        console.print(f"sent {sent} of {len(ids)} waiting message(s)")
 
 
 @ledger_app.command("audit")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from affiliates import models as affiliates_models  # noqa: F401
 from catalog import models as catalog_models
-from kernel import auth, installation, ledger, outbound, tasks
+from kernel import accounts, audit_log, auth, installation, ledger, mail, outbound, password_reset, sessions, tasks
 from kernel import stripe_webhooks as webhook_inbox  # noqa: F401  (the webhook_events table)
 from kernel.db import Base
 from orders import models as orders_models  # noqa: F401
@@ -12,4 +12,5 @@ from payouts import models as payouts_models  # noqa: F401
 
 metadata = Base.metadata
 
-__all__ = ["auth", "catalog_models", "installation", "ledger", "metadata", "outbound", "tasks"]
+__all__ = ["accounts", "audit_log", "auth", "catalog_models", "installation", "ledger", "mail", "metadata",
+           "outbound", "password_reset", "sessions", "tasks"]

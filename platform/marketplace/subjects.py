@@ -28,3 +28,22 @@ def subject_rejected(session: Session, role: Role, subject_id: uuid.UUID) -> boo
         return session.scalar(select(Seller.status).where(Seller.id == subject_id)) == SellerStatus.REJECTED.value
     status = session.scalar(select(Affiliate.status).where(Affiliate.id == subject_id))
     return status == AffiliateStatus.REJECTED.value
+
+
+def organization_kind(session: Session, organization_id: uuid.UUID) -> Role | None:
+    """Whether `organization_id` is a seller or an affiliate (kernel.people asks, for operators
+    managing another organization's members)."""
+    if session.get(Seller, organization_id) is not None:
+        return Role.SELLER
+    if session.get(Affiliate, organization_id) is not None:
+        return Role.AFFILIATE
+    return None
+
+
+def organization_name(session: Session, kind: Role, organization_id: uuid.UUID) -> str:
+    """A name for emails: the seller's or affiliate's, or the operator team."""
+    if kind is Role.OPERATOR:
+        return "the operator team"
+    row: Seller | Affiliate | None = (
+        session.get(Seller, organization_id) if kind is Role.SELLER else session.get(Affiliate, organization_id))
+    return row.name if row is not None else f"{kind.value} {organization_id}"

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import text
 
 from kernel import auth, installation, outbound
@@ -112,6 +112,13 @@ class KeyOut(BaseModel):
     name: str
     created_at: datetime
     revoked_at: datetime | None
+    person_id: uuid.UUID | None = Field(default=None, description="a personal key's owner; null: an organization key")
+    org_role: str | None = Field(default=None, description="a personal key's fixed role; null: an organization "
+                                                            "key's full role, or a personal key following its owner's")
+
+    @computed_field(description="organization: the organization's own key (full role); personal: a person's")
+    def key_kind(self) -> str:
+        return "organization" if self.person_id is None else "personal"
 
 
 class IssuedKeyOut(BaseModel):

@@ -1,0 +1,307 @@
+"""The one permission table: what each role of each organization kind may do, and what each
+operation needs. Every principal (an organization's API key, a person's key) is checked here,
+by `authorize`, called once per request from kernel.deps.
+
+Organization kinds are the existing key roles (`kernel.auth.Role`): a seller, an affiliate, the
+platform's operator team. Inside a kind, a member holds one role:
+
+- seller:    owner, admin, catalog, fulfilment, finance, viewer
+- affiliate: owner, admin, marketing, finance, viewer
+- operator:  admin, support, finance, viewer
+
+An organization API key (one made before people existed, or for a server) holds the kind's full
+role: seller and affiliate `owner`, operator `admin`.
+
+Each operation ("METHOD /path template") names ONE permission in `OPERATION_PERMISSIONS`. A
+permission is only ever granted to roles of the kinds whose keys the operation accepts, so the
+table alone predicts every answer (tests/people/test_permission_matrix.py checks it against the
+OpenAPI). An operation missing from the table is refused (fail closed) and fails that test.
+The README's "People, roles and permissions" section is generated from the same data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from kernel.errors import Forbidden
+
+SELLER, AFFILIATE, OPERATOR = "seller", "affiliate", "operator"
+"""The organization kinds: the values of kernel.auth.Role (a StrEnum, so either indexes these
+tables; this module cannot import auth, which imports it)."""
+
+OPERATOR_TEAM_ID = uuid.UUID("00000000-0000-7000-8000-000000000001")
+"""The operator team's organization id (sellers and affiliates use their own ids)."""
+
+SELLER_ROLES = ("owner", "admin", "catalog", "fulfilment", "finance", "viewer")
+AFFILIATE_ROLES = ("owner", "admin", "marketing", "finance", "viewer")
+OPERATOR_ROLES = ("admin", "support", "finance", "viewer")
+ROLES: dict[str, tuple[str, ...]] = {
+    SELLER: SELLER_ROLES, AFFILIATE: AFFILIATE_ROLES, OPERATOR: OPERATOR_ROLES,
+}
+TOP_ROLE: dict[str, str] = {SELLER: "owner", AFFILIATE: "owner", OPERATOR: "admin"}
+"""The role an organization always keeps at least one member in, and an organization key's role."""
+MANAGER_ROLES: dict[str, frozenset[str]] = {
+    SELLER: frozenset({"owner", "admin"}), AFFILIATE: frozenset({"owner", "admin"}),
+    OPERATOR: frozenset({"admin"}),
+}
+"""Who invites, removes and changes members (an admin never touches an owner: see kernel.people)."""
+
+ALL = "*"
+
+# permission -> {kind: roles holding it}. ALL: every role of that kind.
+_GRANTS: dict[str, dict[str, tuple[str, ...] | str]] = {
+    # --- everyone -------------------------------------------------------------------------------
+    "me.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
+    "personal_keys.manage": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
+    "sessions.manage": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
+    "catalog.browse": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
+    "programs.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
+    "reports.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
+    "commissions.preview": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
+    "members.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
+    # --- money reads ----------------------------------------------------------------------------
+    "commissions.read": {SELLER: ("owner", "admin", "finance", "viewer"),
+                         AFFILIATE: ("owner", "admin", "marketing", "finance", "viewer"),
+                         OPERATOR: ALL},
+    "balances.read": {SELLER: ("owner", "admin", "finance", "viewer"),
+                      AFFILIATE: ("owner", "admin", "finance", "viewer"), OPERATOR: ALL},
+    # --- organization administration ------------------------------------------------------------
+    "members.manage": {SELLER: ("owner", "admin"), AFFILIATE: ("owner", "admin"),
+                       OPERATOR: ("admin",)},
+    "audit.read": {SELLER: ("owner", "admin"), AFFILIATE: ("owner", "admin"),
+                   OPERATOR: ("admin", "support", "finance")},
+    "api_keys.read": {SELLER: ("owner", "admin"), AFFILIATE: ("owner", "admin"),
+                      OPERATOR: ("admin",)},
+    "api_keys.revoke": {SELLER: ("owner", "admin"), AFFILIATE: ("owner", "admin"),
+                        OPERATOR: ("admin",)},
+    "api_keys.create": {OPERATOR: ("admin",)},
+    "webhooks.secret": {SELLER: ("owner", "admin"), AFFILIATE: ("owner", "admin")},
+    # --- seller ---------------------------------------------------------------------------------
+    "seller.read": {SELLER: ALL},
+    "seller.update": {SELLER: ("owner", "admin")},
+    "seller.payout_account": {SELLER: ("owner", "admin", "finance")},
+    "products.read": {SELLER: ALL, OPERATOR: ALL},
+    "products.create": {SELLER: ("owner", "admin", "catalog")},
+    "products.write": {SELLER: ("owner", "admin", "catalog"), OPERATOR: ("admin", "support")},
+    "stock.write": {SELLER: ("owner", "admin", "catalog", "fulfilment"), OPERATOR: ("admin", "support")},
+    "sub_orders.read": {SELLER: ALL, OPERATOR: ALL},
+    "sub_orders.fulfil": {SELLER: ("owner", "admin", "fulfilment")},
+    "sub_orders.refund": {SELLER: ("owner", "admin", "fulfilment", "finance")},
+    "programs.create": {SELLER: ("owner", "admin")},
+    "programs.manage": {SELLER: ("owner", "admin"), OPERATOR: ("admin", "support")},
+    "programs.members.read": {SELLER: ALL, OPERATOR: ALL},
+    # --- affiliate ------------------------------------------------------------------------------
+    "affiliate.read": {AFFILIATE: ALL},
+    "affiliate.update": {AFFILIATE: ("owner", "admin")},
+    "affiliate.payout_account": {AFFILIATE: ("owner", "admin", "finance")},
+    "programs.join": {AFFILIATE: ("owner", "admin", "marketing")},
+    "storefronts.read": {AFFILIATE: ALL, OPERATOR: ALL},
+    "storefronts.create": {AFFILIATE: ("owner", "admin", "marketing")},
+    "storefronts.write": {AFFILIATE: ("owner", "admin", "marketing"), OPERATOR: ("admin", "support")},
+    "links.create": {AFFILIATE: ("owner", "admin", "marketing")},
+    "links.read": {AFFILIATE: ALL, OPERATOR: ALL},
+    "links.write": {AFFILIATE: ("owner", "admin", "marketing"), OPERATOR: ("admin", "support")},
+    # --- operator -------------------------------------------------------------------------------
+    "applications.read": {OPERATOR: ALL},
+    "applications.decide": {OPERATOR: ("admin",)},
+    "payout_accounts.verify": {OPERATOR: ("admin", "finance")},
+    "orders.read": {OPERATOR: ALL},
+    "orders.mark_paid": {OPERATOR: ("admin", "finance")},
+    "orders.refund": {OPERATOR: ("admin", "support")},
+    "refunds.settle": {OPERATOR: ("admin", "support", "finance")},
+    "platform_balances.read": {OPERATOR: ALL},
+    "payout_batches.read": {OPERATOR: ALL},
+    "payout_batches.create": {OPERATOR: ("admin", "finance")},
+    "payout_batches.approve": {OPERATOR: ("admin", "finance")},
+    "payout_batches.run": {OPERATOR: ("admin", "finance")},
+    "payout_holds.read": {OPERATOR: ALL},
+    "payout_holds.manage": {OPERATOR: ("admin", "finance")},
+    "webhook_events.read": {OPERATOR: ("admin", "support")},
+    "webhook_events.retry": {OPERATOR: ("admin", "support")},
+}
+
+OPERATION_PERMISSIONS: dict[str, str] = {
+    # people, keys and the audit log
+    "GET /v1/me": "me.read",
+    "GET /v1/me/api-keys": "personal_keys.manage",
+    "POST /v1/me/api-keys": "personal_keys.manage",
+    "DELETE /v1/me/api-keys/{key_id}": "personal_keys.manage",
+    "GET /v1/sessions": "sessions.manage",
+    "DELETE /v1/sessions/current": "sessions.manage",
+    "DELETE /v1/sessions/{session_id}": "sessions.manage",
+    "POST /v1/me/totp": "sessions.manage",
+    "POST /v1/me/totp/confirm": "sessions.manage",
+    "POST /v1/me/totp/disable": "sessions.manage",
+    "GET /v1/organizations/{organization_id}/members": "members.read",
+    "PATCH /v1/organizations/{organization_id}/members/{person_id}": "members.manage",
+    "DELETE /v1/organizations/{organization_id}/members/{person_id}": "members.manage",
+    "GET /v1/organizations/{organization_id}/invitations": "members.manage",
+    "POST /v1/organizations/{organization_id}/invitations": "members.manage",
+    "DELETE /v1/organizations/{organization_id}/invitations/{invitation_id}": "members.manage",
+    "GET /v1/audit-events": "audit.read",
+    "GET /v1/audit-events/export": "audit.read",
+    "GET /v1/api-keys": "api_keys.read",
+    "POST /v1/api-keys": "api_keys.create",
+    "DELETE /v1/api-keys/{key_id}": "api_keys.revoke",
+    "GET /v1/webhook-secret": "webhooks.secret",
+    # orders, refunds, fulfilment, money reads
+    "GET /v1/orders": "orders.read",
+    "GET /v1/orders/{order_id}": "orders.read",
+    "POST /v1/orders/{order_id}/mark-paid": "orders.mark_paid",
+    "POST /v1/orders/{order_id}/refunds": "orders.refund",
+    "GET /v1/orders/{order_id}/refunds": "orders.read",
+    "GET /v1/refunds": "orders.read",
+    "POST /v1/refunds/{refund_id}/settle": "refunds.settle",
+    "GET /v1/sub-orders": "sub_orders.read",
+    "GET /v1/sub-orders/{sub_order_id}": "sub_orders.read",
+    "POST /v1/sub-orders/{sub_order_id}/accept": "sub_orders.fulfil",
+    "POST /v1/sub-orders/{sub_order_id}/ship": "sub_orders.fulfil",
+    "POST /v1/sub-orders/{sub_order_id}/deliver": "sub_orders.fulfil",
+    "POST /v1/sub-orders/{sub_order_id}/reject": "sub_orders.fulfil",
+    "POST /v1/sub-orders/{sub_order_id}/refunds": "sub_orders.refund",
+    "GET /v1/commissions": "commissions.read",
+    "GET /v1/balances": "balances.read",
+    "GET /v1/platform/balances": "platform_balances.read",
+    "GET /v1/reports/growth": "reports.read",
+    # affiliates, programs, storefronts, links
+    "GET /v1/affiliates": "applications.read",
+    "GET /v1/affiliates/me": "affiliate.read",
+    "PATCH /v1/affiliates/me": "affiliate.update",
+    "GET /v1/affiliates/me/payout-account": "affiliate.read",
+    "POST /v1/affiliates/me/payout-account": "affiliate.payout_account",
+    "GET /v1/affiliates/me/memberships": "affiliate.read",
+    "GET /v1/affiliates/me/clicks": "links.read",
+    "GET /v1/affiliates/me/coupons": "affiliate.read",
+    "GET /v1/affiliates/{affiliate_id}": "applications.read",
+    "POST /v1/affiliates/{affiliate_id}/approve": "applications.decide",
+    "POST /v1/affiliates/{affiliate_id}/reject": "applications.decide",
+    "POST /v1/affiliates/{affiliate_id}/payout-account/verify": "payout_accounts.verify",
+    "POST /v1/programs": "programs.create",
+    "GET /v1/programs": "programs.read",
+    "GET /v1/programs/{program_id}": "programs.read",
+    "PATCH /v1/programs/{program_id}": "programs.manage",
+    "POST /v1/programs/{program_id}/memberships": "programs.join",
+    "GET /v1/programs/{program_id}/memberships": "programs.members.read",
+    "POST /v1/programs/{program_id}/memberships/{membership_id}/approve": "programs.manage",
+    "POST /v1/programs/{program_id}/memberships/{membership_id}/reject": "programs.manage",
+    "POST /v1/programs/{program_id}/memberships/{membership_id}/remove": "programs.manage",
+    "POST /v1/programs/{program_id}/plan-versions": "programs.manage",
+    "GET /v1/programs/{program_id}/plan-versions": "programs.read",
+    "POST /v1/programs/{program_id}/coupons": "programs.manage",
+    "GET /v1/programs/{program_id}/coupons": "programs.members.read",
+    "POST /v1/programs/{program_id}/coupons/{coupon_id}/deactivate": "programs.manage",
+    "POST /v1/storefronts": "storefronts.create",
+    "GET /v1/storefronts": "storefronts.read",
+    "GET /v1/storefronts/{slug}/settings": "storefronts.read",
+    "PATCH /v1/storefronts/{slug}": "storefronts.write",
+    "POST /v1/storefronts/{slug}/listings": "storefronts.write",
+    "GET /v1/storefronts/{slug}/listings": "storefronts.read",
+    "DELETE /v1/storefronts/{slug}/listings/{product_id}": "storefronts.write",
+    "POST /v1/referral-links": "links.create",
+    "GET /v1/referral-links": "links.read",
+    "GET /v1/referral-links/{link_id}": "links.read",
+    "POST /v1/referral-links/{link_id}/deactivate": "links.write",
+    "GET /v1/referral-links/{link_id}/clicks/daily": "links.read",
+    "POST /v1/commissions/preview": "commissions.preview",
+    # sellers and products
+    "GET /v1/sellers": "applications.read",
+    "GET /v1/sellers/me": "seller.read",
+    "PATCH /v1/sellers/me": "seller.update",
+    "GET /v1/sellers/me/payout-account": "seller.read",
+    "POST /v1/sellers/me/payout-account": "seller.payout_account",
+    "GET /v1/sellers/{seller_id}": "applications.read",
+    "POST /v1/sellers/{seller_id}/approve": "applications.decide",
+    "POST /v1/sellers/{seller_id}/reject": "applications.decide",
+    "POST /v1/sellers/{seller_id}/payout-account/verify": "payout_accounts.verify",
+    "POST /v1/products": "products.create",
+    "GET /v1/products": "products.read",
+    "GET /v1/products/{product_id}": "products.read",
+    "PATCH /v1/products/{product_id}": "products.write",
+    "POST /v1/products/{product_id}/variants": "products.write",
+    "PATCH /v1/products/{product_id}/variants/{variant_id}": "products.write",
+    "POST /v1/products/{product_id}/variants/{variant_id}/stock": "stock.write",
+    "POST /v1/products/{product_id}/publish": "products.write",
+    "POST /v1/products/{product_id}/unpublish": "products.write",
+    "POST /v1/products/{product_id}/archive": "products.write",
+    "GET /v1/catalog/products": "catalog.browse",
+    "GET /v1/catalog/products/{product_id}": "catalog.browse",
+    # payouts and the Stripe inbox
+    "POST /v1/payout-batches": "payout_batches.create",
+    "GET /v1/payout-batches": "payout_batches.read",
+    "GET /v1/payout-batches/{batch_id}": "payout_batches.read",
+    "POST /v1/payout-batches/{batch_id}/approve": "payout_batches.approve",
+    "POST /v1/payout-batches/{batch_id}/cancel": "payout_batches.run",
+    "POST /v1/payout-batches/{batch_id}/run": "payout_batches.run",
+    "GET /v1/payout-batches/{batch_id}/items": "payout_batches.read",
+    "POST /v1/payout-batches/{batch_id}/reconcile": "payout_batches.run",
+    "GET /v1/payout-batches/{batch_id}/reconciliation": "payout_batches.read",
+    "GET /v1/payouts": "balances.read",
+    "GET /v1/payouts/{payout_id}": "balances.read",
+    "POST /v1/payout-holds": "payout_holds.manage",
+    "GET /v1/payout-holds": "payout_holds.read",
+    "POST /v1/payout-holds/{hold_id}/release": "payout_holds.manage",
+    "GET /v1/webhooks/events": "webhook_events.read",
+    "POST /v1/webhooks/events/{event_id}/retry": "webhook_events.retry",
+}
+
+READ_ONLY_WRITES = frozenset({"POST /v1/commissions/preview"})
+"""Operations sent with POST that change nothing: the audit log skips them."""
+
+
+def _expand(kind: str, roles: tuple[str, ...] | str) -> tuple[str, ...]:
+    return ROLES[kind] if roles == ALL else tuple(roles)
+
+
+def _build() -> dict[str, dict[str, frozenset[str]]]:
+    table: dict[str, dict[str, set[str]]] = {kind: {role: set() for role in roles} for kind, roles in ROLES.items()}
+    for permission, grants in _GRANTS.items():
+        for kind, roles in grants.items():
+            for role in _expand(kind, roles):
+                table[kind][role].add(permission)  # KeyError: a typo in a role name fails at import
+    return {kind: {role: frozenset(perms) for role, perms in roles.items()} for kind, roles in table.items()}
+
+
+ROLE_PERMISSIONS: dict[str, dict[str, frozenset[str]]] = _build()
+"""kind -> role -> the permissions it holds."""
+
+
+def permissions_of(kind: str, role: str) -> frozenset[str]:
+    return ROLE_PERMISSIONS[kind].get(role, frozenset())
+
+
+def is_role(kind: str, role: str) -> bool:
+    return role in ROLES[kind]
+
+
+def within(kind: str, narrower: str, wider: str) -> bool:
+    """Whether `narrower` may do nothing that `wider` may not (a personal key's role against the
+    key or membership it comes from). The top role is within only itself: an owner's and an
+    admin's permissions are alike, but only an owner touches owners (kernel.people)."""
+    if narrower == TOP_ROLE[kind] and wider != narrower:
+        return False
+    return permissions_of(kind, narrower) <= permissions_of(kind, wider)
+
+
+def operation(method: str, path: str) -> str:
+    return f"{method.upper()} {path}"
+
+
+def authorize(held: Iterable[str], method: str, path: str) -> None:
+    """Raise Forbidden unless `held` includes the permission the operation needs."""
+    op = operation(method, path)
+    needed = OPERATION_PERMISSIONS.get(op)
+    if needed is None:  # fail closed: an operation nobody listed is nobody's
+        raise Forbidden(f"{op} has no entry in the permission table")
+    if needed not in held:
+        raise Forbidden(f"this action needs the {needed} permission, which your role does not have")
+
+
+def markdown_table() -> str:
+    """The README's table: each permission and the roles holding it."""
+    lines = ["| permission | seller | affiliate | operator |", "| --- | --- | --- | --- |"]
+    for permission, grants in sorted(_GRANTS.items()):
+        cells = [", ".join(_expand(kind, grants[kind])) if kind in grants else ""
+                 for kind in (SELLER, AFFILIATE, OPERATOR)]
+        lines.append(f"| `{permission}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

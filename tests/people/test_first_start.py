@@ -1,0 +1,23 @@
+"""The first `marketplace serve` makes an operator admin person and says how to log in."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from tests.embedded_server import embedded_server
+
+
+def test_first_serve_prints_an_operator_admin_who_can_log_in(tmp_path: Path) -> None:
+    with embedded_server(tmp_path) as served:
+        found = re.search(r"log in as (\S+) with password (\S+) ", served.output())
+        assert found, served.output()
+        email, password = found.groups()
+        with httpx.Client(base_url=served.base_url) as browser:
+            login = browser.post("/v1/sessions", json={"email": email, "password": password})
+            assert login.status_code == 201, login.text
+            me = browser.get("/v1/me").json()
+        assert (me["organization_kind"], me["role"], me["key_kind"]) == ("operator", "admin", "personal")
+        assert "payout_batches.approve" in me["permissions"]
