@@ -36,7 +36,7 @@ EVERY_TASK = {
     "system.heartbeat", "webhooks.deliver", "webhooks.retry_due", "webhooks.handle_stripe_event",
     "webhooks.retry_unhandled", "affiliates.flush_clicks", "orders.expire_unpaid", "orders.release_matured",
     "orders.send_refund", "orders.retry_unsent_refunds", "payouts.run_batch", "payouts.recover_clawbacks",
-    "payouts.reconcile", "payouts.create_scheduled", "payouts.resume_stalled",
+    "payouts.reconcile", "payouts.create_scheduled", "payouts.resume_stalled", "mail.send", "mail.resend_unsent",
 }
 # The only module-level slots a function may rebind: what a composition root installs.
 INSTALL_SLOTS = {"kernel.runtime._runtime", "kernel.tasking._installed"}

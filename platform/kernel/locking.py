@@ -73,6 +73,12 @@ class Place:
 
 # Lowest rank first.
 LOCK_ORDER: tuple[Place, ...] = (
+    Place("password_resets", "a reset link is used once: its person's links, then the person, then the sessions"),
+    Place("people", "a person's account (password, TOTP) before the memberships and credentials it holds"),
+    Place("memberships", "role changes and removals lock an organization's memberships in id order, then "
+                         "revoke what the member held (sessions, personal keys)"),
+    Place("invitations", "accepting an invitation adds a membership after the invitation row is taken"),
+    Place("browser_sessions", "a session's cookie is checked (or revoked) before any domain row"),
     Place("api_keys", "a request's key is checked (its last use written) before any domain row"),
     Place("webhook_events", "a Stripe event's inbox row is locked before every row its handler changes"),
     Place("payout_batches", "a run step locks its batch, then the batch's items"),
@@ -104,6 +110,8 @@ LOCK_ORDER: tuple[Place, ...] = (
     Place("referral_click_daily", "click counters; a click is its own transaction"),
     Place("webhook_deliveries", "an outbound webhook's delivery, sent by its own task after commit"),
     Place("worker_heartbeats", "a worker's own row"),
+    Place("mail_outbox", "an outgoing mail's row, sent by its own task after commit"),
+    Place("installation_secrets", "created once per installation, in its own savepoint"),
 )
 RANK: dict[str, int] = {place.table: rank for rank, place in enumerate(LOCK_ORDER)}
 GUARDS: dict[str, str] = {place.table: place.guarded_by for place in LOCK_ORDER if place.guarded_by}

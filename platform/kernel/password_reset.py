@@ -82,12 +82,13 @@ def confirm_reset(session: Session, token: str, password: str) -> Person:
     person = session.get(Person, row.person_id)
     assert person is not None
     now = clock.now()
-    row.used_at = now
-    person.password_hash = hash_password(password)
-    session.execute(update(BrowserSession).where(BrowserSession.person_id == person.id,
-                                                 BrowserSession.revoked_at.is_(None)).values(revoked_at=now))
-    # Any other link still open for this person dies with this one.
+    # In the global lock order (kernel.locking): the person's reset links, the person, then the
+    # person's sessions. Any other link still open for this person dies with this one.
     session.execute(update(PasswordReset).where(PasswordReset.person_id == person.id,
                                                 PasswordReset.used_at.is_(None)).values(used_at=now))
+    row.used_at = now
+    person.password_hash = hash_password(password)
     session.flush()
+    session.execute(update(BrowserSession).where(BrowserSession.person_id == person.id,
+                                                 BrowserSession.revoked_at.is_(None)).values(revoked_at=now))
     return person

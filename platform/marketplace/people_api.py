@@ -31,7 +31,7 @@ PersonName = Annotated[str, Field(min_length=1, max_length=200)]
 # --- shapes --------------------------------------------------------------------------------------
 
 
-class MembershipOut(BaseModel):
+class OrganizationMembershipOut(BaseModel):
     organization_id: uuid.UUID
     organization_kind: Role
     role: str
@@ -42,7 +42,7 @@ class PersonOut(BaseModel):
     id: uuid.UUID
     email: str
     name: str
-    memberships: list[MembershipOut]
+    memberships: list[OrganizationMembershipOut]
 
 
 class MeOut(BaseModel):
@@ -132,7 +132,7 @@ class IssuedPersonalKeyOut(BaseModel):
 
 class AcceptedOut(BaseModel):
     person_id: uuid.UUID
-    membership: MembershipOut
+    membership: OrganizationMembershipOut
     api_key: IssuedPersonalKeyOut
 
 
@@ -154,8 +154,8 @@ class AuditEventOut(BaseModel):
     request_id: str | None
 
 
-def _membership_out(row: Membership) -> MembershipOut:
-    return MembershipOut(organization_id=row.organization_id, organization_kind=Role(row.organization_kind),
+def _membership_out(row: Membership) -> OrganizationMembershipOut:
+    return OrganizationMembershipOut(organization_id=row.organization_id, organization_kind=Role(row.organization_kind),
                          role=row.role, created_at=row.created_at)
 
 

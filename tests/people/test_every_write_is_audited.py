@@ -21,7 +21,7 @@ from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.stripe_webhooks import WebhookEvent
 from marketplace.app import create_app
-from payouts import planning
+from payouts.service import planning
 from tests.affiliates.conftest import Market
 from tests.conftest import Backend, bearer
 from tests.payouts.conftest import credit, make_payee
