@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, EmailStr, Field, StrictBool, StrictInt, field_validator, model_validator
 
-from affiliates.models import AffiliateStatus, MembershipStatus, PayoutAccountStatus
+from affiliates.models import AffiliateStatus, MembershipStatus
 from kernel.money import MoneyError, normalize_currency
+from kernel.payout_accounts import PayoutAccountStatus
 from kernel.people import OwnerSignUp
 from kernel.schemas import MAX_AMOUNT, Currency, MoneyOut, StrictModel
 

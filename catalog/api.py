@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from catalog.models import PayoutAccountStatus, ProductStatus, Seller, SellerStatus
+from catalog.models import ProductStatus, Seller, SellerStatus
 from catalog.schemas import (
     CatalogProductOut,
     CatalogSort,
@@ -43,7 +43,7 @@ from kernel.deps import (
     require,
 )
 from kernel.errors import ProblemDetail
-from kernel.payout_accounts import PayoutAccountIn, PayoutAccountOut
+from kernel.payout_accounts import PayoutAccountIn, PayoutAccountOut, PayoutAccountStatus
 from kernel.runtime import Runtime
 from kernel.schemas import Page
 

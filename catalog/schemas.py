@@ -18,8 +18,9 @@ from pydantic import (
     model_validator,
 )
 
-from catalog.models import PayoutAccountStatus, ProductStatus, SellerStatus
+from catalog.models import ProductStatus, SellerStatus
 from kernel.money import MoneyError, normalize_currency
+from kernel.payout_accounts import PayoutAccountStatus
 from kernel.people import OwnerSignUp
 from kernel.schemas import MAX_AMOUNT, Currency, MoneyOut, StrictModel
 

@@ -68,7 +68,7 @@ async def _call(app: Any, method: str, path: str, body: bytes = b"", headers: li
     return status, out_headers, b"".join(chunks)
 
 
-async def _measure(app: Any, seed: dict[str, Any], n: int) -> dict[str, int]:
+async def _measure(app: Any, seed: dict[str, Any], n: int) -> dict[str, float | None]:
     """Process CPU per request (µs, every thread) of each kind, sent one at a time in the
     benchmark's mix."""
     from loadtests.traffic import TOKEN_PARAM, cart_items, checkout_body, parse_mix

@@ -18,6 +18,7 @@ import pytest
 import structlog
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from structlog.typing import EventDict
 
 from kernel import auth
 from kernel.client import resolve
@@ -234,13 +235,13 @@ def test_a_forwarded_header_does_not_give_a_client_a_fresh_rate_limit_bucket(
 
 
 @pytest.fixture
-def captured_logs() -> Iterator[list[dict[str, Any]]]:
+def captured_logs() -> Iterator[list[EventDict]]:
     with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as entries:
         yield entries
 
 
 def test_each_request_logs_one_structured_line(
-    client: TestClient, market: Market, captured_logs: list[dict[str, Any]]
+    client: TestClient, market: Market, captured_logs: list[EventDict]
 ) -> None:
     affiliate = market.affiliate()  # (its requests are logged too)
     del captured_logs[:]
@@ -260,7 +261,7 @@ def test_each_request_logs_one_structured_line(
 
 
 def test_requests_are_not_logged_when_turned_off(
-    client: TestClient, env: Backend, monkeypatch: pytest.MonkeyPatch, captured_logs: list[dict[str, Any]]
+    client: TestClient, env: Backend, monkeypatch: pytest.MonkeyPatch, captured_logs: list[EventDict]
 ) -> None:
     configure(env, monkeypatch, log_requests=False)
     client.get("/healthz")
@@ -342,7 +343,8 @@ def test_signed_webhook_bodies_that_are_not_events_are_400_not_500(
     def post(payload: bytes, timestamp: int | None = None) -> httpx.Response:
         headers = {"Stripe-Signature": sign_payload(payload, WEBHOOK_SECRET, timestamp),
                    "Content-Type": "application/json"}
-        return client.post("/v1/webhooks/stripe", content=payload, headers=headers)
+        response: httpx.Response = client.post("/v1/webhooks/stripe", content=payload, headers=headers)
+        return response
 
     for payload in (b"[]", b'"x"', b"1", b"null", b'{"id": "evt_\\u0000x", "type": "account.updated"}',
                     b'{"id": "evt_1", "type": "a", "data": {"k": "\\u0000"}}', b"\xff\xfe", b"{not json"):

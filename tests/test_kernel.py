@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from kernel import ledger
+from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.money import Money, MoneyError, allocate, bps_share, prorate, round_half_even_div, to_minor
 from marketplace.bootstrap import audit_ledger
@@ -137,15 +138,15 @@ def test_audit_finds_a_transaction_that_does_not_sum_to_zero(env: Backend) -> No
     txn_id = uuid.uuid4()
     with env.runtime.engine.begin() as conn:
         conn.execute(
-            ledger.JournalTransaction.__table__.insert().values(
+            insert(ledger.JournalTransaction).values(
                 id=txn_id, kind="bad", reference_type="test", reference_id="bad", currency="USD",
-                created_at=ledger.clock.now(),
+                created_at=clock.now(),
             )
         )
         conn.execute(
-            ledger.JournalEntry.__table__.insert().values(
+            insert(ledger.JournalEntry).values(
                 id=uuid.uuid4(), transaction_id=txn_id, owner_type="platform", purpose="fees",
-                currency="USD", amount=1, created_at=ledger.clock.now(),
+                currency="USD", amount=1, created_at=clock.now(),
             )
         )
     with session_scope(env.runtime.sessions) as session:

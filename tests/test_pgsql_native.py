@@ -45,6 +45,7 @@ def test_driver_statements_go_through_sqlalchemy_events_errors_and_the_raw_curso
                 driver_execute(session, "SELECT 1 / %(zero)s::int", {"zero": 0})
             session.rollback()
             driver = session.connection().connection.driver_connection
+            assert driver is not None
             assert driver.cursor_factory is not RawCursor
             assert session.execute(text("SELECT 1")).scalar() == 1
     finally:

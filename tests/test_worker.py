@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -34,6 +35,12 @@ def start_worker(env: Backend, *extra: str) -> subprocess.Popen[bytes]:
          "--loglevel=WARNING", "--without-gossip", "--without-mingle", *extra],
         env=child_env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
+
+
+def output_so_far(worker: subprocess.Popen[bytes]) -> str:
+    """What the worker has written so far (one read of what is buffered; for a failed assertion's
+    message). `stdout=PIPE` makes `stdout` a buffered reader."""
+    return worker.stdout.read1().decode() if isinstance(worker.stdout, io.BufferedReader) else ""
 
 
 @pytest.fixture
@@ -76,7 +83,7 @@ def test_worker_process_runs_a_task_sent_through_the_redis_broker(
         with session_scope(env.runtime.sessions) as session:
             return session.scalar(select(WorkerHeartbeat).where(WorkerHeartbeat.note == "from-the-test")) is not None
 
-    assert wait_for(heartbeat_recorded), (worker.stdout.read1().decode() if worker.stdout else "")  # type: ignore[union-attr]
+    assert wait_for(heartbeat_recorded), output_so_far(worker)
 
 
 @pytest.mark.postgres_only

@@ -27,7 +27,7 @@ from affiliates.errors import (
     InvalidInput,
     UnknownReferralCode,
 )
-from affiliates.models import Affiliate, AffiliateStatus, PayoutAccountStatus, Storefront
+from affiliates.models import Affiliate, AffiliateStatus, Storefront
 from affiliates.schemas import AffiliateApply, AffiliateUpdate
 from affiliates.service.commission import normalize_email
 from affiliates.service.common import checked_splits, page
@@ -38,7 +38,7 @@ from kernel.clock import clock
 from kernel.db import new_id
 from kernel.outbound import check_webhook_url
 from kernel.payment_rail import PaymentRail
-from kernel.payout_accounts import PayoutAccountIn
+from kernel.payout_accounts import PayoutAccountIn, PayoutAccountStatus
 from kernel.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -54,7 +54,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy import Engine, Result, Row, Select, Table, event
 from sqlalchemy.engine import Connection
@@ -133,6 +133,7 @@ def rank(table: str) -> int:
 AnySelect = Select[*tuple[Any, ...]]
 AnyRow = Row[*tuple[Any, ...]]
 S = TypeVar("S", bound=AnySelect)
+Ts = TypeVarTuple("Ts")
 
 
 def table_of(stmt: AnySelect) -> Table:
@@ -158,8 +159,8 @@ def for_update(stmt: S, *, skip_locked: bool = False, reread: bool = False) -> S
 
 
 def lock(
-    session: Session, stmt: AnySelect, *, skip_locked: bool = False, reread: bool = False
-) -> Result[*tuple[Any, ...]]:
+    session: Session, stmt: Select[*Ts], *, skip_locked: bool = False, reread: bool = False
+) -> Result[*Ts]:
     """Run `for_update(stmt)`: lock the rows it selects, in primary-key order."""
     return session.execute(for_update(stmt, skip_locked=skip_locked, reread=reread))
 

@@ -37,13 +37,16 @@ from functools import lru_cache
 from typing import Any
 
 from psycopg import RawCursor
-from sqlalchemy import JSON, Table, any_, bindparam, cast, func, literal_column
+from sqlalchemy import JSON, Select, Table, any_, bindparam, cast, func, literal_column
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql import ClauseElement, ColumnElement
 
 _DIALECT = psycopg_dialect()
+
+
+AnyResult = CursorResult[*tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +54,12 @@ class Precompiled:
     sql: str
     constants: Mapping[str, Any]  # values SQLAlchemy bound itself (literals in the statement)
 
-    def run(self, session: Session, params: Mapping[str, Any]) -> CursorResult[*tuple[Any, ...]]:
+    def run(self, session: Session, params: Mapping[str, Any]) -> AnyResult:
         return driver_execute(session, self.sql, {**self.constants, **params})
+
+
+# What a `run_built` builder returns: the statement, precompiled on PostgreSQL.
+Built = Precompiled | Select[*tuple[Any, ...]]
 
 
 _PLACEHOLDER = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s|%%|%")
@@ -77,7 +84,7 @@ def native(sql: str) -> tuple[str, tuple[str, ...]]:
     return _PLACEHOLDER.sub(place, sql), tuple(names)
 
 
-def driver_execute(session: Session, sql: str, params: Mapping[str, Any]) -> CursorResult[*tuple[Any, ...]]:
+def driver_execute(session: Session, sql: str, params: Mapping[str, Any]) -> AnyResult:
     """Send `sql` (psycopg's `%(name)s` placeholders) on the session's connection with
     `exec_driver_sql`, as PostgreSQL `$n` placeholders on a `psycopg.RawCursor` (converted once,
     see `native`). Returns SQLAlchemy's result (rows fetched as the caller asks)."""
@@ -102,7 +109,7 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def in_list(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
+def in_list(column: ColumnElement[Any] | QueryableAttribute[Any], name: str, postgres: bool) -> ColumnElement[bool]:
     """`column IN (:name...)`; on PostgreSQL `column = ANY(:name)` with the list bound as one
     array, so the statement compiles to constant text."""
     if postgres:
@@ -110,14 +117,17 @@ def in_list(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
     return column.in_(bindparam(name, expanding=True))
 
 
-def run_built(session: Session, builder: Callable[..., Any], params: Mapping[str, Any], *shape: bool) -> Any:
+def run_built(session: Session, builder: Callable[..., Any], params: Mapping[str, Any], *shape: bool) -> AnyResult:
     """Run the statement `builder(*shape, postgres)` makes (memoized by the caller, e.g. with
     `lru_cache`; on PostgreSQL it returns a `Precompiled`): its precompiled text on PostgreSQL,
     elsewhere the Core statement on the session's connection (columns, not entities: the ORM's
     per-execution compile state would be pure overhead)."""
+    result: AnyResult
     if is_postgres(session):
-        return builder(*shape, True).run(session, params)
-    return session.connection().execute(builder(*shape, False), params)
+        result = builder(*shape, True).run(session, params)
+    else:
+        result = session.connection().execute(builder(*shape, False), params)
+    return result
 
 
 def aggregated_ids(value: Any) -> frozenset[uuid.UUID]:

@@ -74,7 +74,7 @@ def backoff_seconds(failures: int) -> int:
     """How long after the last failure the next try must wait: nothing for the first few."""
     if failures < FREE_FAILURES:
         return 0
-    return min(MAX_BACKOFF_SECONDS, 2 ** (failures - FREE_FAILURES + 1))
+    return min(MAX_BACKOFF_SECONDS, int(2 ** (failures - FREE_FAILURES + 1)))
 
 
 def check_throttle(store: Store, email: str, address: str) -> None:

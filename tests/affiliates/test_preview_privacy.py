@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from tests.orders.world import cart, checkout, ok, worked_example
@@ -14,7 +16,7 @@ def test_only_an_operators_preview_depends_on_whether_the_buyer_ordered_before(
     ok(checkout(client, "a-store", cart(world, ("Y-KIT", 1), email="alice@customers.example")), 201)
     snoop = world.affiliate("Snoop")  # no tie to seller Y, the storefront or the order
 
-    def preview(headers: dict[str, str], email: str) -> dict:
+    def preview(headers: dict[str, str], email: str) -> dict[str, Any]:
         body = {"items": [{"variant_id": world.variants["Y-KIT"], "quantity": 1}], "buyer_email": email}
         return dict(ok(client.post("/v1/commissions/preview", json=body, headers=headers)))
 

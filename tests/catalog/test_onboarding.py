@@ -28,7 +28,7 @@ from marketplace.bootstrap import STRIPE_HANDLERS, build_celery
 from tests.catalog.conftest import WEBHOOK_SECRET, apply_seller, approved_seller
 from tests.conftest import Backend, make_settings
 from tests.fake_stripe import FakeStripe, sign_payload, webhook_request
-from tests.test_worker import BROKER_DB, start_worker, wait_for
+from tests.test_worker import BROKER_DB, output_so_far, start_worker, wait_for
 
 COUNTED: list[str] = []
 
@@ -315,4 +315,4 @@ def test_a_celery_worker_handles_the_stored_event(
     def enabled() -> bool:
         return bool(client.get("/v1/sellers/me", headers=headers).json()["payout_status"] == "payouts_enabled")
 
-    assert wait_for(enabled), (worker.stdout.read1().decode() if worker.stdout else "")  # type: ignore[union-attr]
+    assert wait_for(enabled), output_so_far(worker)

@@ -157,7 +157,7 @@ def get_int(params: Mapping[str, Any], name: str, *, minimum: int | None = None)
 
 
 def get_bool(params: Mapping[str, Any], name: str) -> bool | None:
-    raw = params.get(name)
+    raw: object = params.get(name)
     if raw is None or raw == "":
         return None
     if raw not in ("true", "false"):

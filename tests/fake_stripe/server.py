@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 
 import stripe
 
+from tests.fake_stripe.base import Ctx
 from tests.fake_stripe.core import Json, StripeError, new_id, parse_form
-from tests.fake_stripe.resources import Ctx, StripeAPI
+from tests.fake_stripe.resources import StripeAPI
 from tests.fake_stripe.webhooks import make_event, webhook_request
 
 FaultMode = Literal["500", "timeout", "drop_after_success", "500_after_success"]

@@ -4,10 +4,11 @@ status allows the move."""
 
 from __future__ import annotations
 
+import enum
 import itertools
 import uuid
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,18 +21,23 @@ from orders.service import states
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 
-MACHINES = [states.ORDERS, states.SUB_ORDERS, states.COMMISSIONS]
+MACHINES: list[states.StateMachine[Any]] = [states.ORDERS, states.SUB_ORDERS, states.COMMISSIONS]
+E = TypeVar("E", bound=enum.StrEnum)
 
 
-def _every_pair(machine: states.StateMachine[Any]) -> list[tuple[Any, Any]]:
+def _states(machine: states.StateMachine[E]) -> set[E]:
+    return set(machine.states)
+
+
+def _every_pair(machine: states.StateMachine[E]) -> list[tuple[E, E]]:
     return list(itertools.product(machine.states, machine.states))
 
 
 def test_every_status_has_a_row_in_its_table_and_only_known_targets() -> None:
     for machine in MACHINES:
-        assert set(machine.transitions) == set(machine.states), machine.noun
+        assert set(machine.transitions) == _states(machine), machine.noun
         for targets in machine.transitions.values():
-            assert targets <= set(machine.states)
+            assert targets <= _states(machine)
 
 
 @pytest.mark.parametrize("machine", MACHINES, ids=lambda m: m.noun)

@@ -22,7 +22,7 @@ from tests.catalog.conftest import WEBHOOK_SECRET
 from tests.conftest import Backend, bearer, issue_key
 from tests.fake_stripe import FakeStripe
 from tests.fake_stripe.base import Ctx
-from tests.fake_stripe.server import webhook_request
+from tests.fake_stripe.webhooks import webhook_request
 from tests.orders.world import World, cart, checkout, ok, stock_of, worked_example
 
 

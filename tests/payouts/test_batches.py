@@ -7,6 +7,7 @@ import csv
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,22 +28,25 @@ from tests.conftest import Backend, bearer, issue_key
 from tests.payouts.conftest import audit, balance, count_postings, credit, items_of, make_payee
 
 
-def create(client: TestClient, operator: dict[str, str], currency: str = "USD", **extra: object) -> dict:
+def create(client: TestClient, operator: dict[str, str], currency: str = "USD", **extra: object) -> dict[str, Any]:
     response = client.post("/v1/payout-batches", json={"currency": currency, **extra}, headers=operator)
     assert response.status_code == 201, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
-def approve(client: TestClient, operator: dict[str, str], batch_id: str) -> dict:
+def approve(client: TestClient, operator: dict[str, str], batch_id: str) -> dict[str, Any]:
     response = client.post(f"/v1/payout-batches/{batch_id}/approve", headers=operator)
     assert response.status_code == 200, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
-def get_batch(client: TestClient, operator: dict[str, str], batch_id: str) -> dict:
+def get_batch(client: TestClient, operator: dict[str, str], batch_id: str) -> dict[str, Any]:
     response = client.get(f"/v1/payout-batches/{batch_id}", headers=operator)
     assert response.status_code == 200, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_preview_says_who_is_paid_who_is_below_the_minimum_and_who_is_blocked_and_changes_nothing(

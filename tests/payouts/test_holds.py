@@ -30,7 +30,9 @@ from tests.payouts.conftest import (
 from tests.payouts.test_batches import approve, create, get_batch
 
 
-def hold(client: TestClient, operator: dict[str, str], owner_type: str, owner_id: object, reason: str) -> dict:
+def hold(
+    client: TestClient, operator: dict[str, str], owner_type: str, owner_id: object, reason: str
+) -> dict[str, Any]:
     response = client.post("/v1/payout-holds", headers=operator,
                            json={"owner_type": owner_type, "owner_id": str(owner_id), "reason": reason})
     assert response.status_code == 201, response.text

@@ -88,9 +88,9 @@ def test_a_manual_rail_worker_killed_between_its_export_lines_and_their_commit_i
         planning.approve(session, batch.id, approved_by="test", enqueue=False)
         batch_id = str(batch.id)
     export = worker_log.parent / f"payout-batch-{batch_id}.csv"
-    short_lease = {"payout_lease_seconds": 4, "payout_lease_check_seconds": 1}  # this test is about the export
+    # A short lease: this test is about the export.
     doomed = start_worker(env, fake_stripe, "doomed-manual", worker_log, payout_rail="manual",
-                          payout_rail_pause_seconds=0.6, **short_lease)
+                          payout_rail_pause_seconds=0.6, payout_lease_seconds=4, payout_lease_check_seconds=1)
     try:
         make_celery(broker).send_task("payouts.run_batch", args=[batch_id])
         # Kill it while the export holds lines whose payment the database has not recorded yet.
@@ -102,7 +102,8 @@ def test_a_manual_rail_worker_killed_between_its_export_lines_and_their_commit_i
         stop(doomed)
     assert batch_status(env, batch_id) == "running"
 
-    rescuer = start_worker(env, fake_stripe, "rescuer-manual", worker_log, payout_rail="manual", **short_lease)
+    rescuer = start_worker(env, fake_stripe, "rescuer-manual", worker_log, payout_rail="manual",
+                           payout_lease_seconds=4, payout_lease_check_seconds=1)
     try:
         wait_for(lambda: batch_status(env, batch_id) == "completed", "the batch to resume and complete", worker_log)
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -28,8 +29,8 @@ from tests.people.conftest import (
 INVITE = "POST /v1/organizations/{organization_id}/invitations"
 
 
-def events(client: TestClient, headers: dict[str, str], **params: str) -> list[dict]:
-    items: list[dict] = ok(client.get("/v1/audit-events", headers=headers, params=params))["items"]
+def events(client: TestClient, headers: dict[str, str], **params: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = ok(client.get("/v1/audit-events", headers=headers, params=params))["items"]
     return items
 
 

@@ -16,6 +16,7 @@ from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.mail import OutboxMail
 from kernel.runtime import Runtime, set_runtime
+from kernel.settings import get_settings
 from marketplace import cli
 from tests.conftest import Backend
 from tests.people.conftest import Inbox, free_port, ok, seller_with_owner, token_in
@@ -37,11 +38,11 @@ def test_without_smtp_mail_waits_in_the_outbox_and_marketplace_mail_shows_the_li
 
     monkeypatch.setenv("DATABASE_URL", env.settings.database_url)
     monkeypatch.delenv("SMTP_HOST", raising=False)
-    cli.get_settings.cache_clear()
+    get_settings.cache_clear()
     try:
         result = CliRunner().invoke(cli.app, ["mail"])
     finally:
-        cli.get_settings.cache_clear()
+        get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "newcomer@example.com" in result.output and "waiting" in result.output
     token = token_in(result.output)

@@ -8,6 +8,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,7 +30,7 @@ from tests.people.conftest import (
 
 
 def invite_and_accept(client: TestClient, inbox: Inbox, org_id: str, inviter: dict[str, str], role: str,
-                      name: str = "Tess Teammate") -> tuple[str, dict[str, str], dict]:
+                      name: str = "Tess Teammate") -> tuple[str, dict[str, str], dict[str, Any]]:
     address = f"{uniq('mate')}@example.com"
     ok(client.post(f"/v1/organizations/{org_id}/invitations", headers=inviter,
                    json={"email": address, "role": role}), 201)
@@ -259,7 +260,8 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(
 
     def demote(headers: dict[str, str], target: str) -> int:
         barrier.wait()
-        return client.patch(f"{members}/{target}", headers=headers, json={"role": "viewer"}).status_code
+        status: int = client.patch(f"{members}/{target}", headers=headers, json={"role": "viewer"}).status_code
+        return status
 
     with ThreadPoolExecutor(2) as pool:
         statuses = sorted(pool.map(lambda args: demote(*args), [(first, str(second_id)),

@@ -43,7 +43,8 @@ def _call(client: TestClient, method: str, url: str, headers: dict[str, str], bo
     kwargs: dict[str, Any] = {"headers": headers}
     if method in ("POST", "PATCH", "PUT"):
         kwargs["json"] = {} if body is None else body
-    return client.request(method, url, **kwargs).status_code
+    status: int = client.request(method, url, **kwargs).status_code
+    return status
 
 
 def test_every_operation_that_needs_a_principal_is_in_the_permission_table_and_nothing_else(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,8 +20,8 @@ from tests.conftest import Backend
 from tests.people.conftest import PASSWORD, Inbox, member_key, ok, seller_with_owner, token_in
 
 
-def login(client: TestClient, email: str, password: str = PASSWORD, **extra: str) -> dict:
-    result: dict = ok(client.post("/v1/sessions", json={"email": email, "password": password, **extra}), 201)
+def login(client: TestClient, email: str, password: str = PASSWORD, **extra: str) -> dict[str, Any]:
+    result: dict[str, Any] = ok(client.post("/v1/sessions", json={"email": email, "password": password, **extra}), 201)
     return result
 
 

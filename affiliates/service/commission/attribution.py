@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from affiliates.errors import UnknownStorefront
@@ -43,7 +43,7 @@ from affiliates.service.commission.terms import (
     normalize_email,
 )
 from kernel.clock import as_utc
-from kernel.pgsql import in_list, precompile, run_built
+from kernel.pgsql import Built, in_list, precompile, run_built
 
 
 def resolve_attribution(
@@ -111,7 +111,7 @@ def resolve_attribution(
 
 
 @lru_cache(maxsize=4)
-def _click_stmt(narrowed: bool, postgres: bool) -> Any:
+def _click_stmt(narrowed: bool, postgres: bool) -> Built:
     window_conditions = [
         ProgramMembership.affiliate_id == Click.affiliate_id,
         ProgramMembership.status == MembershipStatus.APPROVED.value,
@@ -134,7 +134,9 @@ def _click_stmt(narrowed: bool, postgres: bool) -> Any:
     return precompile(stmt) if postgres else stmt
 
 
-def _valid_click(session: Session, token: str, at: datetime, seller_ids: Collection[UUID] | None) -> Any:
+def _valid_click(
+    session: Session, token: str, at: datetime, seller_ids: Collection[UUID] | None
+) -> Row[*tuple[Any, ...]] | None:
     """The click for `token` if it is valid at `at` (rule 2), in one SELECT: the click, its
     affiliate, and the longest window among the programs it could earn from."""
     if len(token) > 64:

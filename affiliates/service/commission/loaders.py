@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Uuid, and_, bindparam, case, cast, func, literal_column, select, true, union_all
+from sqlalchemy import Select, Uuid, and_, bindparam, case, cast, func, literal_column, select, true, union_all
 from sqlalchemy.orm import Session, aliased
 
 from affiliates.errors import UnknownCoupon
@@ -43,10 +43,10 @@ from affiliates.service.commission.terms import (
     ProgramTerms,
     normalize_coupon_code,
 )
-from kernel.pgsql import aggregated_ids, collect_ids, in_list, precompile, run_built
+from kernel.pgsql import Built, aggregated_ids, collect_ids, in_list, precompile, run_built
 
 
-def _built(stmt: Any, postgres: bool) -> Any:
+def _built(stmt: Select[*tuple[Any, ...]], postgres: bool) -> Built:
     return precompile(stmt) if postgres else stmt
 
 
@@ -60,7 +60,7 @@ def parse_plan(version_id: UUID, rules: Mapping[str, Any]) -> Plan:
     return _parse_plan(version_id, json.dumps(rules, sort_keys=True))
 
 
-def _programs(with_member: bool) -> Any:
+def _programs(with_member: bool) -> Select[*tuple[Any, ...]]:
     """SELECT the programs of `:seller_ids` with the plan version in force at `:at`; with
     `with_member`, also the status of `:affiliate_id`'s membership and its month-to-date sales
     with the seller (`:month`, amounts in `:currency`)."""
@@ -127,7 +127,7 @@ def _program_terms(row: Any, with_member: bool, member_partners: frozenset[UUID]
 
 
 @lru_cache(maxsize=4)
-def _program_terms_stmt(with_member: bool, postgres: bool) -> Any:
+def _program_terms_stmt(with_member: bool, postgres: bool) -> Built:
     return _built(_programs(with_member).where(in_list(Program.seller_id, "seller_ids", postgres)), postgres)
 
 
@@ -157,7 +157,7 @@ def _split_partner_ids(splits: Any, postgres: bool) -> Any:
 
 
 @lru_cache(maxsize=4)
-def _terms_stmt(with_storefront: bool, postgres: bool) -> Any:
+def _terms_stmt(with_storefront: bool, postgres: bool) -> Built:
     """The affiliate (its status, recruiter's status, e-mail, split lists) and, one row each, the
     programs of the cart's sellers with its membership, month-to-date sales and which of its
     split partners are approved affiliates and approved members (at least one row: the programs
@@ -228,7 +228,7 @@ def load_terms(
 
 
 @lru_cache(maxsize=2)
-def _coupon_stmt(postgres: bool) -> Any:
+def _coupon_stmt(postgres: bool) -> Built:
     return _built(
         select(Coupon.id, Coupon.seller_id, Coupon.affiliate_id, Affiliate.email)
         .join(Affiliate, Affiliate.id == Coupon.affiliate_id)

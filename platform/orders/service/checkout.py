@@ -61,7 +61,7 @@ from catalog.service import (
 )
 from kernel.clock import clock
 from kernel.db import new_id
-from kernel.pgsql import is_postgres, precompile, run_built
+from kernel.pgsql import Built, is_postgres, precompile, run_built
 from kernel.settings import Settings
 from orders.errors import CartInvalid, OutOfStock
 from orders.models import (
@@ -223,7 +223,7 @@ def _priced(
 
 
 @lru_cache(maxsize=2)
-def _first_read(postgres: bool) -> Any:
+def _first_read(postgres: bool) -> Built:
     """The checkout's first statement: the key lookup (orders.service.idempotency), then the cart's
     variants (catalog), as rows `lookup columns + variant columns`: at least one row (the
     variants are outer-joined), one per variant found. One round trip instead of two; a replay
