@@ -73,7 +73,8 @@ def test_operations_list_only_the_errors_they_can_return(spec: dict[str, Any]) -
             assert not errors_of(operation) & {401, 403}, (path, method)
         if "{" not in path and 404 in errors_of(operation):  # 404 where an id is looked up
             assert path in {"/v1/payout-holds", "/v1/affiliates/me/clicks", "/v1/referral-links",
-                            "/v1/commissions/preview", "/v1/webhooks/stripe"}, (path, method)
+                            "/v1/commissions/preview", "/v1/webhooks/stripe", "/v1/password-resets/confirm",
+                            "/v1/invitations/accept"}, (path, method)
         if operation.get("parameters") or operation.get("requestBody"):
             assert 422 in errors_of(operation), (path, method)
         if operation.get("requestBody"):  # the body limit, answered before routing

@@ -112,7 +112,7 @@ async def authorized_principal(
     of every write that succeeds, added to the request's transaction before it commits (scope
     "function": this closes before db_session does; a handler that raises records nothing)."""
     path = getattr(request.scope.get("route"), "path", request.url.path)
-    permissions.authorize(principal.permissions, request.method, path)
+    permissions.authorize(principal.permissions, request.method, path, principal.role.value)
     if request.method in audit_log.SAFE_METHODS:  # reads record nothing: no work on their path
         yield principal
         return

@@ -287,14 +287,27 @@ def operation(method: str, path: str) -> str:
     return f"{method.upper()} {path}"
 
 
-def authorize(held: Iterable[str], method: str, path: str) -> None:
-    """Raise Forbidden unless `held` includes the permission the operation needs."""
+def authorize(held: Iterable[str], method: str, path: str, kind: str | None = None) -> None:
+    """Raise Forbidden unless `held` includes the permission the operation needs. `kind` (the
+    caller's organization kind): when no role of that kind holds the permission at all, the
+    answer names the kind of key that would, which is what a caller with the wrong key needs."""
     op = operation(method, path)
     needed = OPERATION_PERMISSIONS.get(op)
     if needed is None:  # fail closed: an operation nobody listed is nobody's
         raise Forbidden(f"{op} has no entry in the permission table")
-    if needed not in held:
-        raise Forbidden(f"this action needs the {needed} permission, which your role does not have")
+    if needed in held:
+        return
+    if kind is not None and not any(needed in perms for perms in ROLE_PERMISSIONS[kind].values()):
+        kinds = [other for other in (OPERATOR, SELLER, AFFILIATE)
+                 if any(needed in perms for perms in ROLE_PERMISSIONS[other].values())]
+        wanted = " or ".join(_a(other) for other in kinds) or "another"
+        raise Forbidden(f"this action needs {wanted} key; yours is {_a(kind)} key")
+    raise Forbidden(f"this action needs the {needed} permission, which your role does not have")
+
+
+def _a(word: str) -> str:
+    """`word` with its indefinite article: "an operator", "a seller"."""
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 def markdown_table() -> str:

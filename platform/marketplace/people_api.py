@@ -385,7 +385,8 @@ def request_password_reset(body: ResetRequestIn, session: DbSession, runtime: Ru
     return {"status": "if this email has an account, a reset link is on its way"}
 
 
-@router.post("/v1/password-resets/confirm", status_code=204, tags=["sessions"], dependencies=[PublicRateLimit])
+@router.post("/v1/password-resets/confirm", status_code=204, tags=["sessions"], dependencies=[PublicRateLimit],
+             responses={404: {"description": "no reset link with this token"}})
 def confirm_password_reset(body: ResetConfirmIn, session: DbSession, audit: PublicWriteAudit) -> None:
     """Public: set a new password with the emailed token (once). Every browser session of the
     person ends; log in again."""
@@ -398,7 +399,7 @@ def confirm_password_reset(body: ResetConfirmIn, session: DbSession, audit: Publ
 
 
 @router.post("/v1/invitations/accept", status_code=201, response_model=AcceptedOut, tags=["people"],
-             dependencies=[PublicRateLimit])
+             dependencies=[PublicRateLimit], responses={404: {"description": "no invitation with this token"}})
 def accept_invitation(body: InvitationAccept, session: DbSession, audit: PublicWriteAudit) -> AcceptedOut:
     """Public: use an invitation (once). Without an account, send your name and a new password;
     with one, its password. You join with the invited role and get a personal key (shown once)."""
