@@ -191,7 +191,8 @@ def worker_pids(server: subprocess.Popen[bytes]) -> list[int]:
             continue
         if b"resource_tracker" not in cmdline:
             pids.append(pid)
-    return pids
+    # One worker: uvicorn serves in the process it started in (no supervisor, no children).
+    return pids or [server.pid]
 
 
 def cpu_seconds(pids: list[int]) -> float:
