@@ -11,7 +11,6 @@ run, because these machines are shared and noisy.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import re
@@ -76,6 +75,12 @@ def copy_database(source: str, target: str) -> str:
                     raise
                 time.sleep(0.2)
     return database_url_of(target)
+
+
+def count_orders(database_url: str) -> int:
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        row = conn.execute("SELECT count(*) FROM orders").fetchone()
+    return int(row[0]) if row else 0
 
 
 def drop_database(name: str) -> None:
@@ -295,30 +300,48 @@ def checkout_statements(port: int) -> tuple[float, float]:
     return found["sum"], found["count"]
 
 
+def percentile(response_times: dict[int, int], count: int, fraction: float) -> int:
+    """Locust's own percentile of its bucketed response times (locust.stats
+    `calculate_response_time_percentile`; importing Locust would monkey-patch this process)."""
+    wanted = int(count * fraction)
+    seen = 0
+    for response_time in sorted(response_times, reverse=True):
+        seen += response_times[response_time]
+        if count - seen <= wanted:
+            return response_time
+    return 0
+
+
 def run_locust(host: str, seed_file: Path, users: int, duration: int, out_prefix: Path) -> dict[str, Any]:
+    """Run the locustfile headless; its final figures. From `--json-file`, written at exit: the
+    CSV files are written once a second during the run, not at exit, so they miss up to the
+    last second of requests (half of a 2-second run's)."""
     spawn_rate = max(1, users)
     env = {**os.environ, "MARKETPLACE_SEED_FILE": str(seed_file)}
+    out = Path(f"{out_prefix}.json")  # Locust adds the suffix
     command = [
         sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"), "--headless",
         "-u", str(users), "-r", str(spawn_rate), "-t", f"{duration}s", "--host", host,
-        "--csv", str(out_prefix), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5",
+        "--json-file", str(out_prefix), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5",
     ]
     subprocess.run(command, env=env, cwd=REPO, check=False, stdout=subprocess.DEVNULL)
-    with open(f"{out_prefix}_stats.csv", newline="") as handle:
-        rows = {row["Name"]: row for row in csv.DictReader(handle)}
-    checkout = rows.get("checkout")
-    if checkout is None:
+    entries = json.loads(out.read_text())
+    checkout = next((entry for entry in entries if entry["name"] == "checkout"), None)
+    if checkout is None or not checkout["num_requests"]:
         raise RuntimeError("locust recorded no checkout requests")
-    aggregated = rows["Aggregated"]
+    # As Locust's "Requests/s": every entry's count over the run's first to last request.
+    elapsed = max(e["last_request_timestamp"] or 0 for e in entries) - min(e["start_time"] for e in entries)
+    times = {int(ms): n for ms, n in checkout["response_times"].items()}
+    orders, requests = checkout["num_requests"], sum(entry["num_requests"] for entry in entries)
     return {
-        "orders": int(checkout["Request Count"]),
-        "orders_per_s": float(checkout["Requests/s"]),
-        "p50_ms": float(checkout["50%"]),
-        "p95_ms": float(checkout["95%"]),
-        "p99_ms": float(checkout["99%"]),
-        "errors": int(aggregated["Failure Count"]),
-        "requests_per_s": float(aggregated["Requests/s"]),
-        "requests": int(aggregated["Request Count"]),
+        "orders": orders,
+        "orders_per_s": orders / elapsed,
+        "p50_ms": float(percentile(times, orders, 0.50)),
+        "p95_ms": float(percentile(times, orders, 0.95)),
+        "p99_ms": float(percentile(times, orders, 0.99)),
+        "errors": sum(entry["num_failures"] for entry in entries),
+        "requests_per_s": requests / elapsed,
+        "requests": requests,
     }
 
 
@@ -481,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         seed_file.write_text(json.dumps(seed))
         floor_url = None
         floor_host = ""
+        floor_orders_before = 0
         if args.floor:
             log("floor: capturing one real request of each kind, copying the seeded database")
             templates = workdir / "floor-templates.pickle"
@@ -488,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
             stop(server)  # nobody may be connected to a database being copied
             server = None
             floor_url = copy_database(BENCH_DB, FLOOR_DB)
+            floor_orders_before = count_orders(floor_url)
             server = start_servers(env, port, args.workers, args.server)
             floor_port = free_port()
             floor_env = {**server_env(floor_url, str(workdir / "floor-metrics"), args.pool_size, args.threads),
@@ -522,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         oversold = oversold_variants(database_url, seed)
         audit_ok = run_audit(database_url)
         floor_oversold = oversold_variants(floor_url, seed) if floor_url else None
+        # Every checkout the floor answered 201 wrote its order (a write that wrote nothing would
+        # leave the stock check trivially true).
+        floor_written = count_orders(floor_url) - floor_orders_before if floor_url else None
         pgbench_tps = None
         if not args.skip_pgbench:
             log(f"pgbench: 8 clients, {args.pgbench_seconds} s, scratch database")
@@ -550,6 +578,8 @@ def main(argv: list[str] | None = None) -> int:
             "floor_p99_ms": floor["p99_ms"] if floor else None,
             "floor_errors": floor["errors"] if floor else None,
             "floor_oversold": floor_oversold,
+            "floor_orders_written": floor_written,
+            "floor_orders": floor["orders"] if floor else None,
             "floor_cpu_ms_per_order": floor["cpu_ms_per_order"] if floor else None,
             "cpu_ms_per_order": real["cpu_ms_per_order"],
             "phases": [{"server": phase.name, "orders_per_s": round(phase.load["orders_per_s"], 1),
@@ -563,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": args.duration,
         }
         print(json.dumps(result), flush=True)
-        floor_ok = floor is None or (floor["errors"] == 0 and floor_oversold == 0)
+        floor_ok = floor is None or (floor["errors"] == 0 and floor_oversold == 0 and floor_written == floor["orders"])
         return 0 if result["errors"] == 0 and oversold == 0 and audit_ok and floor_ok else 1
     finally:
         for profiler in profilers:

@@ -41,6 +41,7 @@ def test_bench_runs_the_floor_alternating_with_the_real_server_and_reports_both(
     assert result["ratio_to_floor"] == round(result["orders_per_s"] / result["floor_orders_per_s"], 3)
     assert result["server_cpu_ms_per_order"] > 0 and result["floor_server_cpu_ms_per_order"] > 0
     assert result["floor_errors"] == 0 and result["floor_oversold"] == 0
+    assert result["floor_orders_written"] == result["floor_orders"] > 0  # it really writes what it answers
     assert result["errors"] == 0 and result["oversold"] == 0 and result["audit_ok"] is True
     with psycopg.connect(PG_ADMIN_URL) as conn:  # the bench drops every database it made
         left = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{names}%",)).fetchone()
