@@ -253,14 +253,22 @@ class CheckoutReplay:
                     self.rows[table] = rows
                     kinds[position] = ("rows", table)
             self.kinds.append(kinds)
-        by_seller = lambda table: {row["seller_id"]: row for row in self.rows.get(table, [])}  # noqa: E731
-        self.sub_by_seller = by_seller("sub_orders")
-        self.line_by_seller = by_seller("lines")
-        self.monthly_by_seller = by_seller("monthly")
+        # Fail loudly if the checkout's write changed shape (the floor would replay stale values).
+        missing = {"key", "ids", "qs", "order_id", "key_row_id", "rows"} - {
+            kind for kinds in self.kinds for kind, _ in kinds.values()}
+        if missing or {"orders", "sub_orders", "lines"} - set(self.rows):
+            raise RuntimeError(f"the captured checkout's parameters lack {sorted(missing)} or the order's rows "
+                               f"(found tables {sorted(self.rows)}): has the checkout's write changed shape?")
+        self.sub_by_seller = self._by_seller("sub_orders")
+        self.line_by_seller = self._by_seller("lines")
+        self.monthly_by_seller = self._by_seller("monthly")
         self.commissions_by_line: dict[str, list[dict[str, Any]]] = {}
         for row in self.rows.get("commissions", []):
             self.commissions_by_line.setdefault(row["order_line_id"], []).append(row)
         self.body = captured.body.decode()
+
+    def _by_seller(self, table: str) -> dict[str, dict[str, Any]]:
+        return {row["seller_id"]: row for row in self.rows.get(table, [])}
 
     @staticmethod
     def _items(statement: Statement) -> Iterator[tuple[Any, Any]]:
