@@ -318,7 +318,7 @@ class CheckoutReplay:
         }
         rows = self.order_rows(order_id, [(uuid.UUID(i["variant_id"]), int(i["quantity"]))
                                           for i in request.get("items", ())], buyer, now)
-        out = []
+        out: list[dict[Any, Any] | tuple[Any, ...]] = []
         for statement, kinds in zip(self.captured.statements, self.kinds, strict=True):
             def value(position: Any, captured: Any, kinds: dict[Any, tuple[str, Any]] = kinds) -> Any:
                 kind = kinds.get(position)
