@@ -41,6 +41,7 @@ NOT_RUN = {
     ("README.md", 'pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start'),
     ("affiliates/README.md", ".venv/bin/marketplace serve                     # prints the operator key: mk_..."),
     ("loadtests/README.md", "python -m loadtests.bench --duration 30            # prints one JSON line last"),
+    ("loadtests/README.md", "createdb -h 127.0.0.1 -U postgres hist && U=postgresql+psycopg://postgres@127.0.0.1:5432/hist"),
 }
 
 # What each walkthrough's output must show, beyond every command exiting 0.

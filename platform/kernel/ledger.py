@@ -65,7 +65,10 @@ class JournalTransaction(Base):
 class JournalEntry(Base):
     __tablename__ = "journal_entries"
     __table_args__ = (
-        Index("ix_journal_entries_account", "owner_type", "owner_id", "purpose", "currency"),
+        # Both end in `amount` so balance reads are index-only (migration 0014): an account's
+        # entries, and every payee's entries of one purpose (the payout preview's `available`).
+        Index("ix_journal_entries_account", "owner_type", "owner_id", "purpose", "currency", "amount"),
+        Index("ix_journal_entries_purpose", "purpose", "currency", "owner_type", "owner_id", "amount"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

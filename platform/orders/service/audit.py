@@ -7,11 +7,12 @@ anywhere (a rounding slip, a half-written refund, a double posting) shows up by 
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Subquery, and_, case, exists, func, or_, select
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from catalog.models import Variant
 from kernel.ledger import (
@@ -38,23 +39,51 @@ from orders.models import (
 PAID_LIKE = (OrderStatus.PAID.value,)
 
 
+def _commissions_per_line() -> Subquery:
+    return (select(Commission.order_line_id.label("line_id"), func.sum(Commission.amount).label("total"))
+            .group_by(Commission.order_line_id).subquery())
+
+
+def _refunded_net_per_sub_order() -> Subquery:
+    return (select(OrderLine.sub_order_id.label("sub_order_id"),
+                   func.sum(OrderLine.refunded_seller_net).label("net"))
+            .group_by(OrderLine.sub_order_id).subquery())
+
+
+def _held_per_source(source_type: str, *purposes: str) -> Subquery:
+    """What the journal holds per source row of `source_type` (optionally in `purposes` only)."""
+    stmt = (select(JournalEntry.source_id.label("source_id"), func.sum(JournalEntry.amount).label("held"))
+            .where(JournalEntry.source_type == source_type))
+    if purposes:
+        stmt = stmt.where(JournalEntry.purpose.in_(purposes))
+    return stmt.group_by(JournalEntry.source_id).subquery()
+
+
+def _paid(order_id: QueryableAttribute[uuid.UUID]) -> ColumnElement[bool]:
+    """`order_id` names a paid order (a join, not an IN list: any number of orders)."""
+    return exists().where(Order.id == order_id, Order.status.in_(PAID_LIKE))
+
+
 def order_splits_are_exact(session: Session) -> Iterable[AuditFinding]:
     """buyer pays = sum(seller nets) + sum(commissions) + platform fee, per line and per order."""
-    commission_by_line: dict[object, int] = defaultdict(int)
-    for line_id, amount in session.execute(select(Commission.order_line_id, Commission.amount)):
-        commission_by_line[line_id] += amount
-    for line in session.scalars(select(OrderLine)):
-        parts = line.platform_fee_amount + commission_by_line[line.id] + line.seller_net_amount
-        if parts != line.amount or line.amount != line.gross_amount - line.discount_amount:
-            yield AuditFinding("order_splits_are_exact",
-                               f"line {line.id}: amount {line.amount} but shares sum to {parts}")
-    for order in session.scalars(select(Order)):
-        subs = order.sub_orders
-        if sum(s.amount for s in subs) != order.total_amount or (
-            sum(s.seller_net_amount for s in subs) + order.commission_amount + order.platform_fee_amount
-            != order.total_amount
-        ):
-            yield AuditFinding("order_splits_are_exact", f"order {order.id}: sub-orders do not add up to its total")
+    commissions = _commissions_per_line()
+    parts = OrderLine.platform_fee_amount + func.coalesce(commissions.c.total, 0) + OrderLine.seller_net_amount
+    for line_id, amount, shares in session.execute(
+        select(OrderLine.id, OrderLine.amount, parts)
+        .outerjoin(commissions, commissions.c.line_id == OrderLine.id)
+        .where(or_(parts != OrderLine.amount, OrderLine.amount != OrderLine.gross_amount - OrderLine.discount_amount))
+    ):
+        yield AuditFinding("order_splits_are_exact", f"line {line_id}: amount {amount} but shares sum to {int(shares)}")
+    subs = (select(SubOrder.order_id.label("order_id"), func.sum(SubOrder.amount).label("amount"),
+                   func.sum(SubOrder.seller_net_amount).label("net"))
+            .group_by(SubOrder.order_id).subquery())
+    for (order_id,) in session.execute(
+        select(Order.id).outerjoin(subs, subs.c.order_id == Order.id).where(or_(
+            func.coalesce(subs.c.amount, 0) != Order.total_amount,
+            func.coalesce(subs.c.net, 0) + Order.commission_amount + Order.platform_fee_amount != Order.total_amount,
+        ))
+    ):
+        yield AuditFinding("order_splits_are_exact", f"order {order_id}: sub-orders do not add up to its total")
 
 
 def refunds_never_exceed_shares(session: Session) -> Iterable[AuditFinding]:
@@ -62,11 +91,15 @@ def refunds_never_exceed_shares(session: Session) -> Iterable[AuditFinding]:
     back more than it earned on a line, and the buyer never gets back more than the line cost."""
     for commission_id, amount, reversed_amount in session.execute(
         select(Commission.id, Commission.amount, Commission.reversed_amount)
+        .where(or_(Commission.reversed_amount < 0, Commission.reversed_amount > Commission.amount))
     ):
-        if not 0 <= reversed_amount <= amount:
-            yield AuditFinding("refunds_never_exceed_shares",
-                               f"commission {commission_id}: reversed {reversed_amount} of {amount}")
-    for line in session.scalars(select(OrderLine).where(OrderLine.refunded_quantity > 0)):
+        yield AuditFinding("refunds_never_exceed_shares",
+                           f"commission {commission_id}: reversed {reversed_amount} of {amount}")
+    pairs = ((OrderLine.refunded_amount, OrderLine.amount), (OrderLine.refunded_platform_fee,
+             OrderLine.platform_fee_amount), (OrderLine.refunded_seller_net, OrderLine.seller_net_amount))
+    for line in session.scalars(select(OrderLine).where(
+        OrderLine.refunded_quantity > 0, or_(*(or_(taken < 0, taken > share) for taken, share in pairs))
+    )):
         for name, taken, share in (
             ("amount", line.refunded_amount, line.amount),
             ("platform fee", line.refunded_platform_fee, line.platform_fee_amount),
@@ -112,23 +145,32 @@ def failed_refunds_are_owed(session: Session) -> Iterable[AuditFinding]:
 def paid_orders_posted_once(session: Session) -> Iterable[AuditFinding]:
     """Every paid order has exactly one `order.paid` transaction debiting clearing by its total;
     orders never paid have none."""
-    posted: dict[object, int] = dict(session.execute(
-        select(JournalTransaction.order_id, func.sum(JournalEntry.amount))
+    posted = (
+        select(JournalTransaction.order_id.label("order_id"), func.sum(JournalEntry.amount).label("debit"))
         .join(JournalEntry, JournalEntry.transaction_id == JournalTransaction.id)
         .where(JournalTransaction.kind == "order.paid", JournalEntry.owner_type == PLATFORM,
                JournalEntry.purpose == CLEARING)
-        .group_by(JournalTransaction.order_id)
-    ).all())
-    for order_id, status, total in session.execute(select(Order.id, Order.status, Order.total_amount)):
-        debit = posted.get(order_id)
-        if status in PAID_LIKE and debit != -total:
-            yield AuditFinding("paid_orders_posted_once",
-                               f"paid order {order_id} debits clearing {debit}, not -{total}")
-        if status not in PAID_LIKE and debit is not None:
+        .group_by(JournalTransaction.order_id).subquery()
+    )
+    paid = Order.status.in_(PAID_LIKE)
+    for order_id, status, total, debit in session.execute(
+        select(Order.id, Order.status, Order.total_amount, posted.c.debit)
+        .outerjoin(posted, posted.c.order_id == Order.id)
+        .where(or_(
+            and_(paid, or_(posted.c.debit.is_(None), posted.c.debit != -Order.total_amount)),
+            and_(~paid, posted.c.debit.is_not(None)),
+        ))
+    ):
+        if status in PAID_LIKE:
+            yield AuditFinding("paid_orders_posted_once", f"paid order {order_id} debits clearing "
+                               f"{None if debit is None else int(debit)}, not -{total}")
+        else:
             yield AuditFinding("paid_orders_posted_once", f"order {order_id} is {status} but has a payment posting")
 
 
 def refunds_match_journal(session: Session) -> Iterable[AuditFinding]:
+    # Refunds are few next to orders, and a refund's journal reference is its id as text (which a
+    # portable SQL join cannot match to a SQLite UUID column): compared here, row by row.
     credited: dict[object, int] = dict(session.execute(
         select(JournalTransaction.reference_id, func.sum(JournalEntry.amount))
         .join(JournalEntry, JournalEntry.transaction_id == JournalTransaction.id)
@@ -136,41 +178,46 @@ def refunds_match_journal(session: Session) -> Iterable[AuditFinding]:
                JournalEntry.purpose == CLEARING)
         .group_by(JournalTransaction.reference_id)
     ).all())
-    per_order: dict[object, int] = defaultdict(int)
-    for refund in session.scalars(select(Refund)):
-        per_order[refund.order_id] += refund.amount
-        if credited.get(str(refund.id)) != refund.amount:
-            yield AuditFinding("refunds_match_journal", f"refund {refund.id} of {refund.amount} is not in the journal")
-    for order_id, refunded, total in session.execute(select(Order.id, Order.refunded_amount, Order.total_amount)):
-        if refunded != per_order.get(order_id, 0) or refunded > total:
-            yield AuditFinding("refunds_match_journal", f"order {order_id}: refunded {refunded} of {total} "
-                                                        f"but refunds sum to {per_order.get(order_id, 0)}")
+    for refund_id, amount in session.execute(select(Refund.id, Refund.amount)):
+        if credited.get(str(refund_id)) != amount:
+            yield AuditFinding("refunds_match_journal", f"refund {refund_id} of {amount} is not in the journal")
+    per_order = (select(Refund.order_id.label("order_id"), func.sum(Refund.amount).label("total"))
+                 .group_by(Refund.order_id).subquery())
+    refunds_sum = func.coalesce(per_order.c.total, 0)
+    for order_id, refunded, total, summed in session.execute(
+        select(Order.id, Order.refunded_amount, Order.total_amount, refunds_sum)
+        .outerjoin(per_order, per_order.c.order_id == Order.id)
+        .where(or_(Order.refunded_amount != refunds_sum, Order.refunded_amount > Order.total_amount))
+    ):
+        yield AuditFinding("refunds_match_journal", f"order {order_id}: refunded {refunded} of {total} "
+                                                    f"but refunds sum to {int(summed)}")
 
 
 def shares_match_journal(session: Session) -> Iterable[AuditFinding]:
     """What the journal holds for each commission and seller share (pending + available, before
     any payout moves it) equals its amount less refunds; fees likewise in total."""
-    by_source: dict[tuple[str | None, object], int] = defaultdict(int)
-    for source_type, source_id, amount in session.execute(
-        select(JournalEntry.source_type, JournalEntry.source_id, func.sum(JournalEntry.amount))
-        .where(JournalEntry.source_type.in_(("commission", "sub_order")))
-        .group_by(JournalEntry.source_type, JournalEntry.source_id)
+    held = _held_per_source("commission")
+    expected = Commission.amount - Commission.reversed_amount
+    holds = func.coalesce(held.c.held, 0)
+    for commission_id, held_amount, expected_amount in session.execute(
+        select(Commission.id, holds, expected)
+        .outerjoin(held, held.c.source_id == Commission.id)
+        .where(_paid(Commission.order_id), holds != expected)
     ):
-        by_source[(source_type, source_id)] = int(amount)
-    paid_orders = set(session.scalars(select(Order.id).where(Order.status.in_(PAID_LIKE))))
-    for c in session.scalars(select(Commission).where(Commission.order_id.in_(paid_orders))):
-        expected = c.amount - c.reversed_amount
-        if by_source[("commission", c.id)] != expected:
-            held = by_source[("commission", c.id)]
-            yield AuditFinding("shares_match_journal", f"commission {c.id}: journal holds {held}, expected {expected}")
-    refunded_net: dict[object, int] = defaultdict(int)
-    for sub_id, net in session.execute(select(OrderLine.sub_order_id, OrderLine.refunded_seller_net)):
-        refunded_net[sub_id] += net
-    for sub in session.scalars(select(SubOrder).where(SubOrder.order_id.in_(paid_orders))):
-        expected = sub.seller_net_amount - refunded_net[sub.id]
-        if by_source[("sub_order", sub.id)] != expected:
-            held = by_source[("sub_order", sub.id)]
-            yield AuditFinding("shares_match_journal", f"sub-order {sub.id}: journal holds {held}, expected {expected}")
+        yield AuditFinding("shares_match_journal", f"commission {commission_id}: journal holds {int(held_amount)}, "
+                                                   f"expected {expected_amount}")
+    held = _held_per_source("sub_order")
+    refunded = _refunded_net_per_sub_order()
+    expected = SubOrder.seller_net_amount - func.coalesce(refunded.c.net, 0)
+    holds = func.coalesce(held.c.held, 0)
+    for sub_id, held_amount, expected_amount in session.execute(
+        select(SubOrder.id, holds, expected)
+        .outerjoin(held, held.c.source_id == SubOrder.id)
+        .outerjoin(refunded, refunded.c.sub_order_id == SubOrder.id)
+        .where(_paid(SubOrder.order_id), holds != expected)
+    ):
+        yield AuditFinding("shares_match_journal", f"sub-order {sub_id}: journal holds {int(held_amount)}, "
+                                                   f"expected {int(expected_amount)}")
     fees_posted = session.scalar(select(func.coalesce(func.sum(JournalEntry.amount), 0)).where(
         JournalEntry.owner_type == PLATFORM, JournalEntry.purpose == FEES,
         JournalEntry.source_type.in_(("order", "order_line")))) or 0
@@ -185,29 +232,30 @@ def shares_sit_in_their_account(session: Session) -> Iterable[AuditFinding]:
     """A share is pending until its holding period is over, then available: a released share
     holds nothing in pending, an unreleased one everything it is owed (a refund that debited the
     wrong one of the two would still pass shares_match_journal, which sums both)."""
-    pending: dict[tuple[str | None, object], int] = defaultdict(int)
-    for source_type, source_id, amount in session.execute(
-        select(JournalEntry.source_type, JournalEntry.source_id, func.sum(JournalEntry.amount))
-        .where(JournalEntry.source_type.in_(("commission", "sub_order")), JournalEntry.purpose == PENDING)
-        .group_by(JournalEntry.source_type, JournalEntry.source_id)
+    pending = _held_per_source("commission", PENDING)
+    holds = func.coalesce(pending.c.held, 0)
+    expected = case((Commission.status != CommissionStatus.PENDING.value, 0),
+                    else_=Commission.amount - Commission.reversed_amount)
+    for commission_id, status, held_amount, expected_amount in session.execute(
+        select(Commission.id, Commission.status, holds, expected)
+        .outerjoin(pending, pending.c.source_id == Commission.id)
+        .where(_paid(Commission.order_id), holds != expected)
     ):
-        pending[(source_type, source_id)] = int(amount)
-    paid_orders = select(Order.id).where(Order.status.in_(PAID_LIKE))
-    for c in session.scalars(select(Commission).where(Commission.order_id.in_(paid_orders))):
-        released = c.status != CommissionStatus.PENDING
-        expected = 0 if released else c.amount - c.reversed_amount
-        if pending[("commission", c.id)] != expected:
-            yield AuditFinding("shares_sit_in_their_account", f"commission {c.id} ({c.status}): pending holds "
-                               f"{pending[('commission', c.id)]}, expected {expected}")
-    refunded_net: dict[object, int] = defaultdict(int)
-    for sub_id, net in session.execute(select(OrderLine.sub_order_id, OrderLine.refunded_seller_net)):
-        refunded_net[sub_id] += net
-    for sub in session.scalars(select(SubOrder).where(SubOrder.order_id.in_(paid_orders))):
-        expected = 0 if sub.seller_share_released else sub.seller_net_amount - refunded_net[sub.id]
-        if pending[("sub_order", sub.id)] != expected:
-            yield AuditFinding("shares_sit_in_their_account", f"sub-order {sub.id} (released: "
-                               f"{sub.seller_share_released}): pending holds {pending[('sub_order', sub.id)]}, "
-                               f"expected {expected}")
+        yield AuditFinding("shares_sit_in_their_account", f"commission {commission_id} ({status}): pending holds "
+                           f"{int(held_amount)}, expected {int(expected_amount)}")
+    pending = _held_per_source("sub_order", PENDING)
+    refunded = _refunded_net_per_sub_order()
+    holds = func.coalesce(pending.c.held, 0)
+    expected = case((SubOrder.seller_share_released, 0),
+                    else_=SubOrder.seller_net_amount - func.coalesce(refunded.c.net, 0))
+    for sub_id, released, held_amount, expected_amount in session.execute(
+        select(SubOrder.id, SubOrder.seller_share_released, holds, expected)
+        .outerjoin(pending, pending.c.source_id == SubOrder.id)
+        .outerjoin(refunded, refunded.c.sub_order_id == SubOrder.id)
+        .where(_paid(SubOrder.order_id), holds != expected)
+    ):
+        yield AuditFinding("shares_sit_in_their_account", f"sub-order {sub_id} (released: {released}): pending "
+                           f"holds {int(held_amount)}, expected {int(expected_amount)}")
 
 
 def stock_never_negative(session: Session) -> Iterable[AuditFinding]:

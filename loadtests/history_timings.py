@@ -1,0 +1,80 @@
+"""Time the reads that grow with history, on a database built by `loadtests.history`.
+
+    python -m loadtests.history_timings --database-url postgresql+psycopg://postgres@127.0.0.1:5432/db
+
+Prints one JSON line: the median of `--repeat` calls (ms) of the platform balances, the busiest
+payee's balance (the payee with the most journal entries, found before timing) and the manual
+payout preview, all in-process on one session; then `marketplace ledger audit` as a subprocess,
+its wall time (s), exit status and peak RSS (MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import text
+
+from kernel.db import session_scope
+from kernel.runtime import Runtime
+from kernel.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _median_ms(call: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 1)
+
+
+def measure(database_url: str, repeat: int) -> dict[str, object]:
+    from orders.service.queries import payee_balances, platform_balances
+    from payouts.service.planning import preview
+
+    settings = Settings(_env_file=None, database_url=database_url, environment="test")
+    runtime = Runtime(settings)
+    out: dict[str, object] = {}
+    with session_scope(runtime.sessions) as session:
+        out["orders"] = session.execute(text("SELECT count(*) FROM orders")).scalar_one()
+        out["journal_entries"] = session.execute(text("SELECT count(*) FROM journal_entries")).scalar_one()
+        owner_type, owner_id, entries = session.execute(text(
+            "SELECT owner_type, owner_id, count(*) FROM journal_entries WHERE owner_id IS NOT NULL "
+            "GROUP BY owner_type, owner_id ORDER BY count(*) DESC LIMIT 1")).one()
+        out["busiest_payee_entries"] = entries
+        out["platform_balances_ms"] = _median_ms(lambda: platform_balances(session), repeat)
+        out["payee_balance_ms"] = _median_ms(lambda: payee_balances(session, owner_type, owner_id), repeat)
+        out["payout_preview_ms"] = _median_ms(lambda: preview(session, settings, "manual", "USD"), repeat)
+    runtime.close()
+    env = {**os.environ, "DATABASE_URL": database_url,
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "platform"), str(ROOT)])}
+    started = time.perf_counter()
+    audit = subprocess.run([sys.executable, "-m", "marketplace.cli", "ledger", "audit"], env=env,
+                           capture_output=True, text=True, check=False)
+    out["audit_s"] = round(time.perf_counter() - started, 2)
+    out["audit_exit"] = audit.returncode
+    out["audit_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="time the reads that grow with history")
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.database_url, args.repeat)))
+
+
+if __name__ == "__main__":
+    main()
