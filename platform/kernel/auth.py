@@ -189,15 +189,11 @@ def refuse_rejected_payee(session: Session, principal: Principal, subject_reject
         )
 
 
-def _a(word: str) -> str:
-    """`word` with its indefinite article: "an operator", "a seller"."""
-    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
-
-
 def require_role(principal: Principal, *roles: Role) -> None:
     if principal.role not in roles:
         allowed = " or ".join(r.value for r in roles)
-        raise Forbidden(f"this action needs {_a(allowed)} key; yours is {_a(principal.role.value)} key")
+        raise Forbidden(f"this action needs {permissions.with_article(allowed)} key; "
+                        f"yours is {permissions.with_article(principal.role.value)} key")
 
 
 SubjectExists = Callable[[Session, Role, uuid.UUID], bool]

@@ -300,12 +300,12 @@ def authorize(held: Iterable[str], method: str, path: str, kind: str | None = No
     if kind is not None and not any(needed in perms for perms in ROLE_PERMISSIONS[kind].values()):
         kinds = [other for other in (OPERATOR, SELLER, AFFILIATE)
                  if any(needed in perms for perms in ROLE_PERMISSIONS[other].values())]
-        wanted = " or ".join(_a(other) for other in kinds) or "another"
-        raise Forbidden(f"this action needs {wanted} key; yours is {_a(kind)} key")
+        wanted = " or ".join(with_article(other) for other in kinds) or "another"
+        raise Forbidden(f"this action needs {wanted} key; yours is {with_article(kind)} key")
     raise Forbidden(f"this action needs the {needed} permission, which your role does not have")
 
 
-def _a(word: str) -> str:
+def with_article(word: str) -> str:
     """`word` with its indefinite article: "an operator", "a seller"."""
     return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
