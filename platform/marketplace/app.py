@@ -24,6 +24,7 @@ from marketplace.docs_ui import install_docs
 from marketplace.subjects import subject_rejected
 from orders import api as orders_api
 from payouts import api as payouts_api
+from web import install_web
 
 log = structlog.get_logger(__name__)
 
@@ -99,4 +100,5 @@ def create_app(
     # Error responses per operation, read from the code of these packages (kernel/openapi.py).
     install_openapi(app, packages=("kernel", "catalog", "affiliates", "orders", "payouts", "marketplace"))
     install_docs(app)
+    install_web(app)  # the pages: after the API, so they document nothing and cost the API nothing
     return app

@@ -35,6 +35,7 @@ app.add_typer(payouts_cli.app, name="payouts")
 console = Console()
 # A placeholder: invite your own address to the operator team as admin, then remove this person.
 FIRST_ADMIN_EMAIL = "admin@marketplace.example.com"
+DEMO_STOREFRONT = "makers-guild-demo"
 
 @app.callback()
 def _wire() -> None:
@@ -77,14 +78,15 @@ def keys_create(
     console.print(f"{role.value} key (shown once): [bold]{issued.key}[/bold]")
 
 
-def _bootstrap_embedded(runtime: Runtime) -> None:
+def _bootstrap_embedded(runtime: Runtime, base_url: str) -> None:
     """First start on the embedded default: an operator key and an operator admin person (who logs
-    in with email and password) to explore with, and a little demo
-    data (sellers, products, programs, affiliates, two storefronts) to browse."""
+    in with email and password) to explore with, and a little demo data (sellers, products,
+    programs, affiliates, two storefronts; each seller and affiliate with an owner who logs in)."""
     with session_scope(runtime.sessions) as session:
         if session.scalar(select(func.count()).select_from(ApiKey)):
             console.print("Operator key: printed at first start; make another with "
                           "[bold]marketplace keys create --role operator[/bold]")
+            console.print(f"Console: {base_url}/console   storefront: {base_url}/s/{DEMO_STOREFRONT}", highlight=False)
             return
         issued = auth.issue_key(session, Role.OPERATOR, None, "bootstrap")
         admin_password = secrets.token_urlsafe(12)
@@ -98,18 +100,24 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
     # Shown before the seeding: the key is already stored, and a seeding failure must not hide it.
     console.print(f"Operator API key (shown once): [bold]{issued.key}[/bold]")
     if admin is not None:
-        console.print(f"Operator admin (shown once): log in as [bold]{FIRST_ADMIN_EMAIL}[/bold] with password "
-                      f"[bold]{admin_password}[/bold] (POST /v1/sessions, or POST /v1/auth/api-keys for a key)",
-                      highlight=False, soft_wrap=True)
+        console.print(f"Operator admin (shown once): log in at {base_url}/login as [bold]{FIRST_ADMIN_EMAIL}[/bold] "
+                      f"with password [bold]{admin_password}[/bold] (or POST /v1/sessions, or POST /v1/auth/api-keys "
+                      "for a key)", highlight=False, soft_wrap=True)
+    demo_password = secrets.token_urlsafe(12)
     with TestClient(create_app(runtime=runtime)) as client:
         with story_time(days_ago=HISTORY_DAYS):
-            cast = seed_storefront_demo(client, {"Authorization": f"Bearer {issued.key}"})
+            cast = seed_storefront_demo(client, {"Authorization": f"Bearer {issued.key}"}, password=demo_password)
             orders = seed_order_history(cast)
         release_matured()  # at real time: the history's holding periods have passed
     console.print("Demo data: storefronts [bold]makers-guild-demo[/bold] and [bold]outdoor-alliance-demo[/bold] "
                   "(GET /v1/storefronts/makers-guild-demo/products), and "
                   f"{orders} orders delivered {HISTORY_DAYS} days ago whose earnings are ready to pay out "
                   "(POST /v1/payout-batches)")
+    console.print(f"Demo sellers and affiliates (shown once): log in at {base_url}/login as "
+                  f"[bold]{cast.email('Lumen Software')}[/bold] (a seller) or [bold]{cast.email('Makers Guild')}"
+                  f"[/bold] (an affiliate), each with password [bold]{demo_password}[/bold]",
+                  highlight=False, soft_wrap=True)
+    console.print(f"Console: {base_url}/console   storefront: {base_url}/s/{DEMO_STOREFRONT}", highlight=False)
 
 
 @app.command()
@@ -178,9 +186,11 @@ def serve(
     settings = get_settings()
     if settings.is_sqlite:
         migrate.upgrade(settings.database_url)
-        _bootstrap_embedded(Runtime(settings))
         workers = 1
-    console.print(f"API docs: http://{host}:{port}/docs   health: http://{host}:{port}/healthz")
+    base_url = f"http://{host}:{port}"
+    if settings.is_sqlite:
+        _bootstrap_embedded(Runtime(settings), base_url)
+    console.print(f"Pages: {base_url}/   API docs: {base_url}/docs   health: {base_url}/healthz", highlight=False)
     uvicorn.run(
         "marketplace.app:create_app", factory=True, host=host, port=port, workers=workers,
         log_level="warning", access_log=False,

@@ -72,6 +72,7 @@ class Cast:
     client: TestClient
     operator: dict[str, str]
     run: str
+    password: str | None = None  # when set, each new seller and affiliate gets an owner who logs in with it
     sellers: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     affiliates: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     variants: dict[str, str] = field(default_factory=dict)
@@ -81,6 +82,9 @@ class Cast:
 
     def email(self, name: str) -> str:
         return f"{name.lower().replace(' ', '.')}+{self.run}@example.com"
+
+    def _owner(self) -> dict[str, str]:
+        return {"password": self.password, "owner_name": "Demo owner"} if self.password else {}
 
     def _scalars(self, stmt: Any) -> list[Any]:
         with session_scope(get_runtime().sessions) as session:
@@ -103,7 +107,7 @@ class Cast:
         else:
             applied = _ok(self.client.post("/v1/sellers", json={
                 "name": name, "email": self.email(name), "website": f"https://{name.split()[0].lower()}.example",
-                "description": f"{name}: quality goods"}), 201)
+                "description": f"{name}: quality goods", **self._owner()}), 201)
             seller_id, headers = applied["seller"]["id"], {"Authorization": f"Bearer {applied['api_key']}"}
             _ok(self.client.post(f"/v1/sellers/{seller_id}/approve", headers=self.operator))
             _ok(self.client.post("/v1/sellers/me/payout-account", headers=headers,
@@ -146,7 +150,8 @@ class Cast:
             self.reused.append(name)
         else:
             applied = _ok(self.client.post("/v1/affiliates", json={
-                "name": name, "email": self.email(name), "audience": audience, "markets": ["US"]}), 201)
+                "name": name, "email": self.email(name), "audience": audience, "markets": ["US"],
+                **self._owner()}), 201)
             affiliate_id, headers = applied["affiliate"]["id"], {"Authorization": f"Bearer {applied['api_key']}"}
             _ok(self.client.post(f"/v1/affiliates/{affiliate_id}/approve", headers=self.operator))
             _ok(self.client.post("/v1/affiliates/me/payout-account", headers=headers,
@@ -214,9 +219,11 @@ SELLERS: list[tuple[str, list[tuple[str, list[tuple[str, str, int]]]], dict[str,
 ]
 
 
-def seed_storefront_demo(client: TestClient, operator: dict[str, str], run: str = "demo") -> Cast:
-    """Sellers with products and programs, affiliates, and two storefronts to browse."""
-    cast = Cast(client, operator, run)
+def seed_storefront_demo(client: TestClient, operator: dict[str, str], run: str = "demo",
+                         password: str | None = None) -> Cast:
+    """Sellers with products and programs, affiliates, and two storefronts to browse; with
+    `password`, each seller and affiliate has an owner who logs in with it (their email)."""
+    cast = Cast(client, operator, run, password)
     for name, products, plan in SELLERS:
         cast.seller(name, products, plan)
     cast.affiliate("Makers Guild", ["Lumen Software", "Northwind Audio"], "a trade group of 40,000 makers")

@@ -51,6 +51,7 @@ class MeOut(BaseModel):
         description="organization: a key of the organization itself (full role); personal: a person's key")
     organization_kind: Role
     organization_id: uuid.UUID
+    organization_name: str = Field(description="the seller's or affiliate's name, or the operator team")
     role: str
     permissions: list[str]
     person: PersonOut | None
@@ -193,6 +194,7 @@ def read_me(session: DbSession, principal: CurrentPrincipal) -> MeOut:
     return MeOut(
         key_id=principal.key_id, key_kind="personal" if principal.person_id else "organization",
         organization_kind=principal.role, organization_id=principal.organization_id,
+        organization_name=organization_name(session, principal.role, principal.organization_id),
         role=principal.effective_role, permissions=sorted(principal.permissions),
         person=_person_out(session, person) if person is not None else None,
     )

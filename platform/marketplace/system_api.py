@@ -21,6 +21,7 @@ from kernel.metrics import exposition_registry
 from kernel.runtime import Runtime
 from kernel.schemas import StrictModel
 from marketplace.subjects import subject_exists
+from web import home
 
 router = APIRouter()
 
@@ -44,9 +45,13 @@ class ApiIndex(BaseModel):
     authentication: str
 
 
-@router.get("/", response_model=ApiIndex, tags=["system"])
-def index(request: Request) -> ApiIndex:
-    """Where to start: the API docs, the OpenAPI document, health and readiness."""
+@router.get("/", response_model=ApiIndex, tags=["system"],
+            responses={200: {"content": {"text/html": {}}, "description": "a browser gets the start page"}})
+async def index(request: Request) -> ApiIndex | Response:
+    """Where to start: the API docs, the OpenAPI document, health and readiness. A browser
+    (asking for text/html) gets the start page: the storefronts, the logins, the docs."""
+    if "text/html" in request.headers.get("accept", ""):
+        return await home.landing(request)
     root = request.scope.get("root_path", "").rstrip("/")
     return ApiIndex(
         name=request.app.title, version=request.app.version, docs=f"{root}/docs",

@@ -10,9 +10,9 @@ import httpx
 from tests.embedded_server import embedded_server
 
 
-def test_first_serve_prints_an_operator_admin_who_can_log_in(tmp_path: Path) -> None:
+def test_first_serve_prints_an_operator_admin_and_demo_owners_who_can_log_in(tmp_path: Path) -> None:
     with embedded_server(tmp_path) as served:
-        found = re.search(r"log in as (\S+) with password (\S+) ", served.output())
+        found = re.search(r"log in at \S+/login as (\S+) with password (\S+) ", served.output())
         assert found, served.output()
         email, password = found.groups()
         with httpx.Client(base_url=served.base_url) as browser:
@@ -21,3 +21,11 @@ def test_first_serve_prints_an_operator_admin_who_can_log_in(tmp_path: Path) -> 
             me = browser.get("/v1/me").json()
         assert (me["organization_kind"], me["role"], me["key_kind"]) == ("operator", "admin", "personal")
         assert "payout_batches.approve" in me["permissions"]
+        demo = re.search(r"as (\S+) \(a seller\) or (\S+) \(an affiliate\), each with password (\S+)", served.output())
+        assert demo, served.output()
+        for email, kind in ((demo.group(1), "seller"), (demo.group(2), "affiliate")):
+            with httpx.Client(base_url=served.base_url) as browser:
+                login = browser.post("/v1/sessions", json={"email": email, "password": demo.group(3)})
+                assert login.status_code == 201, login.text
+                assert browser.get("/v1/me").json()["role"] == "owner"
+                assert login.json()["organization_kind"] == kind
