@@ -51,9 +51,9 @@ def test_worker_without_a_broker_explains_that_tasks_run_in_process(tmp_path: Pa
 
 def test_serve_on_the_embedded_default_migrates_prints_a_key_and_answers_healthz(tmp_path: Path) -> None:
     with embedded_server(tmp_path) as served:
-        assert httpx.get(f"{served.base_url}/openapi.json").json()["openapi"].startswith("3.")
+        assert httpx.get(f"{served.base_url}/openapi.json", timeout=60).json()["openapi"].startswith("3.")
         assert (tmp_path / "marketplace.db").exists()
-        listing = httpx.get(f"{served.base_url}/v1/storefronts/makers-guild-demo/products")
+        listing = httpx.get(f"{served.base_url}/v1/storefronts/makers-guild-demo/products", timeout=60)
         assert listing.status_code == 200 and listing.json()["items"]
     assert "Operator API key (shown once): mk_" in served.output()
 
