@@ -1,0 +1,114 @@
+"""The affiliate portal in a real browser: the market maker (Makers Guild) sees its commission for
+an order placed on its storefront, creates a referral link and sees its clicks chart, manages its
+storefront's listings; a viewer sees no write buttons; every page passes axe-core; a phone."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from tests.web.conftest import Site, accessible, log_in, shot
+from tests.web.seller_portal_kit import new_member, paid_order, session_client
+
+
+def _money(amount: int) -> str:
+    return f"USD {amount // 100:,}.{amount % 100:02d}"
+
+
+def test_the_market_maker_sees_its_commission_for_an_order_on_its_storefront(page: Any, site: Site) -> None:
+    order = paid_order(site)
+    log_in(page, site, site.affiliate_email, site.demo_password)
+    assert page.url.endswith("/portal")
+    _me, me = session_client(site, site.affiliate_email, site.demo_password)
+    _me.close()
+    mine = [c for c in order["commissions"] if c["affiliate_id"] == me["organization_id"]]
+    assert mine, order["commissions"]
+    home = page.get_by_role("main").inner_text()
+    assert "Commissions in" in home and order["id"][-8:] in home
+    accessible(page)
+    shot(page, "portal-home")
+
+    page.get_by_role("link", name="Commissions", exact=True).click()
+    rows = page.locator("table.commissions tbody tr", has_text=order["id"][-8:])
+    assert rows.count() == len(mine)
+    shown = rows.all_inner_texts()
+    for commission in mine:
+        assert any(_money(commission["amount"]["amount"]) in row for row in shown), (commission, shown)
+    accessible(page)
+    shot(page, "portal-commissions")
+
+
+def test_the_market_maker_creates_a_referral_link_and_sees_its_clicks_chart(page: Any, site: Site) -> None:
+    log_in(page, site, site.affiliate_email, site.demo_password)
+    page.get_by_role("link", name="Links & coupons").click()
+    accessible(page)
+    page.get_by_label("Code").fill("")
+    page.get_by_role("button", name="Create link").click()
+    assert "Link created" in page.get_by_role("status").inner_text()
+    url = page.locator(".facts code").first.inner_text()
+    followed = httpx.get(site.url(urlsplit(url).path), headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36"},
+                         follow_redirects=False)
+    assert followed.status_code == 302, followed.text
+    page.reload()
+    chart = page.locator("figure.chart")
+    assert chart.locator("svg[role=img]").count() == 1
+    assert "Clicks per day" in chart.inner_text()
+    assert "1 unique visitors" in page.locator(".facts").inner_text()
+    today = [(cell.text_content() or "").strip() for cell in chart.locator("tbody tr").last.locator("td").all()]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", today[0]) and today[1] == "1", today  # the figures, as a table too
+    accessible(page)
+    shot(page, "portal-link")
+    page.get_by_role("button", name="Deactivate link").click()
+    assert "Link deactivated" in page.get_by_role("status").inner_text()
+    assert "inactive" in page.get_by_role("heading", level=1).inner_text()
+
+
+def test_the_market_maker_removes_a_product_from_its_storefront_and_adds_it_back(page: Any, site: Site) -> None:
+    log_in(page, site, site.affiliate_email, site.demo_password)
+    page.get_by_role("link", name="Storefront listings").click()
+    accessible(page)
+    shot(page, "portal-listings")
+    page.get_by_role("button", name="Remove Lumen Studio").click()
+    assert "removed" in page.get_by_role("status").inner_text()
+    assert page.get_by_role("button", name="Remove Lumen Studio").count() == 0
+    lumen = page.locator("#f-product option", has_text="Lumen Studio").first.get_attribute("value")
+    page.get_by_label(re.compile("^Product")).select_option(lumen)
+    page.get_by_role("button", name="Add to storefront").click()
+    assert "added" in page.get_by_role("status").inner_text()
+    assert page.get_by_role("button", name="Remove Lumen Studio").count() == 1
+
+
+def test_every_portal_page_passes_axe(page: Any, site: Site) -> None:
+    log_in(page, site, site.affiliate_email, site.demo_password)
+    for path in ("/portal/programs", "/portal/payouts", "/portal/team"):
+        page.goto(site.url(path))
+        accessible(page)
+    page.goto(site.url("/portal/programs"))
+    assert "Lumen Software" in page.get_by_role("main").inner_text()  # programs name their seller
+    shot(page, "portal-programs")
+
+
+def test_a_portal_viewer_sees_no_write_buttons(page: Any, site: Site) -> None:
+    email, password = new_member(site, site.affiliate_email, "viewer")
+    log_in(page, site, email, password)
+    assert page.url.endswith("/portal")
+    page.goto(site.url("/portal/links"))
+    assert page.get_by_role("button", name="Create link").count() == 0
+    page.goto(site.url("/portal/listings"))
+    assert page.get_by_role("button", name=re.compile("^Remove")).count() == 0
+    assert page.get_by_role("button", name="Add to storefront").count() == 0
+    page.goto(site.url("/portal/programs"))
+    assert page.get_by_role("button", name=re.compile("^Join")).count() == 0
+    page.goto(site.url("/portal/team"))
+    assert page.get_by_role("button", name="Send invitation").count() == 0
+    accessible(page)
+
+
+def test_the_links_page_fits_a_phone_screen(phone_page: Any, site: Site) -> None:
+    log_in(phone_page, site, site.affiliate_email, site.demo_password)
+    phone_page.goto(site.url("/portal/links"))
+    assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    accessible(phone_page)
