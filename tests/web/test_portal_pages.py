@@ -22,8 +22,8 @@ def test_the_market_maker_sees_its_commission_for_an_order_on_its_storefront(pag
     order = paid_order(site)
     log_in(page, site, site.affiliate_email, site.demo_password)
     assert page.url.endswith("/portal")
-    _me, me = session_client(site, site.affiliate_email, site.demo_password)
-    _me.close()
+    client, me = session_client(site, site.affiliate_email, site.demo_password)
+    client.close()
     mine = [c for c in order["commissions"] if c["affiliate_id"] == me["organization_id"]]
     assert mine, order["commissions"]
     home = page.get_by_role("main").inner_text()
@@ -49,8 +49,8 @@ def test_the_market_maker_creates_a_referral_link_and_sees_its_clicks_chart(page
     page.get_by_role("button", name="Create link").click()
     assert "Link created" in page.get_by_role("status").inner_text()
     url = page.locator(".facts code").first.inner_text()
-    followed = httpx.get(site.url(urlsplit(url).path), headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36"},
-                         follow_redirects=False)
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36"}
+    followed = httpx.get(site.url(urlsplit(url).path), headers=browser, follow_redirects=False)
     assert followed.status_code == 302, followed.text
     page.reload()
     chart = page.locator("figure.chart")
