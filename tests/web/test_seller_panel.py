@@ -4,6 +4,7 @@ buttons; every page passes axe-core; a phone-sized screen."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -13,7 +14,8 @@ import httpx
 from tests.web.conftest import Site, accessible, log_in, shot
 from tests.web.seller_portal_kit import new_member, paid_order, session_client
 
-LUMEN = "Lumen Software"
+DEMO_LUMEN_PLAN = {"default": {"bps": 800}, "tiers": [{"min_orders": 3, "bps": 1200}],
+                   "first_order_bonus": {"bps": 200}}  # platform/marketplace/demo.py
 
 
 def _lumen_part(order: dict[str, Any]) -> str:
@@ -97,20 +99,34 @@ def test_a_new_product_with_a_price_that_is_not_an_amount_is_shown_again_with_th
     assert page.get_by_label("Name", exact=True).input_value() == "Bad price"  # what was typed stays
 
 
-def test_every_seller_page_passes_axe_and_the_program_takes_a_new_plan_version(page: Any, site: Site) -> None:
+def test_every_seller_page_passes_axe_and_the_program_takes_a_plan_version_as_json(page: Any, site: Site) -> None:
     log_in(page, site, site.seller_email, site.demo_password)
     for path in ("/seller/sub-orders", "/seller/team"):
         page.goto(site.url(path))
         accessible(page)
     page.goto(site.url("/seller/program"))
     assert "Version 1" in page.get_by_role("main").inner_text()
-    page.get_by_label("Default commission (%)").fill("9.5")
+    # The demo plan again (the site is shared: other tests' commissions stay as they were).
+    page.get_by_label("Or the rules as JSON").fill(json.dumps(DEMO_LUMEN_PLAN))
     page.get_by_label("Note").fill("panel test")
     page.get_by_role("button", name="Add version").click()
     assert "Plan version added" in page.get_by_role("status").inner_text()
-    assert '"bps": 950' in page.get_by_role("main").inner_text()
+    current = page.locator("details.plan-version[open]").inner_text()
+    assert "(current): panel test" in current and '"bps": 1200' in current
     accessible(page)
     shot(page, "seller-program")
+
+
+def test_a_plan_version_from_the_simple_form_is_a_percentage_in_basis_points(page: Any, site: Site) -> None:
+    log_in(page, site, "trailhead.outfitters+demo@example.com", site.demo_password)
+    page.goto(site.url("/seller/program"))
+    page.get_by_label("Default commission (%)").fill("10")  # the demo plan again, as a percentage
+    page.get_by_role("button", name="Add version").click()
+    assert "Plan version added" in page.get_by_role("status").inner_text()
+    assert '"bps": 1000' in page.locator("details.plan-version[open]").inner_text()
+    page.get_by_label("Default commission (%)").fill("ten")
+    page.get_by_role("button", name="Add version").click()
+    assert "Not a percentage" in page.get_by_role("main").inner_text()
 
 
 def test_a_viewer_member_sees_the_pages_but_no_write_buttons(page: Any, site: Site) -> None:
