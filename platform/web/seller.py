@@ -196,10 +196,14 @@ async def program(request: Request) -> HTMLResponse:
     versions = (await read(api, f"/v1/programs/{seg(own['id'])}/plan-versions", limit=50))["items"] if own else []
     members = (await read_or(api, f"/v1/programs/{seg(own['id'])}/memberships", {"items": []}, limit=100))["items"] \
         if own else []
+    coupons = (await read_or(api, f"/v1/programs/{seg(own['id'])}/coupons", {"items": []}, limit=200))["items"] \
+        if own else []
+    names = {m["affiliate_id"]: m["affiliate_name"] or m["affiliate_id"] for m in members}
     for version in versions:
         version["rules_json"] = json.dumps(version["rules"], indent=2)
     return render(request, "seller/program.html", {
-        "program": own, "versions": versions, "members": members,
+        "program": own, "versions": versions, "members": members, "names": names,
+        "coupons": [{**c, "affiliate_name": names.get(c["affiliate_id"], c["affiliate_id"])} for c in coupons],
         "can_manage": may(viewer, "POST /v1/programs/{program_id}/plan-versions"),
         "can_create": may(viewer, "POST /v1/programs"),
     }, viewer=viewer)
@@ -236,6 +240,28 @@ async def add_plan_version(request: Request) -> Response:
     body: dict[str, Any] = {"rules": rules, "note": str(form.get("note") or "")}
     return await send(request, "POST", f"/v1/programs/{seg(own['id'])}/plan-versions", body, form=form,
                       done="/seller/program", message="Plan version added")
+
+
+@router.post("/seller/program/coupons", response_model=None)
+async def create_coupon(request: Request) -> Response:
+    api, viewer = await page_viewer(request, "seller")
+    own = await _own_program(api, viewer)
+    if own is None:
+        raise refuse(404, "No program", "create your affiliate program first")
+    form = await request.form()
+    body = {"code": str(form.get("code") or "").strip(), "affiliate_id": str(form.get("affiliate_id") or "")}
+    return await send(request, "POST", f"/v1/programs/{seg(own['id'])}/coupons", body, form=form,
+                      done="/seller/program", message=f"Coupon {body['code']} created")
+
+
+@router.post("/seller/program/coupons/{coupon_id}/deactivate", response_model=None)
+async def deactivate_coupon(request: Request, coupon_id: str) -> Response:
+    api, viewer = await page_viewer(request, "seller")
+    own = await _own_program(api, viewer)
+    if own is None:
+        raise refuse(404, "No program", "create your affiliate program first")
+    return await send(request, "POST", f"/v1/programs/{seg(own['id'])}/coupons/{seg(coupon_id)}/deactivate", None,
+                      done="/seller/program", message="Coupon deactivated")
 
 
 def _bps(text: str) -> int | None:

@@ -103,6 +103,15 @@ def test_every_portal_page_passes_axe(page: Any, site: Site) -> None:
     shot(page, "portal-programs")
 
 
+def test_an_affiliate_joins_a_sellers_program_from_the_programs_page(page: Any, site: Site) -> None:
+    log_in(page, site, "studio.specialists+demo@example.com", site.demo_password)
+    page.get_by_role("link", name="Programs").click()
+    page.get_by_role("button", name="Join Trailhead Outfitters").click()
+    assert "Application sent" in page.get_by_role("status").inner_text()
+    row = page.locator("tr", has_text="Trailhead Outfitters")
+    assert re.search(r"approved|pending", row.inner_text()) and row.get_by_role("button").count() == 0
+
+
 def test_a_portal_viewer_sees_no_write_buttons(page: Any, site: Site) -> None:
     email, password = new_member(site, site.affiliate_email, "viewer")
     log_in(page, site, email, password)

@@ -192,3 +192,20 @@ def test_a_logged_out_visitor_is_sent_to_log_in_and_an_affiliate_is_refused_the_
         assert affiliate.get("/seller/products").status_code == 403
     finally:
         affiliate.close()
+
+
+def test_the_seller_gives_an_affiliate_a_coupon_which_the_affiliate_sees_in_its_portal(page: Any, site: Site) -> None:
+    code = f"PANEL-{uuid.uuid4().hex[:6].upper()}"
+    log_in(page, site, site.seller_email, site.demo_password)
+    page.goto(site.url("/seller/program"))
+    page.get_by_label("Coupon code").fill(code)
+    page.get_by_label("For affiliate").select_option(label="Makers Guild")
+    page.get_by_role("button", name="Create coupon").click()
+    assert f"Coupon {code} created" in page.get_by_role("status").inner_text()
+    page.get_by_role("button", name=f"Deactivate {code}").click()
+    assert "Coupon deactivated" in page.get_by_role("status").inner_text()
+    assert "inactive" in page.locator("table.coupons tr", has_text=code).inner_text()
+    log_in(page, site, site.affiliate_email, site.demo_password)
+    page.goto(site.url("/portal/links"))
+    row = page.locator("tr", has_text=code)
+    assert row.count() == 1 and "inactive" in row.inner_text()
