@@ -109,6 +109,21 @@ async def product(request: Request, product_id: str) -> HTMLResponse:
     }, viewer=viewer)
 
 
+@router.post("/seller/products/{product_id}/levels")
+async def add_level(request: Request, product_id: str) -> RedirectResponse:
+    await page_viewer(request, "seller")
+    form = await request.form()
+    currency = str(form.get("currency") or "")
+    price = to_minor(str(form.get("price") or ""), currency)
+    stock = str(form.get("stock") or "").strip() or "0"
+    if price is None or not stock.isdigit():
+        raise refuse(422, "Check the level", f"the price must be an amount in {currency} and the stock a whole number")
+    body = {"name": str(form.get("name") or "").strip(), "sku": str(form.get("sku") or "").strip(),
+            "price": {"amount": price, "currency": currency}, "stock": int(stock)}
+    return await send(request, "POST", f"/v1/products/{seg(product_id)}/variants", body, form=form,
+                      done=f"/seller/products/{seg(product_id)}", message=f"Level {body['name']} added")
+
+
 @router.post("/seller/products/{product_id}/{action}")
 async def product_action(request: Request, product_id: str, action: str) -> RedirectResponse:
     await page_viewer(request, "seller")

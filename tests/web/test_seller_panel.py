@@ -54,7 +54,9 @@ def test_the_seller_accepts_and_ships_its_part_of_a_paid_order_and_sees_its_bala
     accessible(page)
 
 
-def test_the_seller_creates_a_product_with_two_levels_sets_stock_and_publishes_it(page: Any, site: Site) -> None:
+def test_the_seller_creates_a_product_with_two_levels_sets_price_and_stock_adds_a_level_and_publishes_it(
+    page: Any, site: Site
+) -> None:
     log_in(page, site, site.seller_email, site.demo_password)
     page.get_by_role("link", name="Products").click()
     accessible(page)
@@ -79,6 +81,12 @@ def test_the_seller_creates_a_product_with_two_levels_sets_stock_and_publishes_i
     page.get_by_role("button", name="Save Studio").click()
     assert page.get_by_label("Price of Studio").input_value() == "89.00"
     assert page.get_by_label("Stock of Studio").input_value() == "25"
+    page.get_by_label("Level name").fill("Agency")
+    page.get_by_label("SKU", exact=True).fill(f"FONT-AGENCY-{uuid.uuid4().hex[:6]}")
+    page.get_by_label("Price (USD)").fill("249")
+    page.get_by_role("button", name="Add level").click()
+    assert "Level Agency added" in page.get_by_role("status").inner_text()
+    assert page.get_by_label("Price of Agency").input_value() == "249.00"
     page.get_by_role("button", name="Publish").click()
     assert "published" in page.get_by_role("heading", level=1).inner_text()
     accessible(page)
