@@ -159,6 +159,7 @@ class ProgramIn(StrictModel):
 class ProgramOut(BaseModel):
     id: uuid.UUID
     seller_id: uuid.UUID
+    seller_name: str | None = Field(default=None, description="the seller running the program")
     terms: str
     requires_approval: bool
     attribution_window_days: int

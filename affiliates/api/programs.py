@@ -40,15 +40,17 @@ def list_programs(session: DbSession, principal: CurrentPrincipal, seller_id: uu
                   cursor: Cursor = None, limit: Limit = 50) -> Page[ProgramOut]:
     """Programs of approved sellers, oldest first (what affiliates browse to find programs to join)."""
     rows, next_cursor = programs.list_programs(session, seller_id=seller_id, cursor=cursor, limit=limit)
-    current = programs.current_versions(session, rows)
-    return Page(items=[program_out(p, current.get(p.id)) for p in rows], next_cursor=next_cursor)
+    current, names = programs.current_versions(session, rows), programs.seller_names(session, rows)
+    return Page(items=[program_out(p, current.get(p.id), names.get(p.seller_id)) for p in rows],
+                next_cursor=next_cursor)
 
 
 @router.get("/v1/programs/{program_id}", response_model=ProgramOut, tags=["programs"])
 def read_program(program_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> ProgramOut:
     """A program's terms (any key)."""
     program = programs.get_program(session, program_id)
-    return program_out(program, programs.current_versions(session, [program]).get(program.id))
+    return program_out(program, programs.current_versions(session, [program]).get(program.id),
+                       programs.seller_names(session, [program]).get(program.seller_id))
 
 
 @router.patch("/v1/programs/{program_id}", response_model=ProgramOut, tags=["programs"])

@@ -50,9 +50,11 @@ def affiliate_out(affiliate: Affiliate) -> AffiliateOut:
     )
 
 
-def program_out(program: Program, current_version_id: uuid.UUID | None = None) -> ProgramOut:
+def program_out(program: Program, current_version_id: uuid.UUID | None = None,
+                seller_name: str | None = None) -> ProgramOut:
     return ProgramOut(
-        id=program.id, seller_id=program.seller_id, terms=program.terms, requires_approval=program.requires_approval,
+        id=program.id, seller_id=program.seller_id, seller_name=seller_name, terms=program.terms,
+        requires_approval=program.requires_approval,
         attribution_window_days=program.attribution_window_days, holding_period_days=program.holding_period_days,
         coupon_discount_bps=program.coupon_discount_bps, current_plan_version_id=current_version_id,
         created_at=program.created_at, updated_at=program.updated_at,

@@ -117,6 +117,14 @@ def current_versions(session: Session, programs: list[Program]) -> dict[uuid.UUI
     return {t.program_id: t.plan_version_id for t in terms.values()}
 
 
+def seller_names(session: Session, programs: list[Program]) -> dict[uuid.UUID, str]:
+    """seller id -> name, for the programs listed (one SELECT): whose program an affiliate joins."""
+    ids = {p.seller_id for p in programs}
+    if not ids:
+        return {}
+    return {row.id: row.name for row in session.execute(select(Seller.id, Seller.name).where(Seller.id.in_(ids)))}
+
+
 # --- memberships ---------------------------------------------------------------------------------
 
 

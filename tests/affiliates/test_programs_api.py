@@ -103,6 +103,16 @@ def test_program_terms_update_and_listing(market: Market) -> None:
     assert [p["id"] for p in found["items"]] == [program_id]
 
 
+def test_a_program_names_its_seller_in_the_list_and_alone(market: Market) -> None:
+    seller = market.seller("Harbour Tools")
+    program_id = market.program(seller)
+    affiliate = market.affiliate()
+    found = ok(market.client.get(f"/v1/programs?seller_id={seller.id}", headers=affiliate.headers))
+    assert [p["seller_name"] for p in found["items"]] == ["Harbour Tools"]
+    alone = ok(market.client.get(f"/v1/programs/{program_id}", headers=affiliate.headers))
+    assert alone["seller_name"] == "Harbour Tools"
+
+
 def test_plan_version_in_force_at_the_order_time_computes_and_is_recorded(market: Market) -> None:
     seller = market.seller()
     (item,) = market.product(seller, 10_000)

@@ -1,0 +1,68 @@
+"""What the seller panel's and the affiliate portal's browser tests set up through the public API
+(as a newcomer would with curl): a paid order on the demo storefront, an API session of a demo
+owner, and a new member in a given role (invited, the invitation read from `marketplace mail`)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.embedded_server import newcomer_env
+from tests.web.conftest import Site
+
+STOREFRONT = "makers-guild-demo"
+TOKEN = re.compile(r"token=([A-Za-z0-9_\-]+)")
+
+
+def ok(answer: httpx.Response, status: int = 200) -> Any:
+    assert answer.status_code == status, answer.text
+    return answer.json() if answer.content else None
+
+
+def paid_order(site: Site, skus: tuple[str, ...] = ("LUMEN-PRO", "NW-CABLE")) -> dict[str, Any]:
+    """An order across two sellers through the public checkout of the demo storefront, marked
+    paid with the operator key: the operator's view of it (shares and commissions)."""
+    with httpx.Client(base_url=site.base_url, timeout=30) as client:
+        products = ok(client.get(f"/v1/storefronts/{STOREFRONT}/products", params={"limit": 200}))["items"]
+        variants = {v["sku"].removesuffix("-demo"): v["id"] for p in products for v in p["variants"]}
+        buyer = f"buyer-{uuid.uuid4().hex[:8]}@example.com"
+        order = ok(client.post(f"/v1/storefronts/{STOREFRONT}/orders", headers={"Idempotency-Key": uuid.uuid4().hex},
+                               json={"items": [{"variant_id": variants[sku], "quantity": 1} for sku in skus],
+                                     "buyer": {"email": buyer, "name": "Panel Buyer"},
+                                     "shipping_address": {"line1": "1 Test Way", "city": "Springfield",
+                                                          "postal_code": "12345", "country": "US"}}), 201)
+        operator = {"Authorization": f"Bearer {site.operator_key}"}
+        return ok(client.post(f"/v1/orders/{order['id']}/mark-paid", headers=operator))  # type: ignore[no-any-return]
+
+
+def session_client(site: Site, email: str, password: str) -> tuple[httpx.Client, dict[str, Any]]:
+    """An API client logged in as a person (session cookie + CSRF header), and its `GET /v1/me`."""
+    client = httpx.Client(base_url=site.base_url, timeout=30)
+    login = ok(client.post("/v1/sessions", json={"email": email, "password": password}), 201)
+    client.headers["X-CSRF-Token"] = login["csrf_token"]
+    return client, ok(client.get("/v1/me"))
+
+
+def new_member(site: Site, owner_email: str, role: str) -> tuple[str, str]:
+    """A person invited by `owner_email`'s organization in `role` who accepted: (email, password)."""
+    owner, me = session_client(site, owner_email, site.demo_password)
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    try:
+        ok(owner.post(f"/v1/organizations/{me['organization_id']}/invitations", json={"email": email, "role": role}),
+           201)
+    finally:
+        owner.close()
+    outbox = subprocess.run([sys.executable, "-m", "marketplace.cli", "mail"], cwd=site.directory,
+                            env=newcomer_env(), capture_output=True, text=True, timeout=120, check=True).stdout
+    letter = outbox[outbox.index(email):]
+    found = TOKEN.search(letter)
+    assert found, outbox[-2000:]
+    password = "panel-" + uuid.uuid4().hex
+    ok(httpx.post(site.url("/v1/invitations/accept"),
+                  json={"token": found.group(1), "name": f"Viewer {role}", "password": password}), 201)
+    return email, password
