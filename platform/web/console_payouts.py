@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from web.api import Api, seg
 from web.console_base import form_of, items_of, next_cursor, operator_page, write
-from web.pages import Viewer, api_error, redirect, render, writing_api
+from web.pages import CSRF_COOKIE, Viewer, api_error, redirect, render, writing_api
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,7 +30,9 @@ async def batches(request: Request, status: str = "", cursor: str = "", currency
         raise api_error(answer)
     preview = None
     if currency:
-        previewed = await api.post("/v1/payout-batches", {"currency": currency.strip().upper(), "preview": True})
+        # A preview is sent as a POST that changes nothing: the session's own CSRF token goes along.
+        reader = Api(request, csrf_token=request.cookies.get(CSRF_COOKIE, ""))
+        previewed = await reader.post("/v1/payout-batches", {"currency": currency.strip().upper(), "preview": True})
         if not previewed.ok:
             raise api_error(previewed)
         preview = previewed.body
