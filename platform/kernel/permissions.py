@@ -111,7 +111,6 @@ _GRANTS: dict[str, dict[str, tuple[str, ...] | str]] = {
     "orders.refund": {OPERATOR: ("admin", "support")},
     "refunds.settle": {OPERATOR: ("admin", "support", "finance")},
     "platform_balances.read": {OPERATOR: ALL},
-    "ledger.audit": {OPERATOR: ("admin", "finance")},
     "payout_batches.read": {OPERATOR: ALL},
     "payout_batches.create": {OPERATOR: ("admin", "finance")},
     "payout_batches.approve": {OPERATOR: ("admin", "finance")},
@@ -164,7 +163,7 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "GET /v1/commissions": "commissions.read",
     "GET /v1/balances": "balances.read",
     "GET /v1/platform/balances": "platform_balances.read",
-    "GET /v1/ledger/audit": "ledger.audit",
+    "GET /v1/ledger/audit": "platform_balances.read",
     "GET /v1/reports/growth": "reports.read",
     "GET /v1/reports/today": "platform_balances.read",
     # affiliates, programs, storefronts, links

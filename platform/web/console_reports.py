@@ -28,6 +28,9 @@ def growth_charts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     levers, close ratio, cost per new customer, lead sources; the partners falling away."""
     several = len({row["currency"] for row in rows}) > 1
 
+    def amount(value: int, currency: str) -> str:  # the chart's title names a single currency
+        return money(value, currency) if several else money(value, currency).removeprefix(f"{currency} ")
+
     def chart(key: str, text: Any = None, skip_none: bool = False) -> dict[str, Any]:
         picked = [row for row in rows if not (skip_none and row.get(key) is None)]
         values = [(_label(row, several), row.get(key) or 0) for row in picked]
@@ -39,14 +42,15 @@ def growth_charts(rows: list[dict[str, Any]]) -> dict[str, Any]:
             sources[source] += int(count)
     return {
         "customers": chart("customers", lambda r: f"{r['customers']} ({r['new_customers']} new)"),
-        "average_order": chart("average_order_value", lambda r: money(r["average_order_value"], r["currency"])),
-        "frequency": chart("purchase_frequency", lambda r: f"{r['purchase_frequency']:.2f} orders per customer"),
-        "close_ratio": chart("close_ratio", lambda r: f"{r['close_ratio'] * 100:.1f}% of {r['clicks']} clicks",
+        "average_order": chart("average_order_value", lambda r: amount(r["average_order_value"], r["currency"])),
+        "frequency": chart("purchase_frequency", lambda r: f"{r['purchase_frequency']:.2f}"),
+        "close_ratio": chart("close_ratio", lambda r: f"{r['close_ratio'] * 100:.1f}% of {r['clicks']}",
                              skip_none=True),
         "cost_per_new": chart("commission_per_new_customer",
-                              lambda r: money(r["commission_per_new_customer"], r["currency"]), skip_none=True),
+                              lambda r: amount(r["commission_per_new_customer"], r["currency"]), skip_none=True),
         "sources": {"rows": sorted(sources.items(), key=lambda kv: -kv[1]), "text": None},
         "falling_away": [row for row in rows if row.get("falling_away")],
+        "currency": "" if several or not rows else f" ({rows[0]['currency']})",
     }
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,11 +43,17 @@ def place_order(site: Site, quantity: int = 1) -> dict[str, Any]:
     products = ok(httpx.get(site.url(f"/v1/storefronts/{STOREFRONT}/products"), params={"limit": 50}))["items"]
     variant = next(v for p in products for v in p["variants"] if v["stock"] >= quantity)
     tag = uuid.uuid4().hex[:8]
-    return ok(httpx.post(site.url(f"/v1/storefronts/{STOREFRONT}/orders"), headers={"Idempotency-Key": f"console-{tag}"},
-                         json={"items": [{"variant_id": variant["id"], "quantity": quantity}],
-                               "buyer": {"email": f"buyer-{tag}@example.com", "name": f"Buyer {tag}"},
-                               "shipping_address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345",
-                                                    "country": "US"}}), 201)
+    body = {"items": [{"variant_id": variant["id"], "quantity": quantity}],
+            "buyer": {"email": f"buyer-{tag}@example.com", "name": f"Buyer {tag}"},
+            "shipping_address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}}
+    key = {"Idempotency-Key": f"console-{tag}"}
+    return ok(httpx.post(site.url(f"/v1/storefronts/{STOREFRONT}/orders"), headers=key, json=body), 201)
+
+
+def apply_as_seller(site: Site, name: str) -> dict[str, Any]:
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    seller: dict[str, Any] = ok(httpx.post(site.url("/v1/sellers"), json={"name": name, "email": email}), 201)["seller"]
+    return seller
 
 
 def operator_login(page: Any, site: Site) -> None:
@@ -78,8 +85,7 @@ def test_an_operator_approves_a_pending_seller_application(
     page: Any, site: Site, operator_api: httpx.Client
 ) -> None:
     name = f"Console Applicant {uuid.uuid4().hex[:6]}"
-    applied = ok(httpx.post(site.url("/v1/sellers"), json={"name": name, "email": f"{uuid.uuid4().hex[:8]}@example.com"}),
-                 201)["seller"]
+    applied = apply_as_seller(site, name)
     operator_login(page, site)
     page.get_by_role("link", name="Applications").click()
     assert page.get_by_role("cell", name=re.compile(name)).first.is_visible()
@@ -93,7 +99,9 @@ def test_an_operator_approves_a_pending_seller_application(
     assert not page.get_by_role("button", name=f"Approve {name}").count()
 
 
-def test_a_rejection_needs_a_reason_and_the_applicant_sees_it(page: Any, site: Site, operator_api: httpx.Client) -> None:
+def test_a_rejection_needs_a_reason_and_the_applicant_sees_it(
+    page: Any, site: Site, operator_api: httpx.Client
+) -> None:
     name = f"Console Reject {uuid.uuid4().hex[:6]}"
     applied = ok(httpx.post(site.url("/v1/affiliates"), json={
         "name": name, "email": f"{uuid.uuid4().hex[:8]}@example.com", "audience": "testers"}), 201)
@@ -177,7 +185,7 @@ def test_a_payout_batch_runs_from_the_console_to_completed_and_its_export_downlo
 
     with page.expect_download() as download_info:
         page.get_by_role("link", name="CSV").click()
-    lines = list(csv.DictReader(io.StringIO(open(download_info.value.path(), encoding="utf-8").read())))
+    lines = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text(encoding="utf-8"))))
     assert len(lines) == len(preview["payees"])
     assert sum(int(line["amount_minor"]) for line in lines) == preview["total"]["amount"]
     page.get_by_role("button", name="Reconcile with the rail now").click()
@@ -222,7 +230,8 @@ def test_an_operator_places_and_releases_a_payout_hold(page: Any, site: Site, op
 def test_the_growth_report_draws_the_levers_as_charts_with_their_tables(page: Any, site: Site) -> None:
     operator_login(page, site)
     page.get_by_role("link", name="Growth").click()
-    for title in ("Customers per affiliate", "Average order", "Purchase frequency", "Where orders come from"):
+    for title in ("Customers per affiliate", "Average order (USD)", "Purchase frequency (orders per customer)",
+                  "Where orders come from"):
         assert page.get_by_role("img", name=title).count() == 1, title
     assert page.get_by_role("cell", name="Makers Guild").first.is_visible()
     accessible(page)
@@ -278,7 +287,7 @@ def test_a_viewer_operator_sees_the_queues_and_batches_without_any_button_to_act
     page: Any, site: Site, operator_api: httpx.Client
 ) -> None:
     name = f"Console Viewer Sees {uuid.uuid4().hex[:6]}"
-    ok(httpx.post(site.url("/v1/sellers"), json={"name": name, "email": f"{uuid.uuid4().hex[:8]}@example.com"}), 201)
+    apply_as_seller(site, name)
     order = place_order(site)
     email = invited_viewer(site, operator_api)
     log_in(page, site, email, site.demo_password)
@@ -286,7 +295,6 @@ def test_a_viewer_operator_sees_the_queues_and_batches_without_any_button_to_act
     assert "(viewer," in page.get_by_role("banner").inner_text()
     nav = page.get_by_role("navigation", name="Main")
     assert not nav.get_by_role("link", name="Audit log").count()  # audit.read: not a viewer's
-    assert not nav.get_by_role("link", name="Ledger audit").count()
 
     page.goto(site.url("/console/applications"))
     assert page.get_by_role("cell", name=re.compile(name)).first.is_visible()
