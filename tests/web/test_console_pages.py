@@ -47,7 +47,9 @@ def place_order(site: Site, quantity: int = 1) -> dict[str, Any]:
             "buyer": {"email": f"buyer-{tag}@example.com", "name": f"Buyer {tag}"},
             "shipping_address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}}
     key = {"Idempotency-Key": f"console-{tag}"}
-    return ok(httpx.post(site.url(f"/v1/storefronts/{STOREFRONT}/orders"), headers=key, json=body), 201)
+    url = site.url(f"/v1/storefronts/{STOREFRONT}/orders")
+    order: dict[str, Any] = ok(httpx.post(url, headers=key, json=body), 201)
+    return order
 
 
 def apply_as_seller(site: Site, name: str) -> dict[str, Any]:
