@@ -12,9 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from web import console_payouts, console_reports
-from web.api import seg
+from web.api import Problem, seg
 from web.console_base import form_of, items_of, next_cursor, operator_page, write
-from web.pages import api_error, render
+from web.pages import PageProblem, api_error, render
 
 router = APIRouter(include_in_schema=False)
 router.include_router(console_payouts.router)
@@ -139,8 +139,8 @@ async def refund(request: Request, order_id: uuid.UUID) -> RedirectResponse:
     if lines:
         body["lines"] = lines
     elif form.get("everything") != "yes":
-        return await write(request, "POST", f"/v1/orders/{seg(order_id)}/refunds", {"lines": []},
-                           f"/console/orders/{order_id}", "", form)  # the API says what is missing
+        raise PageProblem(Problem(422, "Nothing to refund", "type the units to refund on a line, or tick "
+                                                             "\"Everything left of the order\""))
     key = form.get("idempotency_key") or ""
     return await write(request, "POST", f"/v1/orders/{seg(order_id)}/refunds", body,
                        f"/console/orders/{order_id}", "The refund is recorded.", form,
