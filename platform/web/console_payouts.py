@@ -17,7 +17,9 @@ from web.pages import CSRF_COOKIE, Viewer, api_error, redirect, render, writing_
 router = APIRouter(include_in_schema=False)
 
 BATCH_STATUSES = ("awaiting_approval", "approved", "running", "completed", "cancelled")
-LIVE = frozenset({"approved", "running"})  # a batch whose figures still move: the page polls it
+# How often the page asks for a batch's figures: every second while it runs; every few seconds
+# while it waits for approval (another operator may approve it); never once it is over.
+POLL_SECONDS = {"awaiting_approval": 3, "approved": 1, "running": 1}
 
 
 @router.get("/console/payouts", response_class=HTMLResponse)
@@ -57,7 +59,7 @@ async def _batch_context(request: Request, batch_id: uuid.UUID) -> tuple[Api, di
     answer = await api.get(f"/v1/payout-batches/{seg(batch_id)}")
     if not answer.ok:
         raise api_error(answer)
-    return api, {"batch": answer.body, "live": answer.body["status"] in LIVE}, viewer
+    return api, {"batch": answer.body, "poll": POLL_SECONDS.get(answer.body["status"])}, viewer
 
 
 @router.get("/console/payouts/{batch_id}", response_class=HTMLResponse)
@@ -75,8 +77,8 @@ async def batch(request: Request, batch_id: uuid.UUID) -> HTMLResponse:
 
 @router.get("/console/payouts/{batch_id}/progress", response_class=HTMLResponse)
 async def progress(request: Request, batch_id: uuid.UUID) -> HTMLResponse:
-    """The progress fragment (htmx polls it every second while the batch runs; once it stops
-    moving the fragment comes back without the trigger, and the polling ends)."""
+    """The progress fragment with the batch's actions (htmx polls it while the batch waits or
+    runs; once it is over the fragment comes back without the trigger, and the polling ends)."""
     _api, context, viewer = await _batch_context(request, batch_id)
     return render(request, "console/_progress.html", context, viewer=viewer)
 

@@ -203,14 +203,25 @@ def test_a_payout_batch_runs_from_the_console_to_completed_and_its_export_downlo
 
     page.get_by_role("button", name="Create the USD batch").click()
     assert "/console/payouts/" in page.url and "awaiting approval" in page.locator("#progress").inner_text()
-    batch_id = page.url.rstrip("/").rsplit("/", 1)[1]
-    page.get_by_role("button", name="Approve and pay").click()
+    batch_url = page.url
+    page.evaluate("window.stillTheSamePage = true")  # gone if the page reloads
+    shot(page, "console-payout-awaiting")
 
-    page.wait_for_selector("[data-batch-status=completed]", timeout=30_000)  # htmx polls the fragment
+    # A second tab approves (another operator could): this page follows without a reload.
+    other = page.context.new_page()
+    other.goto(batch_url)
+    other.get_by_role("button", name="Approve and pay").click()
+    assert "approved" in other.get_by_role("status").first.inner_text()
+    other.close()
+
+    page.wait_for_selector("[data-batch-status=completed]", timeout=30_000)  # htmx polled the fragment
+    assert page.evaluate("window.stillTheSamePage") is True and page.url == batch_url
     progress = page.locator("#progress")
     assert progress.locator("[data-figure=paid]").inner_text() == str(len(preview["payees"]))
     assert progress.locator("[data-figure=remaining]").inner_text() == "0"
     assert progress.locator("[data-figure=failed]").inner_text() == "0"
+    assert not progress.get_by_role("button", name="Approve and pay").count()  # the actions follow the state
+    batch_id = batch_url.rstrip("/").rsplit("/", 1)[1]
     fragment = page.request.get(site.url(f"/console/payouts/{batch_id}/progress"))
     assert fragment.ok and "hx-trigger" not in fragment.text()  # a finished batch is not polled any more
     accessible(page)
@@ -225,7 +236,7 @@ def test_a_payout_batch_runs_from_the_console_to_completed_and_its_export_downlo
     assert "Reconciliation with the rail is queued" in page.get_by_role("status").first.inner_text()
 
 
-def test_the_progress_fragment_polls_while_a_batch_is_live_and_shows_paid_and_remaining(
+def test_the_progress_fragment_polls_until_a_batch_is_over_and_shows_paid_and_remaining(
     site: Site, operator_api: httpx.Client
 ) -> None:
     """Without a browser: the fragment a running batch answers carries the htmx trigger."""
@@ -236,7 +247,7 @@ def test_the_progress_fragment_polls_while_a_batch_is_live_and_shows_paid_and_re
         fragment = browser.get(f"/console/payouts/{batches[0]['id']}/progress")
     assert fragment.status_code == 200
     assert 'data-figure="paid"' in fragment.text and 'data-figure="remaining"' in fragment.text
-    assert ("hx-trigger" in fragment.text) == (batches[0]["status"] in ("approved", "running"))
+    assert ("hx-trigger" in fragment.text) == (batches[0]["status"] in ("awaiting_approval", "approved", "running"))
 
 
 def test_an_operator_places_and_releases_a_payout_hold(page: Any, site: Site, operator_api: httpx.Client) -> None:
