@@ -54,32 +54,34 @@ async def create_batch(request: Request) -> RedirectResponse:
     return redirect(f"/console/payouts/{answer.body['id']}", "The payout batch is created.")
 
 
-async def _batch_context(request: Request, batch_id: uuid.UUID) -> tuple[Api, dict[str, Any], Viewer]:
+async def _batch_view(request: Request, batch_id: uuid.UUID) -> tuple[dict[str, Any], Viewer]:
+    """The batch, its payees and its reconciliation: what the batch page shows, and what its
+    fragment shows again at each poll (so nothing on the page goes stale while it runs)."""
     api, viewer = await operator_page(request)
     answer = await api.get(f"/v1/payout-batches/{seg(batch_id)}")
     if not answer.ok:
         raise api_error(answer)
-    return api, {"batch": answer.body, "poll": POLL_SECONDS.get(answer.body["status"])}, viewer
+    items = await api.get(f"/v1/payout-batches/{seg(batch_id)}/items", limit=200)
+    reconciliation = await api.get(f"/v1/payout-batches/{seg(batch_id)}/reconciliation")
+    return {
+        "batch": answer.body, "poll": POLL_SECONDS.get(answer.body["status"]), "items": items_of(items),
+        "more_items": bool(next_cursor(items)), "reconciliation": reconciliation.body if reconciliation.ok else None,
+    }, viewer
 
 
 @router.get("/console/payouts/{batch_id}", response_class=HTMLResponse)
 async def batch(request: Request, batch_id: uuid.UUID) -> HTMLResponse:
     """A batch: status, approve / cancel / run again, live progress, its items, the
     reconciliation with the rail and the bank export."""
-    api, context, viewer = await _batch_context(request, batch_id)
-    items = await api.get(f"/v1/payout-batches/{seg(batch_id)}/items", limit=200)
-    reconciliation = await api.get(f"/v1/payout-batches/{seg(batch_id)}/reconciliation")
-    return render(request, "console/batch.html", {
-        **context, "items": items_of(items), "more_items": bool(next_cursor(items)),
-        "reconciliation": reconciliation.body if reconciliation.ok else None,
-    }, viewer=viewer)
+    context, viewer = await _batch_view(request, batch_id)
+    return render(request, "console/batch.html", context, viewer=viewer)
 
 
 @router.get("/console/payouts/{batch_id}/progress", response_class=HTMLResponse)
 async def progress(request: Request, batch_id: uuid.UUID) -> HTMLResponse:
-    """The progress fragment with the batch's actions (htmx polls it while the batch waits or
-    runs; once it is over the fragment comes back without the trigger, and the polling ends)."""
-    _api, context, viewer = await _batch_context(request, batch_id)
+    """The batch page's body as a fragment (htmx polls it while the batch waits or runs; once it
+    is over the fragment comes back without the trigger, and the polling ends)."""
+    context, viewer = await _batch_view(request, batch_id)
     return render(request, "console/_progress.html", context, viewer=viewer)
 
 
