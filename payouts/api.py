@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -13,6 +13,7 @@ from kernel.errors import Forbidden
 from kernel.runtime import Runtime
 from kernel.schemas import Page, decode_cursor, encode_cursor
 from kernel.tasking import enqueue_after_commit
+from payouts.errors import ExportNotFound
 from payouts.schemas import (
     BatchCreateIn,
     BatchStatusName,
@@ -25,7 +26,7 @@ from payouts.schemas import (
     PayoutPreviewOut,
     ReconciliationOut,
 )
-from payouts.service import holds, planning, queries, reconcile, views
+from payouts.service import export, holds, planning, queries, reconcile, views
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 LimitQuery = Annotated[int, Query(ge=1, le=200)]
@@ -131,6 +132,31 @@ def get_reconciliation(batch_id: uuid.UUID, session: DbSession, principal: Opera
     """Operator: the latest comparison of the batch with the rail (`not_run` before the first)."""
     queries.get_batch(session, batch_id)
     return views.reconciliation_out(batch_id, reconcile.latest(session, batch_id))
+
+
+EXPORT_TYPES = {"csv": "text/csv", "json": "application/json"}
+
+
+@router.get(
+    "/payout-batches/{batch_id}/export", tags=["payouts"], response_class=Response,
+    responses={200: {"content": {"text/csv": {}, "application/json": {}},
+                     "description": "the manual rail's bank export of the batch"}},
+)
+def download_export(
+    batch_id: uuid.UUID, session: DbSession, principal: OperatorPrincipal, runtime: RuntimeDep,
+    format: Annotated[Literal["csv", "json"], Query(description="csv: one line per paid item; json: "
+                                                                "the same with count and total (once completed)")]
+    = "csv",
+) -> Response:
+    """Operator, manual rail: the bank export to wire from (while the batch runs, the CSV holds the
+    items recorded paid so far). 404 when the batch has none (yet): Stripe pays by transfer."""
+    batch = queries.get_batch(session, batch_id)
+    data = export.download(runtime.settings, batch, format)
+    if data is None:
+        raise ExportNotFound(f"payout batch {batch_id} has no {format} export"
+                             + (" (the Stripe rail pays by transfer)" if batch.rail == "stripe" else " yet"))
+    return Response(data, media_type=EXPORT_TYPES[format], headers={
+        "Content-Disposition": f'attachment; filename="payout-batch-{batch_id}.{format}"'})
 
 
 def _payee_or_operator(principal: CurrentPrincipal) -> Principal:

@@ -17,6 +17,11 @@ class PayeeNotFound(NotFound):
     type = "payee-not-found"
 
 
+class ExportNotFound(NotFound):
+    type = "payout-export-not-found"
+    title = "No bank export for this batch"
+
+
 class HoldNotFound(NotFound):
     type = "payout-hold-not-found"
 

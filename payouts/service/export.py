@@ -151,3 +151,16 @@ def read(settings: Settings, batch_id: object) -> list[dict[str, str]] | None:
     with csv_path.open(encoding="utf-8", newline="") as handle:
         return [{**line, **{name: _from_text_cell(line[name]) for name in _TYPED_COLUMNS}}
                 for line in csv.DictReader(handle)]
+
+
+def download(settings: Settings, batch: PayoutBatch, kind: str) -> bytes | None:
+    """The batch's export as an operator downloads it: the CSV's committed part (while the batch
+    runs, the lines recorded paid so far; never the lines of a writer that has not committed), or
+    the JSON document (written when the batch completes). None when there is none (yet)."""
+    csv_path, json_path = paths(settings, batch.id)
+    if kind == "json":
+        return json_path.read_bytes() if json_path.exists() else None
+    if not batch.export_bytes or not csv_path.exists():
+        return None
+    with csv_path.open("rb") as handle:
+        return handle.read(batch.export_bytes)

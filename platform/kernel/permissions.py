@@ -163,7 +163,9 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "GET /v1/commissions": "commissions.read",
     "GET /v1/balances": "balances.read",
     "GET /v1/platform/balances": "platform_balances.read",
+    "GET /v1/ledger/audit": "platform_balances.read",
     "GET /v1/reports/growth": "reports.read",
+    "GET /v1/reports/today": "platform_balances.read",
     # affiliates, programs, storefronts, links
     "GET /v1/affiliates": "applications.read",
     "GET /v1/affiliates/me": "affiliate.read",
@@ -236,6 +238,7 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "GET /v1/payout-batches/{batch_id}/items": "payout_batches.read",
     "POST /v1/payout-batches/{batch_id}/reconcile": "payout_batches.run",
     "GET /v1/payout-batches/{batch_id}/reconciliation": "payout_batches.read",
+    "GET /v1/payout-batches/{batch_id}/export": "payout_batches.read",
     "GET /v1/payouts": "balances.read",
     "GET /v1/payouts/{payout_id}": "balances.read",
     "POST /v1/payout-holds": "payout_holds.manage",

@@ -115,5 +115,10 @@ def audit_ledger(session: Session) -> list[AuditFinding]:
     return ledger.run_audit(session, AUDIT_CHECKS)
 
 
+def audit_ledger_by_check(session: Session) -> list[tuple[str, list[AuditFinding]]]:
+    """The same audit, check by check (each check's name and its findings, empty when it passed)."""
+    return [(name, list(check(session))) for name, check in AUDIT_CHECKS]
+
+
 def audit_check_names() -> list[str]:
     return [name for name, _ in AUDIT_CHECKS]

@@ -43,8 +43,10 @@ from orders.schemas import (
     RejectIn,
     ShipIn,
     SubOrderSellerOut,
+    TodayCurrencyOut,
+    TodayOut,
 )
-from orders.service import checkout, fulfilment, payments, queries, refunds, reports, settlement, views
+from orders.service import checkout, fulfilment, payments, queries, refunds, reports, settlement, today, views
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 
@@ -333,6 +335,16 @@ def balances(
 def platform_balances(session: DbSession, principal: OperatorPrincipal) -> list[PlatformBalanceOut]:
     """Operator: fee revenue, money held, and what payees are owed, per currency."""
     return queries.platform_balances(session)
+
+
+@router.get("/reports/today", response_model=TodayOut, tags=["reports"])
+def today_report(session: DbSession, principal: OperatorPrincipal) -> TodayOut:
+    """Operator: today (UTC) at a glance, per currency: orders placed and paid, sales, platform
+    fees and commissions on today's paid orders, refunds, and what payees are owed now (due in
+    the next payout, still held, in transit)."""
+    since, figures = today.today(session)
+    return TodayOut(date=since.date().isoformat(), since=since,
+                    currencies=[TodayCurrencyOut.model_validate(row, from_attributes=True) for row in figures])
 
 
 @router.get("/reports/growth", response_model=list[GrowthRowOut], tags=["reports"])

@@ -298,6 +298,26 @@ class PlatformBalanceOut(BaseModel):
     refunds_owed: int = Field(description="refunds the rail failed to return, owed to buyers until settled")
 
 
+class TodayCurrencyOut(BaseModel):
+    currency: str
+    orders_placed: int = Field(description="orders created today (any status)")
+    orders_paid: int = Field(description="orders paid today")
+    sales: int = Field(description="minor units: what buyers paid for the orders paid today")
+    platform_fees: int = Field(description="minor units: the platform's fee on the orders paid today")
+    commissions: int = Field(description="minor units: affiliates' commissions on the orders paid today")
+    refunds: int = Field(description="refunds made today")
+    refunded: int = Field(description="minor units refunded today")
+    payees_available: int = Field(description="minor units due to payees in the next payout (all of it, now)")
+    payees_pending: int = Field(description="minor units earned by payees, inside a holding period (now)")
+    payees_in_transit: int = Field(description="minor units frozen in a payout batch (now)")
+
+
+class TodayOut(BaseModel):
+    date: str = Field(description="today (UTC), YYYY-MM-DD")
+    since: datetime = Field(description="the start of today (UTC)")
+    currencies: list[TodayCurrencyOut] = Field(description="one entry per currency with any figure")
+
+
 class GrowthRowOut(BaseModel):
     group_id: uuid.UUID = Field(description="the seller, affiliate or storefront id")
     name: str = Field(description="the seller's, affiliate's or storefront's name")

@@ -8,6 +8,6 @@
 * refunds: cumulative pro-rata reversals, clawbacks, the rail's refund
 * states: the order, sub-order and commission state machines (one transition function each)
 * notifications: the webhooks sellers and affiliates hear
-* queries, views, reports: reads, the payloads the API returns, the growth report
+* queries, views, reports, today: reads, the payloads the API returns, the growth report, today at a glance
 * audit: the orders' ledger audit checks
 """
