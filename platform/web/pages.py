@@ -23,6 +23,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from kernel.permissions import OPERATION_PERMISSIONS
 from web.api import Answer, Api, Problem
 
 HERE = Path(__file__).parent
@@ -99,10 +100,13 @@ class Viewer:
     person_email: str
     memberships: list[dict[str, Any]]
 
-    def can(self, operation: str) -> bool:
-        """`viewer.can("POST /v1/orders/{order_id}/mark-paid")`: what the permission table allows;
-        a page hides what its viewer may not do (the API refuses it anyway)."""
-        return operation in self.permissions or "*" in self.permissions
+    def can(self, action: str) -> bool:
+        """`viewer.can("POST /v1/orders/{order_id}/mark-paid")` (an API operation, looked up in the
+        API's own table, kernel.permissions) or `viewer.can("orders.refund")` (a permission, as
+        `GET /v1/me` lists them). A page hides what its viewer may not do; the API refuses it
+        anyway. An operation the table does not know: no."""
+        needed = OPERATION_PERMISSIONS.get(action) if " /" in action else action
+        return needed is not None and (needed in self.permissions or "*" in self.permissions)
 
     @property
     def home(self) -> str:
