@@ -5,7 +5,7 @@
   contrast 4.5:1), or null for the platform's colour.
 
 Revision ID: 0022
-Revises: 0015
+Revises: 0020
 Create Date: 2026-12-04
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0022'
-down_revision: str | None = '0015'
+down_revision: str | None = '0020'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,7 +4,7 @@ Pages: the listing (search, seller filter, API cursors), a product with its leve
 checkout, and the order page behind the order's secret link. Every figure comes from the API:
 
 - The cart is a cookie per storefront (`mk_cart`, path `/s/{slug}`) holding only product ids,
-  variant ids and quantities; every view prices it again from the API's product reads, and the
+  variant ids and quantities (`product:variant:quantity|...`, characters a cookie needs no quoting for); every view prices it again from the API's product reads, and the
   checkout sends only variant ids and quantities (the platform prices from the catalog).
 - Each rendering of the checkout form carries a fresh Idempotency-Key in a hidden field: a double
   click or a re-sent form is one attempt, so one order (the API replays the first answer).
@@ -60,7 +60,7 @@ class Cart:
     @classmethod
     def read(cls, request: Request) -> Cart:
         cart = cls()
-        for part in (request.cookies.get(CART_COOKIE) or "").split(","):
+        for part in (request.cookies.get(CART_COOKIE) or "").split("|"):
             bits = part.split(":")
             if len(bits) != 3 or not bits[2].isdigit():
                 continue
@@ -74,7 +74,7 @@ class Cart:
         return cart
 
     def cookie_value(self) -> str:
-        return ",".join(f"{p}:{v}:{q}" for (p, v), q in self.lines.items())
+        return "|".join(f"{p}:{v}:{q}" for (p, v), q in self.lines.items())
 
     @property
     def count(self) -> int:
@@ -272,10 +272,10 @@ async def change_cart(request: Request, slug: str) -> Response:
             key = (str(uuid.UUID(str(form.get("product_id")))), str(uuid.UUID(str(form.get("variant_id")))))
         except ValueError:
             return redirect(f"/s/{seg(slug)}", "Choose a level to add.")
-        quantity = _quantity(form.get("quantity")) or 1
+        added = _quantity(form.get("quantity")) or 1
         if key not in cart.lines and len(cart.lines) >= MAX_LINES:
             return redirect(back, f"A cart holds at most {MAX_LINES} lines.")
-        cart.lines[key] = min(cart.lines.get(key, 0) + quantity, MAX_QUANTITY)
+        cart.lines[key] = min(cart.lines.get(key, 0) + added, MAX_QUANTITY)
         message = "Added to the cart."
     else:
         for key in list(cart.lines):

@@ -46,7 +46,8 @@ def test_directory_lists_approved_market_makers_storefronts_in_pages(market: Mar
     seen: list[dict[str, object]] = []
     cursor = None
     while True:
-        page = ok(market.client.get("/v1/storefront-directory", params={"limit": 2, **({"cursor": cursor} if cursor else {})}))
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = ok(market.client.get("/v1/storefront-directory", params=params))
         seen += page["items"]
         cursor = page["next_cursor"]
         if not cursor:
