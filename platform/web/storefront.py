@@ -99,16 +99,16 @@ def _quantity(value: Any) -> int | None:
 
 
 def stock_state(variant: Mapping[str, Any]) -> str:
-    """in-stock | low-stock | out-of-stock (the words are shown; the badge colour only repeats them)."""
+    """in_stock | low_stock | out_of_stock (the words are shown; the badge colour only repeats them)."""
     stock = int(variant.get("stock") or 0)
     if not variant.get("in_stock") or stock <= 0:
-        return "out-of-stock"
-    return "low-stock" if stock <= LOW_STOCK else "in-stock"
+        return "out_of_stock"
+    return "low_stock" if stock <= LOW_STOCK else "in_stock"
 
 
 def product_state(product: Mapping[str, Any]) -> str:
     states = {stock_state(v) for v in product.get("variants") or []}
-    return "in-stock" if "in-stock" in states else "low-stock" if "low-stock" in states else "out-of-stock"
+    return "in_stock" if "in_stock" in states else "low_stock" if "low_stock" in states else "out_of_stock"
 
 
 def branding(storefront: Mapping[str, Any]) -> dict[str, Any]:

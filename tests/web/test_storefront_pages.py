@@ -227,6 +227,7 @@ def test_a_buyer_orders_across_two_sellers_and_opens_the_order_page(page: Any, s
     accessible(page)
     shot(page, "storefront-listing")
     for product in (first, second):
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Products").click()
         page.get_by_role("link", name=product["name"], exact=True).click()
         accessible(page)
         page.locator("form.add-form button").first.click()
@@ -239,8 +240,8 @@ def test_a_buyer_orders_across_two_sellers_and_opens_the_order_page(page: Any, s
     _fill_checkout(page, "two.sellers@example.com")
     accessible(page)
     shot(page, "storefront-checkout")
-    page.get_by_role("button", name="Place order").click()
-    page.wait_for_load_state("networkidle")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Place order").click()
     main = page.get_by_role("main").inner_text()
     assert "Reference" in main and "bank transfer" in main
     assert first["seller_name"] in main and second["seller_name"] in main
@@ -280,8 +281,8 @@ def test_a_keyboard_only_buyer_checks_out_with_tab_and_enter(page: Any, site: Si
         page.keyboard.type(value)
     _tab_to(page, "button.place-order")
     accessible(page)
-    page.keyboard.press("Enter")
-    page.wait_for_load_state("networkidle")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     assert "Reference" in page.get_by_role("main").inner_text()
 
 
@@ -296,8 +297,8 @@ def test_a_buyer_orders_on_a_phone_sized_screen(phone_page: Any, site: Site) -> 
     _fill_checkout(page, "phone.buyer@example.com")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # no sideways scroll
     shot(page, "storefront-phone-checkout")
-    page.get_by_role("button", name="Place order").tap()
-    page.wait_for_load_state("networkidle")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Place order").tap()
     assert "Reference" in page.get_by_role("main").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     accessible(page)
