@@ -4,8 +4,9 @@ Pages: the listing (search, seller filter, API cursors), a product with its leve
 checkout, and the order page behind the order's secret link. Every figure comes from the API:
 
 - The cart is a cookie per storefront (`mk_cart`, path `/s/{slug}`) holding only product ids,
-  variant ids and quantities (`product:variant:quantity|...`, characters a cookie needs no quoting for); every view prices it again from the API's product reads, and the
-  checkout sends only variant ids and quantities (the platform prices from the catalog).
+  variant ids and quantities (`product:variant:quantity|...`: no character a cookie must quote);
+  every view prices it again from the API's product reads, and the checkout sends only variant
+  ids and quantities (the platform prices from the catalog).
 - Each rendering of the checkout form carries a fresh Idempotency-Key in a hidden field: a double
   click or a re-sent form is one attempt, so one order (the API replays the first answer).
 - Anonymous forms carry the double-submit token (`web.pages.form_token`).
