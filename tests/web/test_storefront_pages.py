@@ -84,6 +84,8 @@ def test_the_listing_searches_filters_by_seller_and_pages_through_the_api(site: 
         assert "No product matches" in client.get(f"/s/{SLUG}", params={"q": "zzqx-nothing"}).text
         assert client.get(f"/s/{SLUG}", params={"cursor": "garbage"}).status_code == 200  # back to page one
         assert client.get("/s/no-such-storefront").status_code == 404
+        start = client.get("/", headers={"Accept": "text/html"}).text  # the start page reads the directory
+        assert f'href="/s/{SLUG}"' in start
         assert client.get(f"/s/{SLUG}/products/not-an-id").status_code == 404
 
 
@@ -302,3 +304,16 @@ def test_a_buyer_orders_on_a_phone_sized_screen(phone_page: Any, site: Site) -> 
     assert "Reference" in page.get_by_role("main").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     accessible(page)
+
+
+def test_on_stripe_the_confirmation_shows_the_payment_intent_and_loads_no_stripe_script() -> None:
+    from web.pages import templates
+
+    order = {"id": "01a2063a-5e0d-7b2a-901b-751061b9f240", "status": "awaiting_payment",
+             "total": {"amount": 7499, "currency": "USD"}, "lines": [],
+             "payment": {"rail": "stripe", "status": "awaiting_payment", "payment_intent_id": "pi_123",
+                         "client_secret": "pi_123_secret_abc",
+                         "instructions": "Confirm the PaymentIntent with Stripe.js using client_secret."}}
+    html = templates.get_template("storefront/_payment.html").render(order=order)
+    assert "pi_123" in html and "USD 74.99" in html and "Stripe" in html
+    assert "<script" not in html and "bank transfer" not in html
