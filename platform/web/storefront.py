@@ -326,9 +326,12 @@ async def _checkout_page(request: Request, api: Api, slug: str, storefront: Mapp
     priced = await price_cart(api, slug, cart, str(storefront["currency"]))
     token = form_token(request)
     errors = problem_fields(problem)
+    shown = {f"buyer.{n}" for n in ("email", "name", "phone")} | {f"shipping_address.{n}" for n in ADDRESS_FIELDS}
+    other_errors = {k: v for k, v in errors.items() if k not in shown | {"coupon_code", "consents"}}
     page = _page(request, "storefront/checkout.html", storefront, {
         "cart": priced, "form_token": token, "idempotency_key": uuid.uuid4().hex, "purposes": await _purposes(api),
-        "values": values or {}, "problem": problem, "errors": errors, "form_field": FORM_FIELD,
+        "values": values or {}, "problem": problem, "errors": errors, "other_errors": other_errors,
+        "form_field": FORM_FIELD,
     }, status_code=status_code)
     return with_form_cookie(page, token)
 

@@ -112,7 +112,15 @@ def test_the_cart_keeps_ids_and_quantities_only_and_is_priced_again_on_every_vie
         assert "no longer for sale" in client.get(f"/s/{SLUG}/cart").text
 
 
-def test_the_same_checkout_form_sent_twice_makes_one_order(site: Site) -> None:
+def _check_rendered(page: Any, site: Site, html: str, name: str) -> None:
+    """A page an HTTP test got, shown in the browser (on the site's origin, so its assets load) and checked."""
+    page.goto(site.url(f"/s/{SLUG}"))
+    page.set_content(html, wait_until="load")
+    accessible(page)
+    shot(page, name)
+
+
+def test_the_same_checkout_form_sent_twice_makes_one_order(page: Any, site: Site) -> None:
     first, second = _two_sellers(site)
     with httpx.Client(base_url=site.base_url) as client:
         _add(client, first)
@@ -136,9 +144,11 @@ def test_the_same_checkout_form_sent_twice_makes_one_order(site: Site) -> None:
     with _api(site) as api:
         after = api.get("/v1/orders", params={"limit": 200}).json()["items"]
     assert [o["id"] for o in after if o["id"] not in {b["id"] for b in before}] == [order_id]  # one order made
+    assert third_answer.status_code == 200 and "sent to your email" in third_answer.text  # the replay's page
+    _check_rendered(page, site, third_answer.text, "storefront-order-replayed")
 
 
-def test_checkout_errors_show_beside_their_fields_and_order_nothing(site: Site) -> None:
+def test_checkout_errors_show_beside_their_fields_and_order_nothing(page: Any, site: Site) -> None:
     first, _ = _two_sellers(site)
     with httpx.Client(base_url=site.base_url) as client:
         _add(client, first)
@@ -151,6 +161,7 @@ def test_checkout_errors_show_beside_their_fields_and_order_nothing(site: Site) 
         assert bad.status_code == 422
         assert 'id="f-email-error"' in bad.text and 'id="f-city-error"' in bad.text
         assert 'aria-invalid="true"' in bad.text and 'value="Ada Buyer"' in bad.text  # what was typed stays
+        _check_rendered(page, site, bad.text, "storefront-checkout-errors")
         # Past the stock: the API's refusal is shown, the cart kept.
         variant = next(v for v in first["variants"] if v["stock"] > 10)
         _set_cart(client, f"{first['id']}:{variant['id']}:1000")
