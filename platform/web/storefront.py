@@ -386,8 +386,26 @@ async def order_page(request: Request, slug: str, token: str) -> Response:
     order = await api.get(f"/v1/order-status/{seg(token)}")
     if not order.ok:
         raise api_error(order)
-    page = _page(request, "storefront/order.html", storefront, {"order": order.body})
+    form = form_token(request)
+    page = _page(request, "storefront/order.html", storefront, {
+        "order": order.body, "purposes": await _purposes(api), "form_token": form, "token": token})
     page.headers["Cache-Control"] = "no-store"
     page.headers["Referrer-Policy"] = "no-referrer"  # the link is the key to the order
-    return page
+    return with_form_cookie(page, form)
+
+
+@router.post("/s/{slug}/orders/{token}/consents")
+async def withdraw_consents(request: Request, slug: str, token: str) -> Response:
+    """The buyer withdraws consents through the order's link (the link withdraws, never grants)."""
+    form = await request.form()
+    back = f"/s/{seg(slug)}/orders/{seg(token)}"
+    if not check_form_token(request, form):
+        return redirect(back, "The form expired: please try again.")
+    purposes = [str(value) for value in form.getlist("withdraw")]
+    if not purposes:
+        return redirect(back, "Choose what to withdraw.")
+    answer = await Api(request).post(f"/v1/order-status/{seg(token)}/consent-withdrawals", {"purposes": purposes})
+    if not answer.ok:
+        raise api_error(answer)
+    return redirect(back, "Your consent is withdrawn.")
 

@@ -331,3 +331,25 @@ def test_on_stripe_the_confirmation_shows_the_payment_intent_and_loads_no_stripe
     html = templates.get_template("storefront/_payment.html").render(order=order)
     assert "pi_123" in html and "USD 74.99" in html and "Stripe" in html
     assert "<script" not in html and "bank transfer" not in html
+
+
+def test_the_buyer_withdraws_a_consent_on_the_order_page(site: Site) -> None:
+    first, _ = _two_sellers(site)
+    with httpx.Client(base_url=site.base_url) as client:
+        _add(client, first)
+        form = client.get(f"/s/{SLUG}/checkout").text
+        assert 'name="consent.marketing"' in form  # the purposes the platform asks about
+        placed = client.post(f"/s/{SLUG}/checkout", data={
+            **BUYER, "consent.order_updates": "yes", "consent.marketing": "yes",
+            "form_token": _field(form, "form_token"), "idempotency_key": _field(form, "idempotency_key")})
+        assert placed.status_code == 303
+        order_url = placed.headers["location"]
+        token = order_url.rsplit("/", 1)[1]
+        assert httpx.get(site.url(f"/v1/order-status/{token}")).json()["consents"]["marketing"] is True
+        page = client.get(order_url)
+        assert 'value="marketing"' in page.text and 'value="partner_contact"' not in page.text
+        withdrawn = client.post(f"{order_url}/consents", data={"form_token": _field(page.text, "form_token"),
+                                                               "withdraw": "marketing"})
+        assert withdrawn.status_code == 303 and withdrawn.headers["location"] == order_url
+    consents = httpx.get(site.url(f"/v1/order-status/{token}")).json()["consents"]
+    assert (consents["marketing"], consents["order_updates"]) == (False, True)
