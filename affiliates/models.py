@@ -136,6 +136,10 @@ class Storefront(TimestampMixin, Base):
     currency: Mapped[str] = mapped_column(String(3))
     # Commission split for this storefront's orders (overrides the affiliate's default list).
     splits: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Branding the storefront pages apply: an https logo URL and a `#rrggbb` colour that keeps
+    # white text readable (checked in affiliates.schemas), each null for the platform's own.
+    logo_url: Mapped[str | None] = mapped_column(String(500))
+    brand_color: Mapped[str | None] = mapped_column(String(7))
     # Bumped whenever listings change; the public cache keys on it (see storefronts service).
     listings_version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(default=lambda: clock.now(), onupdate=lambda: clock.now())

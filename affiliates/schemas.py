@@ -281,6 +281,29 @@ class PlanVersionOut(BaseModel):
 # --- storefronts ----------------------------------------------------------------------------------
 
 
+# --- storefronts ----------------------------------------------------------------------------------
+
+WHITE_TEXT_MIN_CONTRAST = 4.5  # WCAG 2 AA for body text: the storefront's header writes white on the colour
+
+
+def _channel(value: int) -> float:
+    c = value / 255
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
+def contrast_with_white(hex_color: str) -> float:
+    """WCAG 2 contrast ratio of white text on `#rrggbb` (1 to 21)."""
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    luminance = 0.2126 * _channel(r) + 0.7152 * _channel(g) + 0.0722 * _channel(b)
+    return 1.05 / (luminance + 0.05)
+
+
+BrandColor = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$", examples=["#1d4e89"],
+                                  description="`#rrggbb`; white text on it must reach contrast 4.5:1 (WCAG AA)")]
+LogoUrl = Annotated[AnyHttpUrl, Field(description="an https URL of the logo image, at most 500 characters",
+                                      examples=["https://example.com/logo.png"])]
+
+
 class StorefrontCreate(StrictModel):
     slug: Slug
     name: Name
@@ -305,8 +328,28 @@ class StorefrontUpdate(StrictModel):
     name: Name | None = None
     description: str | None = Field(default=None, max_length=5000)
     splits: Splits | None = None
+    logo_url: LogoUrl | None = None
+    brand_color: BrandColor | None = None
 
     _splits = field_validator("splits")(_unique_partners)
+
+    @field_validator("logo_url")
+    @classmethod
+    def _logo(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if value is not None and value.scheme != "https":
+            raise ValueError("the logo must be an https URL")
+        return _url(value)
+
+    @field_validator("brand_color")
+    @classmethod
+    def _colour(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        ratio = contrast_with_white(value)
+        if ratio < WHITE_TEXT_MIN_CONTRAST:
+            raise ValueError(f"white text on {value} has contrast {ratio:.2f}:1; choose a darker colour "
+                             f"(at least {WHITE_TEXT_MIN_CONTRAST}:1)")
+        return value.lower()
 
 
 class StorefrontOut(BaseModel):
@@ -319,8 +362,15 @@ class StorefrontOut(BaseModel):
     description: str
     currency: str
     splits: list[SplitShareOut] | None
+    logo_url: str | None
+    brand_color: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class StorefrontSellerOut(BaseModel):
+    id: uuid.UUID
+    name: str
 
 
 class StorefrontPublicOut(BaseModel):
@@ -332,6 +382,22 @@ class StorefrontPublicOut(BaseModel):
     currency: str
     affiliate_name: str
     product_count: int
+    logo_url: str | None = None
+    brand_color: str | None = Field(default=None, description="`#rrggbb` (white text reads on it), or null")
+    sellers: list[StorefrontSellerOut] = Field(default_factory=list,
+                                               description="the sellers whose products it lists, by name")
+
+
+class StorefrontDirectoryOut(BaseModel):
+    """One storefront in the public directory (approved market makers only)."""
+
+    slug: str
+    name: str
+    description: str
+    currency: str
+    affiliate_name: str
+    logo_url: str | None
+    brand_color: str | None
 
 
 class ListingIn(StrictModel):

@@ -4,8 +4,9 @@ storefront, and on `buyer_router` its products)."""
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from affiliates.api.common import AffiliateOrOperator, Cursor, Limit, RuntimeDep
@@ -14,8 +15,10 @@ from affiliates.schemas import (
     ListingIn,
     ListingOut,
     StorefrontCreate,
+    StorefrontDirectoryOut,
     StorefrontOut,
     StorefrontPublicOut,
+    StorefrontSellerOut,
     StorefrontUpdate,
 )
 from affiliates.service import storefronts
@@ -51,7 +54,19 @@ def public_storefront(slug: str, session: DbSession, runtime: RuntimeDep) -> Sto
     entry = storefronts.public_storefront(session, runtime.store, slug)
     return StorefrontPublicOut(slug=entry.slug, name=entry.name, description=entry.description,
                                currency=entry.currency, affiliate_name=entry.affiliate_name,
-                               product_count=len(entry.listings))
+                               product_count=len(entry.listings), logo_url=entry.logo_url,
+                               brand_color=entry.brand_color,
+                               sellers=[StorefrontSellerOut(id=i, name=n) for i, n in entry.sellers])
+
+
+@router.get("/v1/storefront-directory", response_model=Page[StorefrontDirectoryOut], tags=["storefronts"],
+            dependencies=[PublicRateLimit])
+def storefront_directory(session: DbSession, cursor: Cursor = None, limit: Limit = 50) -> Page[StorefrontDirectoryOut]:
+    """Public: the storefronts of approved market makers, oldest first, with their branding."""
+    rows, next_cursor = storefronts.directory(session, cursor=cursor, limit=limit)
+    return Page(items=[StorefrontDirectoryOut(
+        slug=s.slug, name=s.name, description=s.description, currency=s.currency, affiliate_name=affiliate_name,
+        logo_url=s.logo_url, brand_color=s.brand_color) for s, affiliate_name in rows], next_cursor=next_cursor)
 
 
 # The buyers' hot reads (listing, product) and the referral redirect open their own unit of work
@@ -67,14 +82,19 @@ def _json(model: BaseModel) -> Response:
 
 @buyer_router.get("/v1/storefronts/{slug}/products", response_model=Page[CatalogProductOut], tags=["storefronts"],
             dependencies=[PublicRateLimit, StrictQuery])
-def public_storefront_products(slug: str, runtime: RuntimeDep, cursor: Cursor = None,
-                               limit: Limit = 50) -> Response:
-    """Public: the storefront's products for sale, in listing order, with variants and prices.
-    Listing changes show at once; catalog changes as soon as the catalog's cache entry is
-    dropped (on commit; at worst after the catalog cache TTL)."""
+def public_storefront_products(
+    slug: str, runtime: RuntimeDep, cursor: Cursor = None, limit: Limit = 50,
+    q: Annotated[str | None, Query(max_length=200, description="words in the name or description")] = None,
+    seller_id: Annotated[uuid.UUID | None, Query(description="only this seller's products")] = None,
+) -> Response:
+    """Public: the storefront's products for sale, in listing order, with variants and prices;
+    `q` and `seller_id` narrow it (keep them while paging). Listing changes show at once; catalog
+    changes as soon as the catalog's cache entry is dropped (on commit; at worst after the
+    catalog cache TTL)."""
     with session_scope(runtime.sessions) as session:
         items, next_cursor = storefronts.public_products(
-            session, runtime.store, runtime.settings.catalog_cache_ttl_seconds, slug, cursor=cursor, limit=limit)
+            session, runtime.store, runtime.settings.catalog_cache_ttl_seconds, slug, cursor=cursor, limit=limit,
+            q=(q or "").strip() or None, seller_id=seller_id)
     return _json(Page[CatalogProductOut](items=items, next_cursor=next_cursor))
 
 
@@ -97,7 +117,9 @@ def read_storefront_settings(slug: str, session: DbSession, principal: Affiliate
 @router.patch("/v1/storefronts/{slug}", response_model=StorefrontOut, tags=["storefronts"])
 def update_storefront(slug: str, body: StorefrontUpdate, session: DbSession,
                       principal: AffiliateOrOperator) -> StorefrontOut:
-    """Owner: change name, description or splits (only the fields sent)."""
+    """Owner: change name, description, splits, logo (`logo_url`, https) or colour (`brand_color`,
+    `#rrggbb` that white text reads on, contrast 4.5:1) (only the fields sent; null clears the
+    logo or colour)."""
     return storefront_out(storefronts.update(session, principal, slug, body))
 
 

@@ -80,6 +80,7 @@ def storefront_out(storefront: Storefront) -> StorefrontOut:
     return StorefrontOut(
         id=storefront.id, affiliate_id=storefront.affiliate_id, slug=storefront.slug, name=storefront.name,
         description=storefront.description, currency=storefront.currency, splits=_splits(storefront.splits),
+        logo_url=storefront.logo_url, brand_color=storefront.brand_color,
         created_at=storefront.created_at, updated_at=storefront.updated_at,
     )
 

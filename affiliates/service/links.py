@@ -86,9 +86,9 @@ def create_link(session: Session, principal: Principal, settings: Settings, data
     if data.target_url is not None:
         destination = str(data.target_url)
     elif storefront is not None and data.product_id is not None:
-        destination = f"{base}/v1/storefronts/{storefront.slug}/products/{data.product_id}"
+        destination = f"{base}/s/{storefront.slug}/products/{data.product_id}"  # the storefront's pages
     elif storefront is not None:
-        destination = f"{base}/v1/storefronts/{storefront.slug}"
+        destination = f"{base}/s/{storefront.slug}"
     else:
         destination = f"{base}/v1/catalog/products/{data.product_id}"
     code = data.code or _code()

@@ -42,6 +42,9 @@ class CachedStorefront(BaseModel):
     affiliate_name: str
     affiliate_status: str
     listings: list[tuple[uuid.UUID, uuid.UUID]]  # (listing id, product id), oldest listing first
+    logo_url: str | None = None
+    brand_color: str | None = None
+    sellers: list[tuple[uuid.UUID, str]] = []  # (seller id, name) of the listed products, by name
 
 
 def cache_key(slug: str) -> str:

@@ -33,7 +33,7 @@ from affiliates.service.storefront_cache import (
 from catalog.errors import ProductNotFound
 from catalog.models import Product, ProductStatus, Seller, SellerStatus
 from catalog.schemas import CatalogProductOut
-from catalog.service import catalog_product, catalog_products
+from catalog.service import catalog_product, catalog_products, matching_product_ids
 from kernel.auth import Principal
 from kernel.cache import Store
 from kernel.schemas import decode_cursor, encode_cursor
@@ -82,6 +82,10 @@ def update(session: Session, principal: Principal, slug: str, data: StorefrontUp
         storefront.description = data.description or ""
     if "splits" in sent:
         storefront.splits = checked_splits(session, storefront.affiliate_id, data.splits)
+    if "logo_url" in sent:
+        storefront.logo_url = str(data.logo_url) if data.logo_url is not None else None
+    if "brand_color" in sent:
+        storefront.brand_color = data.brand_color
     session.flush()
     invalidate_storefronts_after_commit(session, [storefront.id])
     return storefront
@@ -175,10 +179,17 @@ def public_storefront(session: Session, store: Store, slug: str) -> CachedStoref
             select(StorefrontListing.id, StorefrontListing.product_id)
             .where(StorefrontListing.storefront_id == storefront.id).order_by(StorefrontListing.id)
         ).all()
+        sellers = session.execute(
+            select(Seller.id, Seller.name).where(Seller.id.in_(
+                select(StorefrontListing.seller_id).where(StorefrontListing.storefront_id == storefront.id)
+            )).order_by(Seller.name, Seller.id)
+        ).all()
         entry = CachedStorefront(
             id=storefront.id, slug=storefront.slug, name=storefront.name, description=storefront.description,
             currency=storefront.currency, affiliate_id=storefront.affiliate_id, affiliate_name=affiliate_name,
             affiliate_status=affiliate_status, listings=[(row[0], row[1]) for row in listings],
+            logo_url=storefront.logo_url, brand_color=storefront.brand_color,
+            sellers=[(row[0], row[1]) for row in sellers],
         )
         write(store, entry)
     if entry.affiliate_status != AffiliateStatus.APPROVED:
@@ -187,13 +198,20 @@ def public_storefront(session: Session, store: Store, slug: str) -> CachedStoref
 
 
 def public_products(session: Session, store: Store, catalog_ttl_seconds: int, slug: str, *, cursor: str | None,
-                    limit: int) -> tuple[list[CatalogProductOut], str | None]:
+                    limit: int, q: str | None = None,
+                    seller_id: uuid.UUID | None = None) -> tuple[list[CatalogProductOut], str | None]:
     """One page of the storefront's products that are for sale now (published, seller approved),
     in listing order, each with its active variants and prices. The cursor is the last listing
-    id; products no longer for sale are left out (a page may then be shorter than `limit`)."""
+    id; products no longer for sale are left out (a page may then be shorter than `limit`).
+    `q` (words in the name or description, the catalog's search rule) and `seller_id` narrow the
+    listing with one SELECT over the listed ids; without them the page is read from the caches alone."""
     entry = public_storefront(session, store, slug)
     after = decode_cursor(cursor)
     listings = [item for item in entry.listings if after is None or item[0] > after]
+    if (q or seller_id is not None) and listings:
+        matching = matching_product_ids(session, [product_id for _, product_id in listings], q=q,
+                                        seller_id=seller_id)
+        listings = [item for item in listings if item[1] in matching]
     chunk = listings[:limit]
     products = catalog_products(session, store, catalog_ttl_seconds, [product_id for _, product_id in chunk])
     next_cursor = encode_cursor(chunk[-1][0]) if len(listings) > limit else None
@@ -206,3 +224,14 @@ def public_product(session: Session, store: Store, catalog_ttl_seconds: int, slu
     if product_id not in {pid for _, pid in entry.listings}:
         raise ProductNotFound(f"storefront {slug!r} does not sell product {product_id}")
     return catalog_product(session, store, catalog_ttl_seconds, product_id)
+
+
+def directory(session: Session, *, cursor: str | None, limit: int) -> tuple[list[tuple[Storefront, str]], str | None]:
+    """The storefronts of approved affiliates with their affiliate's name, oldest first."""
+    stmt = (select(Storefront, Affiliate.name).join(Affiliate, Affiliate.id == Storefront.affiliate_id)
+            .where(Affiliate.status == AffiliateStatus.APPROVED))
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(Storefront.id > after)
+    rows = [(row[0], row[1]) for row in session.execute(stmt.order_by(Storefront.id).limit(limit + 1))]
+    return rows[:limit], encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None

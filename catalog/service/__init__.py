@@ -14,12 +14,13 @@ For checkout (orders):
   statement; `lower_stock_after_commit(session, levels)` for the cached stock levels they return
 
 For storefronts (affiliates): `catalog_product(session, store, ttl_seconds, product_id)` (cached)
-and `search_catalog(session, CatalogQuery(...))`.
+and `search_catalog(session, CatalogQuery(...))`; `matching_product_ids` (a search within a
+storefront's listed products).
 """
 
 from __future__ import annotations
 
-from catalog.service.browse import CatalogQuery
+from catalog.service.browse import CatalogQuery, matching_product_ids
 from catalog.service.browse import search as search_catalog
 from catalog.service.cache import StockLevel, invalidate_after_commit, lower_stock_after_commit
 from catalog.service.products import catalog_view as catalog_product
@@ -52,6 +53,7 @@ __all__ = [
     "invalidate_after_commit",
     "load_variants_for_checkout",
     "lower_stock_after_commit",
+    "matching_product_ids",
     "release_stock",
     "reserve_stock",
     "search_catalog",

@@ -151,6 +151,18 @@ def _filters(query: CatalogQuery, dialect: str) -> list[ColumnElement[bool]]:
     return where
 
 
+def matching_product_ids(session: Session, product_ids: list[uuid.UUID], *, q: str | None,
+                         seller_id: uuid.UUID | None) -> set[uuid.UUID]:
+    """Which of `product_ids` are for sale and match `q` (the search rule above) and `seller_id`:
+    a storefront's search within its own listing, one SELECT."""
+    if not product_ids:
+        return set()
+    query = CatalogQuery(q=q, seller_id=seller_id)
+    stmt = (select(Product.id).join(Seller, Seller.id == Product.seller_id)
+            .where(Product.id.in_(product_ids), *_filters(query, session.get_bind().dialect.name)))
+    return set(session.scalars(stmt))
+
+
 # --- the query ------------------------------------------------------------------------------------
 
 

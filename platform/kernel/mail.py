@@ -28,7 +28,7 @@ from kernel.clock import clock
 from kernel.db import Base, TimestampMixin, new_id
 from kernel.runtime import get_runtime
 from kernel.settings import Settings
-from kernel.tasking import BeatSpec, TaskSpec, enqueue_after_commit, task_session
+from kernel.tasking import BeatSpec, TaskSpec, enqueue, enqueue_after_commit, task_session
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +56,24 @@ def queue(session: Session, to_address: str, subject: str, body: str, *, kind: s
     session.flush()
     enqueue_after_commit(session, SEND_TASK, str(row.id))
     return row
+
+
+def outbox_row(to_address: str, subject: str, body: str, *, kind: str, now: datetime) -> dict[str, Any]:
+    """A message as the row a bulk write inserts with the event's own rows (the checkout writes its
+    order-link mail in its one statement); whoever commits it sends it (`send_later`)."""
+    return {"id": new_id(), "to_address": to_address, "subject": subject, "body": body, "kind": kind,
+            "attempts": 0, "last_error": None, "sent_at": None, "created_at": now}
+
+
+def send_later(settings: Settings, mail_id: uuid.UUID) -> None:
+    """Send a committed outbox row (`outbox_row`) now, through the task, when SMTP is configured
+    (without it the task would only skip it: no broker message for nothing). The beat job sends it
+    if this one is lost."""
+    if smtp_configured(settings):
+        try:
+            enqueue(SEND_TASK, str(mail_id))
+        except Exception:  # the row is committed; the beat job (resend_unsent) sends it
+            log.exception("mail_enqueue_failed", mail_id=str(mail_id))
 
 
 def list_outbox(session: Session, *, unsent_only: bool = False, limit: int = 50) -> list[OutboxMail]:

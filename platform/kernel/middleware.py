@@ -137,12 +137,20 @@ class RequestContextMiddleware:
                 _log_request(scope, settings, method, status, elapsed)
 
 
+def _logged_path(scope: Scope) -> str:
+    """The path as logged: a secret link's token (a `{token}` path parameter, such as an order's
+    status link) stays out of the logs."""
+    path: str = scope["path"]
+    token = scope.get("path_params", {}).get("token")
+    return path.replace(token, "{token}") if isinstance(token, str) and token else path
+
+
 def _log_request(scope: Scope, settings: Settings, method: str, status: int, elapsed: float) -> None:
     principal = scope.get("state", {}).get("principal")
     kind = getattr(getattr(principal, "role", None), "value", None)
     subject = getattr(principal, "subject_id", None) or getattr(principal, "key_id", None)
     log.info(
-        "request", method=method, path=scope["path"], status=status, duration_ms=round(elapsed * 1000, 2),
+        "request", method=method, path=_logged_path(scope), status=status, duration_ms=round(elapsed * 1000, 2),
         client=client_address(scope, settings.trusted_proxies), principal_kind=kind or "anonymous",
         principal_id=str(subject) if subject else None,
     )

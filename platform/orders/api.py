@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Cookie, Depends, Header, Query, Response
 from sqlalchemy.orm import Session
 
+from kernel import mail
 from kernel.auth import Role
 from kernel.clock import clock
 from kernel.db import autocommit_engine, session_scope
@@ -66,7 +67,8 @@ def _checkout(
         buyer_email=str(body.buyer.email).lower(), buyer_name=body.buyer.name,
         shipping_address=body.shipping_address.model_dump(), idempotency_key=idempotency_key,
         storefront_slug=slug, coupon_code=body.coupon_code, attribution_token=body.attribution_token,
-        canonical_body=body.model_dump(mode="json"),
+        canonical_body=body.canonical(), buyer_phone=body.buyer.phone,
+        consents=body.consents,
     )
     # The order commits first: on PostgreSQL the checkout reads, then writes everything in one
     # statement, on an autocommit connection, so that statement is its transaction (see
@@ -77,11 +79,13 @@ def _checkout(
     with session_scope(runtime.sessions, bind=bind) as session:
         result = checkout.place_order(session, runtime.settings, request)
     order = result.order
+    if result.mail_id is not None:
+        mail.send_later(runtime.settings, result.mail_id)  # committed with the order
     if payments.payment_needed(order) and (payment := payments.create_payment(runtime.rail, order)):
         with session_scope(runtime.sessions) as session:
             payments.record_payment(session, order.id, payment)
             order = session.get(Order, order.id)  # as stored (a twin's PaymentIntent is this one)
-    rendered = views.order_for_buyer_json(order)
+    rendered = views.order_for_buyer_json(order, (result.link.token, result.link.url) if result.link else None)
     # The JSON is rendered here (from plain dicts with orjson, in this worker thread: the same
     # bytes as OrderBuyerOut's serializer) and returned as a ready Response: FastAPI would
     # otherwise validate a model again and serialise it through another thread-pool hop.

@@ -9,6 +9,11 @@ class OrderNotFound(NotFound):
     type = "order-not-found"
 
 
+class OrderLinkNotFound(NotFound):
+    type = "order-link-not-found"
+    title = "No order has this link"
+
+
 class RefundNotFound(NotFound):
     type = "refund-not-found"
 

@@ -62,6 +62,7 @@ class Order(TimestampMixin, Base):
     self_referral: Mapped[bool] = mapped_column(default=False)
     buyer_email: Mapped[str] = mapped_column(String(254), index=True)
     buyer_name: Mapped[str] = mapped_column(String(200))
+    buyer_phone: Mapped[str | None] = mapped_column(String(40))
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSON)
     currency: Mapped[str] = mapped_column(String(3))
     gross_amount: Mapped[int] = mapped_column(BigInteger)  # before coupon discount
@@ -78,6 +79,12 @@ class Order(TimestampMixin, Base):
     paid_at: Mapped[datetime | None] = mapped_column()
     cancelled_at: Mapped[datetime | None] = mapped_column()
     cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    # The SHA-256 (hex) of the order's secret status-link token (orders.service.order_links): the
+    # token itself travels only in the buyer's email and the response that created the order.
+    status_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The buyer's consents as sent at checkout ({purpose: bool}; NULL: none sent, every purpose at
+    # its default: kernel.consents), less what the buyer withdrew since (OrderConsentChange).
+    consents: Mapped[dict[str, bool] | None] = mapped_column(JSON)
 
     sub_orders: Mapped[list[SubOrder]] = relationship(order_by="SubOrder.id", lazy="selectin")
     lines: Mapped[list[OrderLine]] = relationship(order_by="OrderLine.position", lazy="selectin")
@@ -194,6 +201,20 @@ class Refund(TimestampMixin, Base):
     # retry returns this refund and the same key with another request is refused.
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class OrderConsentChange(Base):
+    """A consent the buyer changed after checkout (the checkout's answers are on the order): the
+    history a privacy request or a dispute reads."""
+
+    __tablename__ = "order_consent_changes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(40))
+    granted: Mapped[bool] = mapped_column()
+    source: Mapped[str] = mapped_column(String(20))  # order_link | account
+    created_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
 
 
 def request_fingerprint(payload: object) -> str:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, StrictInt
 
 from kernel.schemas import MoneyOut, StrictModel
 
@@ -19,6 +19,7 @@ class CartItemIn(StrictModel):
 class BuyerIn(StrictModel):
     email: EmailStr
     name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(default=None, min_length=3, max_length=40, pattern=r"^\+?[0-9 ()./-]{3,40}$")
 
 
 class AddressIn(StrictModel):
@@ -113,6 +114,21 @@ class CheckoutIn(StrictModel):
         default=None, min_length=1, max_length=200,
         description="from a referral link (the `mk_ref` query parameter or cookie `GET /r/{code}` set)",
     )
+    consents: dict[str, StrictBool] | None = Field(
+        default=None, max_length=20,
+        description="the buyer's answer per purpose (`GET /v1/consent-purposes`), e.g. "
+                    '`{"order_updates": true, "marketing": false}`; an unanswered purpose takes its default',
+    )
+
+    def canonical(self) -> dict[str, Any]:
+        """The body an Idempotency-Key's fingerprint is taken of: the fields added with order links
+        (phone, consents) count only when sent, so a key's fingerprint is what it was before them."""
+        body = self.model_dump(mode="json")
+        if body["consents"] is None:
+            del body["consents"]
+        if body["buyer"]["phone"] is None:
+            del body["buyer"]["phone"]
+        return body
 
 
 class OrderLineOut(BaseModel):
@@ -164,6 +180,12 @@ class OrderBuyerOut(BaseModel):
     payment: PaymentOut
     expires_at: datetime
     created_at: datetime
+    status_token: str | None = Field(
+        default=None,
+        description="the order's secret status-link token (`GET /v1/order-status/{token}`), also emailed to the "
+                    "buyer; only in the response that placed the order (null on a replay: see the email)",
+    )
+    status_url: str | None = Field(default=None, description="the link the buyer was emailed (null with the token)")
 
 
 class CommissionOut(BaseModel):
@@ -336,3 +358,70 @@ class GrowthRowOut(BaseModel):
     sales_last_30_days: int
     sales_previous_30_days: int
     falling_away: bool = Field(description="sales this month under half of last month's")
+
+
+class ConsentPurposeOut(BaseModel):
+    name: str
+    title: str
+    description: str
+    default: bool = Field(description="what an unanswered purpose means")
+
+
+class ConsentWithdrawalIn(StrictModel):
+    purposes: list[str] = Field(min_length=1, max_length=20, description="purposes to withdraw consent for")
+
+
+class ShipmentOut(BaseModel):
+    carrier: str | None
+    tracking_number: str | None
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+
+
+class OrderPartOut(BaseModel):
+    """One seller's part of the order, as the buyer follows it."""
+
+    id: uuid.UUID
+    seller_id: uuid.UUID
+    seller_name: str
+    status: str
+    amount: MoneyOut
+    refunded: MoneyOut
+    lines: list[OrderLineOut]
+    shipment: ShipmentOut | None = Field(description="once the seller shipped it")
+    reject_reason: str | None
+
+
+class OrderStatusBuyerOut(BaseModel):
+    name: str
+    email: str
+    phone: str | None
+    shipping_address: dict[str, str | None]
+
+
+class StorefrontRefOut(BaseModel):
+    slug: str
+    name: str
+
+
+class OrderStatusOut(BaseModel):
+    """The order as its secret link shows it to the buyer."""
+
+    id: uuid.UUID
+    status: str
+    currency: str
+    storefront: StorefrontRefOut | None
+    subtotal: MoneyOut
+    discount: MoneyOut
+    total: MoneyOut
+    refunded: MoneyOut
+    payment: PaymentOut
+    parts: list[OrderPartOut]
+    refunds: list[RefundOut]
+    buyer: OrderStatusBuyerOut
+    consents: dict[str, bool] = Field(description="every purpose's answer now (kernel.consents defaults filled in)")
+    created_at: datetime
+    expires_at: datetime
+    paid_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None

@@ -42,7 +42,7 @@ def test_product_and_storefront_links_land_on_the_storefront_page(market: Market
     shop_id = ok(market.client.get(f"/v1/storefronts/{slug}/settings", headers=affiliate.headers))["id"]
     link = market.link(affiliate, target_url=None, product_id=item.product_id, storefront_id=shop_id)
     location = market.client.get(f"/r/{link['code']}", follow_redirects=False).headers["location"]
-    assert f"/v1/storefronts/{slug}/products/{item.product_id}?mk_ref=" in location
+    assert f"/s/{slug}/products/{item.product_id}?mk_ref=" in location
     assert market.client.post("/v1/referral-links", headers=outsider.headers,
                               json={"product_id": item.product_id}).status_code == 409
     assert market.client.post("/v1/referral-links", headers=outsider.headers,

@@ -15,8 +15,10 @@ def test_public_storefront_lists_products_with_variants_in_pages(market: Market)
     slug = market.storefront(affiliate, *items)
 
     front = ok(market.client.get(f"/v1/storefronts/{slug}"))
+    seller_name = ok(market.client.get(f"/v1/storefronts/{slug}/products"))["items"][0]["seller_name"]
     assert front == {"slug": slug, "name": "Shop", "description": "", "currency": "USD", "affiliate_name": "Guild",
-                     "product_count": 3}
+                     "product_count": 3, "logo_url": None, "brand_color": None,
+                     "sellers": [{"id": seller.id, "name": seller_name}]}
     first = ok(market.client.get(f"/v1/storefronts/{slug}/products?limit=2"))
     second = ok(market.client.get(f"/v1/storefronts/{slug}/products?limit=2&cursor={first['next_cursor']}"))
     assert [p["name"] for p in first["items"] + second["items"]] == ["P0", "P1", "P2"]

@@ -133,8 +133,11 @@ def _snapshot(env: Backend) -> dict[str, Any]:
         names[part["id"]] = f"{names[part['order_line_id']]} / {part['role']} {part['affiliate_id']}"
 
     def named(row: dict[str, Any]) -> dict[str, Any]:
-        return {column: names.get(value, value) if isinstance(value, uuid.UUID) else value
-                for column, value in row.items()}
+        out = {column: names.get(value, value) if isinstance(value, uuid.UUID) else value
+               for column, value in row.items()}
+        if "status_token_hash" in out:  # a random link token's hash (orders.service.order_links)
+            out["status_token_hash"] = len(str(out["status_token_hash"] or ""))
+        return out
 
     return {"stock": stock, **{table: sorted((named(r) for r in table_rows), key=repr)
                                for table, table_rows in rows.items()}}

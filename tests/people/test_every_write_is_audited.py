@@ -170,6 +170,7 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
     ok(client.post(f"/v1/sub-orders/{second['sub_orders'][0]['id']}/reject", headers=shipper, json={"reason": "gone"}))
     third = order()
     ok(client.post(f"/v1/orders/{third['id']}/refunds", headers=operator, json={"reason": "buyer asked"}), 201)
+    ok(client.post(f"/v1/order-status/{third['status_token']}/consent-withdrawals", json={"purposes": ["marketing"]}))
     assert client.delete(f"/v1/storefronts/{slug}/listings/{pid}", headers=a).status_code == 204
 
     # --- payouts and holds ------------------------------------------------------------------------------

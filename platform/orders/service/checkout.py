@@ -9,8 +9,10 @@ Steps, in order, each rule written once by the package that owns it:
    preview endpoint makes);
 4. route it: one sub-order per seller, the lines, the commissions (`_build_order`: rows, not
    ORM objects);
-5. write it, ALL OR NOTHING: claim the key, reserve the stock, insert the rows, count the sale in
-   the affiliate's month-to-date counters. Two forms of the same write:
+5. write it, ALL OR NOTHING: claim the key, reserve the stock, insert the rows (the order carries
+   the hash of its secret link and the buyer's consents; the buyer's confirmation mail with the
+   link is an outbox row among them: orders.service.order_links), count the sale in the
+   affiliate's month-to-date counters. Two forms of the same write:
    * PostgreSQL: ONE statement (orders.service.checkout_pg) composed from the owners' SQLAlchemy Core
      constructs. The API runs it on an autocommit connection (`kernel.db.autocommit_engine`), so
      that statement is the transaction: no BEGIN/COMMIT round trips, and the stock rows are
@@ -59,8 +61,10 @@ from catalog.service import (
     take_stock,
     variants_from_rows,
 )
+from kernel import consents as consent_purposes
 from kernel.clock import clock
 from kernel.db import new_id
+from kernel.mail import OutboxMail
 from kernel.pgsql import Built, is_postgres, precompile, run_built
 from kernel.settings import Settings
 from orders.errors import CartInvalid, OutOfStock
@@ -74,7 +78,7 @@ from orders.models import (
     SubOrderStatus,
     request_fingerprint,
 )
-from orders.service import checkout_pg, idempotency
+from orders.service import checkout_pg, idempotency, order_links
 from orders.service.checkout_pg import WriteOutcome
 
 MAX_LINES = 50
@@ -98,6 +102,8 @@ class CheckoutRequest:
     coupon_code: str | None = None
     attribution_token: str | None = None
     canonical_body: dict[str, Any] = field(default_factory=dict)
+    buyer_phone: str | None = None
+    consents: dict[str, bool] | None = None  # as the buyer sent them (kernel.consents)
 
     def fingerprint(self) -> str:
         payload = {"storefront": self.storefront_slug, "body": self.canonical_body}
@@ -110,6 +116,10 @@ class CheckoutResult:
     # same attributes (`orders.service.views` renders either). `order.id`, `order.payment_rail`.
     order: Any
     replayed: bool
+    # A new order's secret link (orders.service.order_links) and its confirmation mail's outbox id,
+    # to send once committed; None on a replay (only the token's hash is stored).
+    link: order_links.NewLink | None = None
+    mail_id: uuid.UUID | None = None
 
 
 def _merge_items(items: Sequence[CartItem]) -> list[CartItem]:
@@ -128,6 +138,8 @@ def place_order(
     elsewhere, and the only form SQLite has)."""
     now = clock.now()
     items = _valid_items(request.items)
+    if request.consents:
+        consent_purposes.check_names(request.consents)
     scope = idempotency.scope_of(request.storefront_slug)
     fingerprint = request.fingerprint()
     rows = run_built(session, _first_read, {
@@ -155,7 +167,8 @@ def place_order(
         is_first_order=lambda seller_ids, _email: commission.new_to_buyer(seller_ids, seen),
     )
 
-    draft = _build_order(new_id(), request, currency, lines, variants, settlement, settings, now)
+    link = order_links.new_link(settings, request.storefront_slug)
+    draft = _build_order(new_id(), request, currency, lines, variants, settlement, settings, now, link)
     key = idempotency.claim_params(scope, request.idempotency_key, fingerprint, draft.id, now, new_id())
     quantities = [(item.variant_id, item.quantity) for item in items]
     if one_statement if one_statement is not None else is_postgres(session):
@@ -166,7 +179,7 @@ def place_order(
 
     if outcome.written:
         lower_stock_after_commit(session, outcome.levels)
-        return CheckoutResult(draft.view(), replayed=False)
+        return CheckoutResult(draft.view(), replayed=False, link=link, mail_id=draft.mails[0]["id"])
     # Not written. A twin may have committed this very key meanwhile (and, if we are short, taken
     # the stock): then this is its replay, not an error.
     twin = idempotency.committed(session, scope, request.idempotency_key)
@@ -276,6 +289,7 @@ class OrderDraft:
     sub_orders: list[dict[str, Any]]
     lines: list[dict[str, Any]]
     commissions: list[dict[str, Any]]
+    mails: list[dict[str, Any]]  # the buyer's confirmation with the order's link (kernel.mail's outbox)
 
     @property
     def id(self) -> uuid.UUID:
@@ -285,7 +299,7 @@ class OrderDraft:
     def tables(self) -> list[tuple[Table, list[dict[str, Any]]]]:
         """(table, rows) in insertion order: parents first."""
         return [(_TABLES[0], [self.order]), (_TABLES[1], self.sub_orders), (_TABLES[2], self.lines),
-                (_TABLES[3], self.commissions)]
+                (_TABLES[3], self.commissions), (_TABLES[4], self.mails)]
 
     def view(self) -> SimpleNamespace:
         """The order for `orders.service.views` (attribute access, like an `Order`)."""
@@ -296,7 +310,8 @@ class OrderDraft:
         )
 
 
-_TABLES: tuple[Table, ...] = tuple(cast(Table, model.__table__) for model in (Order, SubOrder, OrderLine, Commission))
+_TABLES: tuple[Table, ...] = tuple(
+    cast(Table, model.__table__) for model in (Order, SubOrder, OrderLine, Commission, OutboxMail))
 
 
 @lru_cache(maxsize=4)
@@ -312,7 +327,7 @@ def _blank(table: Table) -> dict[str, Any]:
 def _build_order(
     order_id: uuid.UUID, request: CheckoutRequest, currency: str, lines: Sequence[commission.CartLine],
     variants: dict[uuid.UUID, VariantForCheckout], settlement: commission.Settlement, settings: Settings,
-    now: datetime,
+    now: datetime, link: order_links.NewLink,
 ) -> OrderDraft:
     """The order routed into one sub-order per seller (in order of first appearance), its lines
     (in cart order) and every commission above zero."""
@@ -323,7 +338,8 @@ def _build_order(
         "attribution_source": attribution.source, "click_id": attribution.click_id,
         "coupon_id": attribution.coupon_id, "coupon_code": request.coupon_code,
         "self_referral": attribution.self_referral, "buyer_email": request.buyer_email,
-        "buyer_name": request.buyer_name, "shipping_address": request.shipping_address, "currency": currency,
+        "buyer_name": request.buyer_name, "buyer_phone": request.buyer_phone,
+        "shipping_address": request.shipping_address, "currency": currency,
         "gross_amount": sum(s.gross for s in settlement.lines),
         "discount_amount": sum(s.discount for s in settlement.lines),
         "total_amount": sum(s.amount for s in settlement.lines),
@@ -332,6 +348,7 @@ def _build_order(
         "refunded_amount": 0, "status": OrderStatus.AWAITING_PAYMENT.value,
         "payment_rail": "stripe" if settings.stripe_enabled else "manual",
         "expires_at": now + timedelta(minutes=settings.unpaid_order_timeout_minutes), "created_at": now,
+        "status_token_hash": link.token_hash, "consents": request.consents or None,
     }
     sub_orders: dict[uuid.UUID, dict[str, Any]] = {}
     order_lines: list[dict[str, Any]] = []
@@ -374,4 +391,5 @@ def _build_order(
                 "status": CommissionStatus.AWAITING_PAYMENT.value,
                 "holding_period_days": part.holding_period_days, "created_at": now,
             })
-    return OrderDraft(order, list(sub_orders.values()), order_lines, commissions)
+    mails = [order_links.confirmation_mail(order, link, now)]
+    return OrderDraft(order, list(sub_orders.values()), order_lines, commissions, mails)

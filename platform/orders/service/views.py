@@ -70,11 +70,13 @@ def _buyer_fields(order: Order) -> dict[str, object]:
     }
 
 
-def order_for_buyer(order: Order) -> OrderBuyerOut:
-    return OrderBuyerOut.model_validate(_buyer_fields(order))
+def order_for_buyer(order: Order, link: tuple[str, str] | None = None) -> OrderBuyerOut:
+    """`link`: the new order's (token, url), shown only in the response that placed it."""
+    token, url = link or (None, None)
+    return OrderBuyerOut.model_validate({**_buyer_fields(order), "status_token": token, "status_url": url})
 
 
-def order_for_buyer_json(order: Order) -> bytes:
+def order_for_buyer_json(order: Order, link: tuple[str, str] | None = None) -> bytes:
     """`order_for_buyer(order).model_dump_json()`, byte for byte, rendered from plain dicts with
     orjson (the checkout's response: nested pydantic models cost more than the rest of the
     rendering). Same keys in the same order, money as integer minor units, UTC times with `Z`;
@@ -102,6 +104,7 @@ def order_for_buyer_json(order: Order) -> bytes:
             for s in order.sub_orders
         ],
         "payment": _payment_fields(order), "expires_at": order.expires_at, "created_at": order.created_at,
+        "status_token": link[0] if link else None, "status_url": link[1] if link else None,
     }, option=orjson.OPT_UTC_Z)
 
 
