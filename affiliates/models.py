@@ -203,6 +203,25 @@ class ClickDailyCount(Base):
     bot_hits: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
+class TrafficDaily(Base):
+    """The funnel's counted traffic per UTC day and group (affiliate, storefront, program):
+    unique storefront visits (one per visitor per storefront per day), product views, carts
+    started and checkouts begun; bots and prefetches are not counted. Counted in Redis (or in
+    process without Redis) on the request and added here in batches by the
+    `affiliates.flush_traffic` beat task: no row is written per request
+    (affiliates.service.traffic)."""
+
+    __tablename__ = "growth_traffic_daily"
+
+    group_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[Any] = mapped_column(Date, primary_key=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    visits: Mapped[int] = mapped_column(BigInteger, default=0)
+    product_views: Mapped[int] = mapped_column(BigInteger, default=0)
+    carts_started: Mapped[int] = mapped_column(BigInteger, default=0)
+    checkouts_begun: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Coupon(TimestampMixin, Base):
     """A seller's coupon code tied to one affiliate. The buyer's discount is the program's
     `coupon_discount_bps` at order time, on that seller's lines."""

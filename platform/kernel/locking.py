@@ -101,6 +101,9 @@ LOCK_ORDER: tuple[Place, ...] = (
                         "freeze and a refund take them in this order"),
     Place("commissions", "after the sub-orders (above)"),
     Place("order_lines", "written only under the order's row lock, by refunds", guarded_by="orders"),
+    Place("growth_customers", "a payment's or refund's rollup rows, after the order's shares and before the stock a "
+                              "rejection gives back; (group type, group, buyer) order"),
+    Place("growth_daily", "the growth rollup, after its customers; rows in key order"),
     Place("variants", "stock, after the order (cancelled, rejected) or product (catalog write) that moves it; "
                       "checkout takes it first"),
     Place("idempotency_keys", "checkout claims its key after the variant rows: a twin in flight is past its own "
@@ -108,6 +111,7 @@ LOCK_ORDER: tuple[Place, ...] = (
     Place("affiliate_monthly_sales", "volume-tier counters, upserted after the stock a checkout or cancellation "
                                      "moves, in (affiliate, seller) order"),
     Place("referral_click_daily", "click counters; a click is its own transaction"),
+    Place("growth_traffic_daily", "funnel traffic counters, added by their flush task in its own transaction"),
     Place("webhook_deliveries", "an outbound webhook's delivery, sent by its own task after commit"),
     Place("worker_heartbeats", "a worker's own row"),
     Place("mail_outbox", "an outgoing mail's row, sent by its own task after commit"),

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Cookie, Depends, Header, Query, Response
 from sqlalchemy.orm import Session
 
 from kernel.auth import Role
-from kernel.clock import clock
 from kernel.db import autocommit_engine, session_scope
 from kernel.deps import (
     CurrentPrincipal,
@@ -33,7 +31,6 @@ from orders.schemas import (
     BalancesOut,
     CheckoutIn,
     CommissionOut,
-    GrowthRowOut,
     OrderBuyerOut,
     OrderOperatorOut,
     PlatformBalanceOut,
@@ -44,7 +41,7 @@ from orders.schemas import (
     ShipIn,
     SubOrderSellerOut,
 )
-from orders.service import checkout, fulfilment, payments, queries, refunds, reports, settlement, views
+from orders.service import checkout, fulfilment, payments, queries, refunds, settlement, views
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 
@@ -333,26 +330,3 @@ def balances(
 def platform_balances(session: DbSession, principal: OperatorPrincipal) -> list[PlatformBalanceOut]:
     """Operator: fee revenue, money held, and what payees are owed, per currency."""
     return queries.platform_balances(session)
-
-
-@router.get("/reports/growth", response_model=list[GrowthRowOut], tags=["reports"])
-def growth_report(
-    session: DbSession, principal: CurrentPrincipal,
-    group_by: Annotated[reports.GroupBy, Query(description="whose figures: one row per group and currency")],
-    days: Annotated[int, Query(ge=1, le=730)] = 90,
-) -> list[GrowthRowOut]:
-    """Growth figures per seller, affiliate or storefront. Customers, average order value, purchase
-    frequency, close ratio, sources, commission per new customer and partners falling away.
-    Sellers see their own row (group_by=seller); affiliates their own and their storefronts';
-    operators everyone's."""
-    only = None
-    if not principal.is_operator:
-        allowed = ("seller",) if principal.role is Role.SELLER else ("affiliate", "storefront")
-        if group_by not in allowed:
-            raise Forbidden(f"a {principal.role.value} key reads group_by={' or '.join(allowed)}")
-        only = principal.subject_id if group_by != "storefront" else None
-    rows = reports.growth(session, group_by, since=clock.now() - timedelta(days=days), only=only)
-    if group_by == "storefront" and not principal.is_operator:
-        mine = queries.storefront_ids_of(session, principal.subject_id)
-        rows = [row for row in rows if row.group_id in mine]
-    return [GrowthRowOut.model_validate(row, from_attributes=True) for row in rows]

@@ -299,20 +299,28 @@ class PlatformBalanceOut(BaseModel):
 
 
 class GrowthRowOut(BaseModel):
-    group_id: uuid.UUID = Field(description="the seller, affiliate or storefront id")
-    name: str = Field(description="the seller's, affiliate's or storefront's name")
+    group_id: uuid.UUID = Field(description="the seller, affiliate, storefront or program id")
+    name: str = Field(description="the seller's, affiliate's or storefront's name (a program: its seller's)")
     currency: str
     orders: int
-    customers: int
-    new_customers: int
+    customers: int = Field(description="distinct buyers with a paid order in the period")
+    new_customers: int = Field(description="buyers whose first paid order in the group is in the period")
+    returning_customers: int = Field(description="buyers back after an earlier order, once per day")
     revenue: int = Field(description="minor units, net of refunds")
+    refunded: int = Field(description="minor units")
+    fees: int = Field(description="the platform's fees, net of refunds (minor units)")
     average_order_value: int = Field(description="minor units")
     purchase_frequency: float = Field(description="orders per customer")
     commissions: int = Field(description="minor units, net of clawbacks")
     commission_per_new_customer: int | None = Field(description="minor units: the cost of a new customer")
-    clicks: int | None
+    clicks: int | None = Field(description="unique human referral clicks (affiliates, storefronts)")
     close_ratio: float | None = Field(description="orders that came from a referral click, per click")
     sources: dict[str, int] = Field(description="orders by attribution source")
+    previous_orders: int = Field(description="the period of the same length just before this one")
+    previous_revenue: int
+    previous_new_customers: int
+    previous_commissions: int
+    revenue_change: float | None = Field(description="(revenue - previous) / previous revenue")
     sales_last_30_days: int
     sales_previous_30_days: int
     falling_away: bool = Field(description="sales this month under half of last month's")

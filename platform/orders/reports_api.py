@@ -1,0 +1,97 @@
+"""Report routes (growth, funnel): thin; each reads rollups through one service function.
+
+Every report answers JSON, or CSV with `Accept: text/csv` or `?format=csv`. Who sees what: an
+operator every group; a seller its own seller row and its program's; an affiliate its own row and
+its storefronts'.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from affiliates.models import Program
+from kernel.auth import Principal, Role
+from kernel.deps import CurrentPrincipal, DbSession, StrictQuery
+from kernel.errors import Forbidden
+from orders.schemas import GrowthRowOut
+from orders.service import queries, reports
+
+router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
+
+Days = Annotated[int, Query(ge=1, le=730, description="the period: the last N days up to today")]
+Format = Annotated[Literal["json", "csv"] | None, Query(description="csv: the same rows as CSV")]
+AcceptHeader = Annotated[str | None, Header(alias="Accept", include_in_schema=False)]
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "the rows (JSON, or CSV when asked for)"}}
+
+
+def scope(session: Session, principal: Principal, group_by: str) -> set[uuid.UUID] | None:
+    """The groups of `group_by` the caller may read (None: every group, an operator)."""
+    if principal.is_operator:
+        return None
+    subject = principal.subject_id
+    allowed = ("seller", "program") if principal.role is Role.SELLER else ("affiliate", "storefront")
+    if group_by not in allowed:
+        raise Forbidden(f"a {principal.role.value} key reads group_by={' or '.join(allowed)}")
+    if group_by == "program":
+        return set(session.scalars(select(Program.id).where(Program.seller_id == subject)))
+    if group_by == "storefront":
+        return queries.storefront_ids_of(session, subject)
+    assert subject is not None
+    return {subject}
+
+
+def wants_csv(fmt: str | None, accept: str | None) -> bool:
+    return fmt == "csv" or (fmt is None and accept is not None and "text/csv" in accept)
+
+
+def csv_response(rows: Sequence[BaseModel], model: type[BaseModel], filename: str) -> Response:
+    """One line per row; a dict field becomes one column per key (`sources.click`)."""
+    flat = [_flatten(row.model_dump(mode="json")) for row in rows]
+    columns = [name for name in model.model_fields if name not in ("sources",)]
+    extra = sorted({key for row in flat for key in row if key not in columns})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns + extra, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    return Response(out.getvalue(), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _flatten(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+@router.get("/reports/growth", response_model=list[GrowthRowOut], tags=["reports"], responses=CSV_RESPONSE)
+def growth_report(
+    session: DbSession, principal: CurrentPrincipal,
+    group_by: Annotated[reports.GroupBy, Query(description="whose figures: one row per group and currency")],
+    days: Days = 90, format: Format = None, accept: AcceptHeader = None,
+) -> Any:
+    """Growth figures per seller, affiliate, storefront or program, read from the daily rollups:
+    customers (new, returning), average order value, purchase frequency, revenue net of refunds,
+    fees, commissions net of clawbacks and per new customer, clicks and close ratio, sources, the
+    period before (`previous_*`, `revenue_change`), and partners falling away. Sellers read
+    group_by=seller or program (their own), affiliates affiliate or storefront (their own),
+    operators everything."""
+    rows = [GrowthRowOut.model_validate(asdict(row)) for row in reports.growth(
+        session, group_by, days=days, only=scope(session, principal, group_by))]
+    if wants_csv(format, accept):
+        return csv_response(rows, GrowthRowOut, f"growth-{group_by}.csv")
+    return rows
