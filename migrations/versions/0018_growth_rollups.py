@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column('buyer_email', sa.String(length=254), nullable=False),
         sa.Column('first_day', sa.Date(), nullable=False),
         sa.Column('last_day', sa.Date(), nullable=False),
+        sa.Column('second_day', sa.Date(), nullable=True),
         sa.Column('seen_before', sa.Date(), nullable=True),
         sa.PrimaryKeyConstraint('group_type', 'group_id', 'buyer_email', name=op.f('pk_growth_customers')),
     )

@@ -164,6 +164,7 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "GET /v1/balances": "balances.read",
     "GET /v1/platform/balances": "platform_balances.read",
     "GET /v1/reports/growth": "reports.read",
+    "GET /v1/reports/funnel": "reports.read",
     # affiliates, programs, storefronts, links
     "GET /v1/affiliates": "applications.read",
     "GET /v1/affiliates/me": "affiliate.read",

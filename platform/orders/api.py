@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Cookie, Depends, Header, Query, Response
 from sqlalchemy.orm import Session
 
+from affiliates.service import traffic
 from kernel.auth import Role
 from kernel.db import autocommit_engine, session_scope
 from kernel.deps import (
@@ -69,9 +70,17 @@ def _checkout(
     # the PaymentIntent is created, and its id stored in a second, one-statement unit of work.
     # Both steps are idempotent (orders.service.payments): a retry of the checkout finishes the job.
     bind = None if runtime.settings.is_sqlite else autocommit_engine(runtime.engine)
-    with session_scope(runtime.sessions, bind=bind) as session:
-        result = checkout.place_order(session, runtime.settings, request)
+    try:
+        with session_scope(runtime.sessions, bind=bind) as session:
+            result = checkout.place_order(session, runtime.settings, request)
+    except Exception:
+        traffic.count_checkout(runtime.store, slug=slug, placed=False)  # a cart started all the same
+        raise
     order = result.order
+    if not result.replayed:  # the funnel's counters (affiliates.service.traffic): no row written
+        traffic.count_checkout(runtime.store, slug=slug, placed=True, storefront_id=order.storefront_id,
+                               affiliate_id=None if order.self_referral else order.affiliate_id,
+                               seller_ids=[sub.seller_id for sub in order.sub_orders])
     if payments.payment_needed(order) and (payment := payments.create_payment(runtime.rail, order)):
         with session_scope(runtime.sessions) as session:
             payments.record_payment(session, order.id, payment)

@@ -275,4 +275,6 @@ class GrowthCustomer(Base):
     buyer_email: Mapped[str] = mapped_column(String(254), primary_key=True)
     first_day: Mapped[Any] = mapped_column(Date)
     last_day: Mapped[Any] = mapped_column(Date)
+    # The first day after `first_day` it paid again (a repeat buyer; the funnel's Experience).
+    second_day: Mapped[Any | None] = mapped_column(Date)
     seen_before: Mapped[Any | None] = mapped_column(Date)

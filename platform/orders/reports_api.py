@@ -14,17 +14,19 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from affiliates.models import Program
+from affiliates.service import traffic
 from kernel.auth import Principal, Role
-from kernel.deps import CurrentPrincipal, DbSession, StrictQuery
+from kernel.deps import CurrentPrincipal, DbSession, StrictQuery, get_runtime
 from kernel.errors import Forbidden
-from orders.schemas import GrowthRowOut
-from orders.service import queries, reports
+from kernel.runtime import Runtime
+from orders.schemas import FunnelRowOut, GrowthRowOut
+from orders.service import funnel, queries, reports
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 
@@ -94,4 +96,27 @@ def growth_report(
         session, group_by, days=days, only=scope(session, principal, group_by))]
     if wants_csv(format, accept):
         return csv_response(rows, GrowthRowOut, f"growth-{group_by}.csv")
+    return rows
+
+
+@router.get("/reports/funnel", response_model=list[FunnelRowOut], tags=["reports"], responses=CSV_RESPONSE)
+def funnel_report(
+    session: DbSession, principal: CurrentPrincipal, runtime: Annotated[Runtime, Depends(get_runtime)],
+    group_by: Annotated[funnel.FunnelBy, Query(description="whose funnel: one row per group")],
+    days: Days = 30,
+    repeat_window_days: Annotated[int, Query(ge=1, le=365, description="a repeat buyer pays again within")] = 30,
+    format: Format = None, accept: AcceptHeader = None,
+) -> Any:
+    """The Four E's per affiliate, storefront or program: Exploration (visits, clicks), Evaluation
+    (product views), Engagement (carts started, checkouts begun), Experience (paid orders, repeat
+    buyers, advocates), with the rate from each stage to the next. Traffic is counted server-side
+    without bots; with Redis it reaches the report within a minute (the flush task). Sellers read
+    group_by=program (their own), affiliates affiliate or storefront (their own)."""
+    if not runtime.settings.redis_url:  # this process's counters, before reading them
+        traffic.flush(session, runtime.store)
+    rows = [FunnelRowOut.model_validate(asdict(row)) for row in funnel.funnel(
+        session, group_by, days=days, repeat_window_days=repeat_window_days,
+        only=scope(session, principal, group_by))]
+    if wants_csv(format, accept):
+        return csv_response(rows, FunnelRowOut, f"funnel-{group_by}.csv")
     return rows

@@ -324,3 +324,22 @@ class GrowthRowOut(BaseModel):
     sales_last_30_days: int
     sales_previous_30_days: int
     falling_away: bool = Field(description="sales this month under half of last month's")
+
+
+class FunnelRowOut(BaseModel):
+    group_id: uuid.UUID = Field(description="the affiliate, storefront or program id")
+    name: str = Field(description="the affiliate's or storefront's name (a program: its seller's)")
+    visits: int = Field(description="Exploration: unique human storefront visits (one per visitor, storefront, day)")
+    clicks: int | None = Field(description="Exploration: unique human referral clicks (affiliates, storefronts)")
+    product_views: int = Field(description="Evaluation: product pages opened by human visitors")
+    carts_started: int = Field(description="Engagement: checkout requests (a storefront's, or orders placed elsewhere)")
+    checkouts_begun: int = Field(description="Engagement: orders placed, awaiting payment")
+    orders: int = Field(description="Experience: paid orders")
+    repeat_buyers: int = Field(description="Experience: buyers new in the period who paid again on a later day "
+                                           "within repeat_window_days")
+    advocates: int = Field(description="Experience: buyers who became affiliates and brought buyers of their own")
+    view_rate: float | None = Field(description="product views per visit or click")
+    cart_rate: float | None = Field(description="carts started per product view")
+    checkout_rate: float | None = Field(description="checkouts begun per cart started")
+    order_rate: float | None = Field(description="paid orders per checkout begun")
+    close_ratio: float | None = Field(description="paid orders per visit or click")

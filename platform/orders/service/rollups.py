@@ -165,7 +165,8 @@ def _touch_customers(session: Session, groups: list[Group], buyer: str, day: dat
         update(GrowthCustomer)
         .where(GrowthCustomer.buyer_email == buyer,
                tuple_(GrowthCustomer.group_type, GrowthCustomer.group_id).in_(known))
-        .values(seen_before=GrowthCustomer.last_day, last_day=day)
+        .values(seen_before=GrowthCustomer.last_day, last_day=day, second_day=func.coalesce(
+            GrowthCustomer.second_day, case((GrowthCustomer.first_day < day, day), else_=None)))
         .returning(GrowthCustomer.group_type, GrowthCustomer.group_id, GrowthCustomer.seen_before)
     )
     returning = {(t, g) for t, g, seen in rows if seen is None or day_of(seen) < day}
@@ -293,9 +294,16 @@ def _expected_customer_days(session: Session) -> dict[tuple[str, uuid.UUID, date
 
 
 def _expected_customers(session: Session) -> Select[Any]:
+    """(group type, group, buyer, first day, last day, second day: the first later day it paid)."""
     b = _buyer_orders(session)
-    return select(b.c.group_type, b.c.group_id, b.c.buyer, func.min(b.c.day), func.max(b.c.day)).group_by(
-        b.c.group_type, b.c.group_id, b.c.buyer)
+    firsts = select(b.c.group_type, b.c.group_id, b.c.buyer, func.min(b.c.day).label("first_day")).group_by(
+        b.c.group_type, b.c.group_id, b.c.buyer).subquery("firsts")
+    later = case((b.c.day > firsts.c.first_day, b.c.day), else_=None)
+    return select(b.c.group_type, b.c.group_id, b.c.buyer, firsts.c.first_day, func.max(b.c.day),
+                  func.min(later)).join(firsts, and_(
+                      firsts.c.group_type == b.c.group_type, firsts.c.group_id == b.c.group_id,
+                      firsts.c.buyer == b.c.buyer,
+                  )).group_by(b.c.group_type, b.c.group_id, b.c.buyer, firsts.c.first_day)
 
 
 @dataclass
@@ -331,7 +339,7 @@ def rebuild(session: Session, *, write: bool = True, max_listed: int = 20) -> Re
             report.differences.append(f"{key[0]} {key[2]} {key[1]} {key[3]}: kept->recomputed {diff}")
     customers = _expected_customers(session).subquery()
     stored = select(GrowthCustomer.group_type, GrowthCustomer.group_id, GrowthCustomer.buyer_email,
-                    GrowthCustomer.first_day, GrowthCustomer.last_day)
+                    GrowthCustomer.first_day, GrowthCustomer.last_day, GrowthCustomer.second_day)
     expected_rows = select(*customers.c)
     # On SQLite the dates are text both ways (stored by SQLAlchemy, returned by date()): the same text.
     missing = session.scalar(select(func.count()).select_from(expected_rows.except_(stored).subquery())) or 0
@@ -345,7 +353,8 @@ def rebuild(session: Session, *, write: bool = True, max_listed: int = 20) -> Re
     if write:
         session.execute(delete(GrowthCustomer))  # the lock order: customers before the daily rows
         session.execute(insert(GrowthCustomer).from_select(
-            ["group_type", "group_id", "buyer_email", "first_day", "last_day"], select(*customers.c)))
+            ["group_type", "group_id", "buyer_email", "first_day", "last_day", "second_day"],
+            select(*customers.c)))
         session.execute(delete(GrowthDaily))
         _insert_all(session, expected)
     return report
