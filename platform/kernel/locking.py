@@ -94,6 +94,7 @@ LOCK_ORDER: tuple[Place, ...] = (
     Place("storefront_listings", "dropped when a membership ends or a listing is removed"),
     Place("referral_links", "a link deactivated by its affiliate"),
     Place("coupons", "a coupon changed by its affiliate"),
+    Place("quotas", "a target set again by its program's seller; nothing else is locked with it"),
     Place("products", "every catalog write locks its product, then its variants"),
     Place("orders", "every state change of an order locks the order row first"),
     Place("refunds", "a refund's row: sending it, a failure Stripe reports, settling it"),

@@ -165,6 +165,8 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "GET /v1/platform/balances": "platform_balances.read",
     "GET /v1/reports/growth": "reports.read",
     "GET /v1/reports/funnel": "reports.read",
+    "GET /v1/quotas": "reports.read",
+    "POST /v1/programs/{program_id}/quotas": "programs.manage",
     # affiliates, programs, storefronts, links
     "GET /v1/affiliates": "applications.read",
     "GET /v1/affiliates/me": "affiliate.read",

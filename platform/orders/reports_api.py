@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 from affiliates.models import Program
 from affiliates.service import traffic
 from kernel.auth import Principal, Role
+from kernel.clock import clock
 from kernel.deps import CurrentPrincipal, DbSession, StrictQuery, get_runtime
 from kernel.errors import Forbidden
 from kernel.runtime import Runtime
-from orders.schemas import FunnelRowOut, GrowthRowOut
-from orders.service import funnel, queries, reports
+from orders.schemas import FunnelRowOut, GrowthRowOut, QuotaAttainmentOut
+from orders.service import attainment, funnel, queries, reports
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 
@@ -119,4 +120,29 @@ def funnel_report(
         only=scope(session, principal, group_by))]
     if wants_csv(format, accept):
         return csv_response(rows, FunnelRowOut, f"funnel-{group_by}.csv")
+    return rows
+
+
+@router.get("/quotas", response_model=list[QuotaAttainmentOut], tags=["reports"], responses=CSV_RESPONSE)
+def list_quotas(
+    session: DbSession, principal: CurrentPrincipal,
+    month: Annotated[str | None, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$",
+                                       description="YYYY-MM (UTC); default this month")] = None,
+    format: Format = None, accept: AcceptHeader = None,
+) -> Any:
+    """The month's quotas with their attainment so far: an affiliate's from the month-to-date
+    sales its commissions read (so the quota bonus and this never disagree), a program's from the
+    growth rollups. Sellers read their program's, affiliates their own, operators all."""
+    program_ids: set[uuid.UUID] | None = None
+    affiliate_id = None
+    if not principal.is_operator:
+        if principal.role is Role.SELLER:
+            program_ids = set(session.scalars(select(Program.id).where(Program.seller_id == principal.subject_id)))
+        else:
+            affiliate_id = principal.subject_id
+    when = clock.now()
+    rows = [QuotaAttainmentOut.model_validate(asdict(row)) for row in attainment.attainment(
+        session, month or f"{when.year:04d}-{when.month:02d}", program_ids=program_ids, affiliate_id=affiliate_id)]
+    if wants_csv(format, accept):
+        return csv_response(rows, QuotaAttainmentOut, "quotas.csv")
     return rows

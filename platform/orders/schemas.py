@@ -343,3 +343,17 @@ class FunnelRowOut(BaseModel):
     checkout_rate: float | None = Field(description="checkouts begun per cart started")
     order_rate: float | None = Field(description="paid orders per checkout begun")
     close_ratio: float | None = Field(description="paid orders per visit or click")
+
+
+class QuotaAttainmentOut(BaseModel):
+    id: uuid.UUID
+    program_id: uuid.UUID
+    affiliate_id: uuid.UUID | None = Field(description="null: the program's own quota")
+    name: str = Field(description="the affiliate's name (a program's quota: its seller's)")
+    month: str
+    metric: str
+    currency: str | None
+    target: int
+    actual: int = Field(description="so far this month: orders, revenue (minor units) or new customers")
+    attainment: float = Field(description="actual / target")
+    met: bool
