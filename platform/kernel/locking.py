@@ -113,6 +113,7 @@ LOCK_ORDER: tuple[Place, ...] = (
                                      "moves, in (affiliate, seller) order"),
     Place("referral_click_daily", "click counters; a click is its own transaction"),
     Place("growth_traffic_daily", "funnel traffic counters, added by their flush task in its own transaction"),
+    Place("partner_alarms", "opened (insert on conflict do nothing) and resolved on their own; the webhooks after"),
     Place("webhook_deliveries", "an outbound webhook's delivery, sent by its own task after commit"),
     Place("worker_heartbeats", "a worker's own row"),
     Place("mail_outbox", "an outgoing mail's row, sent by its own task after commit"),

@@ -110,6 +110,8 @@ _GRANTS: dict[str, dict[str, tuple[str, ...] | str]] = {
     "orders.mark_paid": {OPERATOR: ("admin", "finance")},
     "orders.refund": {OPERATOR: ("admin", "support")},
     "refunds.settle": {OPERATOR: ("admin", "support", "finance")},
+    "alarms.read": {SELLER: ("owner", "admin", "finance", "viewer"), OPERATOR: ALL},
+    "alarms.resolve": {OPERATOR: ("admin", "support")},
     "platform_balances.read": {OPERATOR: ALL},
     "payout_batches.read": {OPERATOR: ALL},
     "payout_batches.create": {OPERATOR: ("admin", "finance")},
@@ -166,6 +168,8 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "GET /v1/reports/growth": "reports.read",
     "GET /v1/reports/funnel": "reports.read",
     "GET /v1/quotas": "reports.read",
+    "GET /v1/alarms": "alarms.read",
+    "POST /v1/alarms/{alarm_id}/resolve": "alarms.resolve",
     "POST /v1/programs/{program_id}/quotas": "programs.manage",
     # affiliates, programs, storefronts, links
     "GET /v1/affiliates": "applications.read",

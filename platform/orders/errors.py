@@ -9,6 +9,10 @@ class OrderNotFound(NotFound):
     type = "order-not-found"
 
 
+class AlarmNotFound(NotFound):
+    type = "alarm-not-found"
+
+
 class RefundNotFound(NotFound):
     type = "refund-not-found"
 

@@ -278,3 +278,22 @@ class GrowthCustomer(Base):
     # The first day after `first_day` it paid again (a repeat buyer; the funnel's Experience).
     second_day: Mapped[Any | None] = mapped_column(Date)
     seen_before: Mapped[Any | None] = mapped_column(Date)
+
+
+class PartnerAlarm(TimestampMixin, Base):
+    """A partner-health alarm (orders.service.health): one rule, one affiliate, one currency.
+    Opened once (`open_key` is unique while it is open; null once resolved), it stays open until
+    an operator resolves it, whatever the next evaluations find; the same rule may open again
+    after that. `figures`: what the rule saw when it opened."""
+
+    __tablename__ = "partner_alarms"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    rule: Mapped[str] = mapped_column(String(32))
+    affiliate_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | resolved
+    open_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    resolution_note: Mapped[str | None] = mapped_column(String(500))

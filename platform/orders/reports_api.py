@@ -26,8 +26,9 @@ from kernel.clock import clock
 from kernel.deps import CurrentPrincipal, DbSession, StrictQuery, get_runtime
 from kernel.errors import Forbidden
 from kernel.runtime import Runtime
-from orders.schemas import FunnelRowOut, GrowthRowOut, QuotaAttainmentOut
-from orders.service import attainment, funnel, queries, reports
+from orders.models import PartnerAlarm
+from orders.schemas import AlarmOut, AlarmResolveIn, FunnelRowOut, GrowthRowOut, QuotaAttainmentOut
+from orders.service import attainment, funnel, health, queries, reports
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 
@@ -146,3 +147,34 @@ def list_quotas(
     if wants_csv(format, accept):
         return csv_response(rows, QuotaAttainmentOut, "quotas.csv")
     return rows
+
+
+def _alarm_out(alarm: PartnerAlarm, names: dict[uuid.UUID, str]) -> AlarmOut:
+    return AlarmOut(id=alarm.id, rule=alarm.rule, affiliate_id=alarm.affiliate_id,
+                    affiliate_name=names.get(alarm.affiliate_id, ""), currency=alarm.currency, status=alarm.status,
+                    figures=alarm.figures, opened_at=alarm.created_at, resolved_at=alarm.resolved_at,
+                    resolution_note=alarm.resolution_note)
+
+
+@router.get("/alarms", response_model=list[AlarmOut], tags=["reports"])
+def list_alarms(
+    session: DbSession, principal: CurrentPrincipal,
+    status: Annotated[Literal["open", "resolved"] | None, Query(description="default: both")] = None,
+) -> list[AlarmOut]:
+    """Partner-health alarms, newest first (at most 200): a partner falling away, gone dormant,
+    costing too much per new customer, refunding too much, or converting clicks like fraud. The
+    scheduled evaluation opens each once; it stays open until an operator resolves it. Sellers see
+    the alarms of their program's affiliates."""
+    affiliates = None if principal.is_operator else health.members_of_seller(session, principal.subject_id)
+    rows = health.list_alarms(session, status=status, affiliate_ids=affiliates)
+    names = reports.names_of(session, "affiliate", {row.affiliate_id for row in rows})
+    return [_alarm_out(row, names) for row in rows]
+
+
+@router.post("/alarms/{alarm_id}/resolve", response_model=AlarmOut, tags=["reports"])
+def resolve_alarm(alarm_id: uuid.UUID, body: AlarmResolveIn, session: DbSession,
+                  principal: CurrentPrincipal) -> AlarmOut:
+    """Operator: close an open alarm (409 when it is resolved already); the rule may open a new
+    one at a later evaluation."""
+    alarm = health.resolve(session, alarm_id, body.note)
+    return _alarm_out(alarm, reports.names_of(session, "affiliate", {alarm.affiliate_id}))

@@ -357,3 +357,20 @@ class QuotaAttainmentOut(BaseModel):
     actual: int = Field(description="so far this month: orders, revenue (minor units) or new customers")
     attainment: float = Field(description="actual / target")
     met: bool
+
+
+class AlarmOut(BaseModel):
+    id: uuid.UUID
+    rule: str = Field(description="falling_away, dormant, cost_per_new_customer, refund_spike or click_fraud")
+    affiliate_id: uuid.UUID
+    affiliate_name: str
+    currency: str
+    status: str = Field(description="open until an operator resolves it")
+    figures: dict[str, Any] = Field(description="what the rule saw when it opened (minor units, counts)")
+    opened_at: datetime
+    resolved_at: datetime | None
+    resolution_note: str | None
+
+
+class AlarmResolveIn(StrictModel):
+    note: str = Field(default="", max_length=500)
