@@ -171,6 +171,7 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "GET /v1/alarms": "alarms.read",
     "POST /v1/alarms/{alarm_id}/resolve": "alarms.resolve",
     "POST /v1/programs/{program_id}/quotas": "programs.manage",
+    "POST /v1/programs/{program_id}/simulations": "programs.manage",
     # affiliates, programs, storefronts, links
     "GET /v1/affiliates": "applications.read",
     "GET /v1/affiliates/me": "affiliate.read",

@@ -21,14 +21,25 @@ from sqlalchemy.orm import Session
 
 from affiliates.models import Program
 from affiliates.service import traffic
+from affiliates.service.programs import owned_program
 from kernel.auth import Principal, Role
 from kernel.clock import clock
 from kernel.deps import CurrentPrincipal, DbSession, StrictQuery, get_runtime
-from kernel.errors import Forbidden
+from kernel.errors import Forbidden, Unprocessable
 from kernel.runtime import Runtime
 from orders.models import PartnerAlarm
-from orders.schemas import AlarmOut, AlarmResolveIn, FunnelRowOut, GrowthRowOut, QuotaAttainmentOut
-from orders.service import attainment, funnel, health, queries, reports
+from orders.schemas import (
+    AlarmOut,
+    AlarmResolveIn,
+    FunnelRowOut,
+    GrowthRowOut,
+    QuotaAttainmentOut,
+    SimulatedPartnerOut,
+    SimulationIn,
+    SimulationOut,
+    SimulationTotalOut,
+)
+from orders.service import attainment, funnel, health, queries, reports, simulation
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 
@@ -178,3 +189,28 @@ def resolve_alarm(alarm_id: uuid.UUID, body: AlarmResolveIn, session: DbSession,
     one at a later evaluation."""
     alarm = health.resolve(session, alarm_id, body.note)
     return _alarm_out(alarm, reports.names_of(session, "affiliate", {alarm.affiliate_id}))
+
+
+MAX_SIMULATION_DAYS = 366
+
+
+@router.post("/programs/{program_id}/simulations", response_model=SimulationOut, tags=["programs"])
+def simulate_plan(program_id: uuid.UUID, body: SimulationIn, session: DbSession,
+                  principal: CurrentPrincipal) -> SimulationOut:
+    """Seller: what a draft plan version would have paid on your program's paid orders of a
+    period (at most a year), partner by partner, beside what they earned, with the cost to you;
+    the same engine as checkout over the stored orders; nothing is written. Apply it with
+    `POST /v1/programs/{program_id}/plan-versions` from a date."""
+    program = owned_program(session, principal, program_id)
+    until = body.until or clock.now()
+    if not body.since < until or (until - body.since).days > MAX_SIMULATION_DAYS:
+        raise Unprocessable(f"the period runs from since to until, at most {MAX_SIMULATION_DAYS} days")
+    result = simulation.simulate(session, program.id, program.seller_id, body.rules.as_json(), body.since, until)
+    return SimulationOut(
+        program_id=program.id, since=body.since, until=until, orders=result.orders, lines=result.lines,
+        partners=[SimulatedPartnerOut(affiliate_id=p.affiliate_id, name=p.name, currency=p.currency, earned=p.earned,
+                                      would_earn=p.would_earn, difference=p.would_earn - p.earned)
+                  for p in result.partners],
+        cost_to_seller=[SimulationTotalOut(currency=c, earned=e, would_earn=w, difference=w - e)
+                        for c, (e, w) in sorted(result.totals.items())],
+    )

@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt, field_validator
 
+from affiliates.schemas import PlanRules
 from kernel.schemas import MoneyOut, StrictModel
 
 
@@ -374,3 +375,44 @@ class AlarmOut(BaseModel):
 
 class AlarmResolveIn(StrictModel):
     note: str = Field(default="", max_length=500)
+
+
+class SimulationIn(StrictModel):
+    """A draft plan version (the rules of `POST /v1/programs/{id}/plan-versions`) and a period."""
+
+    rules: PlanRules
+    since: datetime = Field(description="UTC: orders placed from this time")
+    until: datetime | None = Field(default=None, description="UTC: orders placed before this time; default now")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2026-01-01T00:00:00Z)")
+        return value
+
+
+class SimulatedPartnerOut(BaseModel):
+    affiliate_id: uuid.UUID
+    name: str
+    currency: str
+    earned: int = Field(description="what the partner earned on these orders (minor units, at sale)")
+    would_earn: int = Field(description="what the draft would have paid it")
+    difference: int
+
+
+class SimulationTotalOut(BaseModel):
+    currency: str
+    earned: int
+    would_earn: int
+    difference: int = Field(description="the seller's extra cost under the draft (negative: a saving)")
+
+
+class SimulationOut(BaseModel):
+    program_id: uuid.UUID
+    since: datetime
+    until: datetime
+    orders: int
+    lines: int = Field(description="order lines that earned a commission in the program")
+    partners: list[SimulatedPartnerOut]
+    cost_to_seller: list[SimulationTotalOut] = Field(description="every commission is funded by the seller")
