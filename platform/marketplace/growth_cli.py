@@ -9,7 +9,7 @@ from rich.console import Console
 
 from kernel.db import session_scope
 from kernel.runtime import get_runtime
-from orders.service import rollups
+from orders.service import health, rollups
 
 app = typer.Typer(help="Growth rollups (the reports' figures).", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -37,3 +37,17 @@ def rebuild(
                           "journal mismatch(es)"))
     if not report.agree:
         raise typer.Exit(1)
+
+
+@app.command("health")
+def health_now() -> None:
+    """Evaluate partner health now (what the hourly beat task does): open the alarms the rollups
+    show, once each, and announce them by webhook; list the alarms open afterwards."""
+    runtime = get_runtime()
+    with session_scope(runtime.sessions) as session:
+        opened = len(health.evaluate(session, runtime.settings.operator_webhook_url))
+        still_open = health.list_alarms(session, status="open", affiliate_ids=None)
+        lines = [f"{alarm.rule:<22} {alarm.affiliate_id} {alarm.currency} {alarm.figures}" for alarm in still_open]
+    for line in lines:
+        console.print(line)
+    console.print(f"{opened} alarm(s) opened now, {len(lines)} open")
