@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import func, select
@@ -32,7 +33,7 @@ from affiliates.service.commission.rules import month_key
 from affiliates.service.commission.terms import ROLE_AFFILIATE, ROLE_RECRUITER, ROLE_SPLIT_PARTNER, MonthSales
 from affiliates.service.commission.terms import Quota as QuotaTerms
 from kernel.money import allocate
-from orders.models import Commission, Order, OrderStatus, SubOrder
+from orders.models import Commission, Order, OrderLine, OrderStatus, SubOrder
 
 CHUNK = 2000
 
@@ -57,60 +58,58 @@ class SimulationResult:
 def simulate(session: Session, program_id: uuid.UUID, seller_id: uuid.UUID, rules: Mapping[str, Any],
              since: datetime, until: datetime) -> SimulationResult:
     draft = Plan.parse(rules)
-    order_ids = list(session.scalars(
-        select(Commission.order_id).join(Order, Order.id == Commission.order_id)
+    # One statement, streamed in order: every commission of the program on the period's paid
+    # orders, with its line and order (plain rows, no ORM objects: 100,000 orders in seconds).
+    rows: Any = session.execute(
+        select(Order.id, Order.created_at, Order.affiliate_id, Order.currency, Order.buyer_email,
+               OrderLine.id, OrderLine.variant_id, OrderLine.product_id, OrderLine.quantity, OrderLine.amount,
+               OrderLine.platform_fee_amount, Commission.affiliate_id, Commission.role, Commission.amount)
+        .join(OrderLine, OrderLine.id == Commission.order_line_id).join(Order, Order.id == Commission.order_id)
         .where(Commission.program_id == program_id, Order.status == OrderStatus.PAID.value,
                Order.created_at >= since, Order.created_at < until)
-        .group_by(Commission.order_id, Order.created_at).order_by(Order.created_at, Commission.order_id)))
-    result = SimulationResult(orders=len(order_ids))
+        .order_by(Order.created_at, Order.id, OrderLine.id, Commission.id)
+        .execution_options(yield_per=CHUNK)
+    )
+    result = SimulationResult()
     partners: dict[tuple[uuid.UUID, str], PartnerResult] = {}
     month_sales: dict[tuple[uuid.UUID, str], MonthSales] = {}
     first_seen = _first_orders(session, seller_id, since, until)
     quotas = _quotas(session, program_id, since, until)
-    for start in range(0, len(order_ids), CHUNK):
-        chunk = order_ids[start:start + CHUNK]
-        orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(chunk)))}
-        for order_id in chunk:
-            order = orders[order_id]
-            mine = [c for c in order.commissions if c.program_id == program_id]
-            by_line: dict[uuid.UUID, list[Commission]] = defaultdict(list)
-            for c in mine:
-                by_line[c.order_line_id].append(c)
-            month = month_key(order.created_at)
-            assert order.affiliate_id is not None
-            key = (order.affiliate_id, month)
-            before = month_sales.get(key, MonthSales())
-            tier = draft.tier_rate(before.orders, before.amount)
-            quota = quotas.get((order.affiliate_id, month, order.currency)) or quotas.get(
-                (order.affiliate_id, month, "*"))
-            past_quota = quota is not None and quota.met_by(before)
-            first = first_seen.get(order.buyer_email) == order.id
-            counted = 0
-            for line in order.lines:
-                commissions = by_line.get(line.id)
-                if not commissions:
-                    continue
-                result.lines += 1
-                pool_parts = [c for c in commissions if c.role in (ROLE_AFFILIATE, ROLE_SPLIT_PARTNER)]
-                recruiter = [c for c in commissions if c.role == ROLE_RECRUITER]
-                priced = evaluate_line(
-                    draft, variant_id=line.variant_id, product_id=line.product_id, quantity=line.quantity,
-                    line_amount=line.amount, platform_fee=line.platform_fee_amount, tier=tier, first_order=first,
-                    has_recruiter=bool(recruiter), past_quota=past_quota)
-                weights = [c.amount for c in pool_parts]
-                if pool_parts and sum(weights) == 0:
-                    weights = [1 if c.role == ROLE_AFFILIATE else 0 for c in pool_parts]
-                parts = allocate(priced.pool, weights) if pool_parts and sum(weights) else []
-                for c, part in [*zip(pool_parts, parts, strict=True),
-                                *((c, priced.recruiter_override if i == 0 else 0) for i, c in enumerate(recruiter))]:
-                    partner = partners.setdefault((c.affiliate_id, order.currency),
-                                                  PartnerResult(c.affiliate_id, order.currency))
-                    partner.earned += c.amount
-                    partner.would_earn += part
-                if pool_parts:
-                    counted += line.amount
-            if counted:
-                month_sales[key] = MonthSales(before.orders + 1, before.amount + counted)
+    for _, order_rows in groupby(rows, key=lambda row: row[0]):
+        order = list(order_rows)
+        order_id, created_at, affiliate_id, currency, buyer = order[0][:5]
+        result.orders += 1
+        month = month_key(created_at)
+        key = (affiliate_id, month)
+        before = month_sales.get(key, MonthSales())
+        tier = draft.tier_rate(before.orders, before.amount)
+        quota = quotas.get((affiliate_id, month, currency)) or quotas.get((affiliate_id, month, "*"))
+        past_quota = quota is not None and quota.met_by(before)
+        first = first_seen.get(buyer) == order_id
+        counted = 0
+        for _, line_rows in groupby(order, key=lambda row: row[5]):
+            line = list(line_rows)
+            _, _, _, _, _, _, variant_id, product_id, quantity, amount, fee = line[0][:11]
+            result.lines += 1
+            pool_parts = [(aid, paid) for *_, aid, role, paid in line if role in (ROLE_AFFILIATE, ROLE_SPLIT_PARTNER)]
+            recruiter = [(aid, paid) for *_, aid, role, paid in line if role == ROLE_RECRUITER]
+            priced = evaluate_line(
+                draft, variant_id=variant_id, product_id=product_id, quantity=quantity, line_amount=amount,
+                platform_fee=fee, tier=tier, first_order=first, has_recruiter=bool(recruiter), past_quota=past_quota)
+            weights = [paid for _, paid in pool_parts]
+            if pool_parts and sum(weights) == 0:
+                weights = [1] + [0] * (len(pool_parts) - 1)
+            parts = allocate(priced.pool, weights) if pool_parts else []
+            shares = [*zip(pool_parts, parts, strict=True),
+                      *((share, priced.recruiter_override if i == 0 else 0) for i, share in enumerate(recruiter))]
+            for (aid, paid), part in shares:
+                partner = partners.setdefault((aid, currency), PartnerResult(aid, currency))
+                partner.earned += paid
+                partner.would_earn += part
+            if pool_parts:
+                counted += amount
+        if counted:
+            month_sales[key] = MonthSales(before.orders + 1, before.amount + counted)
     names = {aid: name for aid, name in session.execute(
         select(Affiliate.id, Affiliate.name).where(Affiliate.id.in_({a for a, _ in partners})))} if partners else {}
     for (affiliate_id, currency), partner in sorted(partners.items(), key=lambda kv: (kv[0][1], str(kv[0][0]))):
@@ -130,7 +129,7 @@ def _first_orders(session: Session, seller_id: uuid.UUID, since: datetime, until
         .where(SubOrder.seller_id == seller_id, Order.status != OrderStatus.CANCELLED.value, Order.created_at < until)
         .group_by(Order.buyer_email).subquery()
     )
-    rows = session.execute(
+    rows: Any = session.execute(
         select(Order.buyer_email, Order.id).join(first_at, (first_at.c.buyer_email == Order.buyer_email)
                                                  & (first_at.c.at == Order.created_at))
         .join(SubOrder, SubOrder.order_id == Order.id).where(SubOrder.seller_id == seller_id, first_at.c.at >= since)
