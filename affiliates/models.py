@@ -207,6 +207,47 @@ class ClickDailyCount(Base):
     bot_hits: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
+class TrafficDaily(Base):
+    """The funnel's counted traffic per UTC day and group (affiliate, storefront, program):
+    unique storefront visits (one per visitor per storefront per day), product views, carts
+    started and checkouts begun; bots and prefetches are not counted. Counted in Redis (or in
+    process without Redis) on the request and added here in batches by the
+    `affiliates.flush_traffic` beat task: no row is written per request
+    (affiliates.service.traffic)."""
+
+    __tablename__ = "growth_traffic_daily"
+
+    group_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[Any] = mapped_column(Date, primary_key=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    visits: Mapped[int] = mapped_column(BigInteger, default=0)
+    product_views: Mapped[int] = mapped_column(BigInteger, default=0)
+    carts_started: Mapped[int] = mapped_column(BigInteger, default=0)
+    checkouts_begun: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Quota(TimestampMixin, Base):
+    """A target for one calendar month (UTC, `YYYY-MM`): of one affiliate in a program
+    (`affiliate_id`), or of the program as a whole (`affiliate_id` null). `metric` is `orders`,
+    `revenue` (minor units of `currency`) or `new_customers` (programs only). A plan version's
+    `quota_bonus` pays on an affiliate's sales past its orders or revenue quota (the engine:
+    affiliates.service.commission.plans, rule 7); attainment is read live (orders.service.attainment)."""
+
+    __tablename__ = "quotas"
+    __table_args__ = (
+        UniqueConstraint("program_id", "affiliate_id", "month", "metric", name="uq_quotas_target"),
+        Index("ix_quotas_engine", "program_id", "affiliate_id", "month"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("affiliate_programs.id"))
+    affiliate_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("affiliates.id"))
+    month: Mapped[str] = mapped_column(String(7))
+    metric: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    target: Mapped[int] = mapped_column(BigInteger)
+
+
 class Coupon(TimestampMixin, Base):
     """A seller's coupon code tied to one affiliate. The buyer's discount is the program's
     `coupon_discount_bps` at order time, on that seller's lines."""

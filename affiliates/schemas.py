@@ -240,6 +240,9 @@ class PlanRules(StrictModel):
     tiers: list[TierIn] = Field(default_factory=list, max_length=MAX_TIERS)
     first_order_bonus: RateIn | None = None
     recruiter_override_bps: Bps = 0
+    quota_bonus: RateIn | None = Field(default=None, description=(
+        "added on sales past the affiliate's monthly quota in this program (orders and/or revenue; "
+        "POST /v1/programs/{program_id}/quotas)"))
 
     @model_validator(mode="after")
     def _unique(self) -> PlanRules:
@@ -548,3 +551,29 @@ class PreviewOut(BaseModel):
     seller_net: MoneyOut
     parties: list[PartyTotalOut] = Field(description="every party's total: platform, each seller, each affiliate")
     first_order_sellers: list[uuid.UUID]
+
+
+QuotaMetric = Literal["orders", "revenue", "new_customers"]
+
+
+class QuotaIn(StrictModel):
+    """A monthly target: of one affiliate in the program (`affiliate_id`), or of the program as a
+    whole (no `affiliate_id`). Setting the same program, affiliate, month and metric again
+    replaces the target."""
+
+    affiliate_id: uuid.UUID | None = None
+    month: str = Field(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", description="calendar month (UTC), YYYY-MM")
+    metric: QuotaMetric = Field(description="orders, revenue (minor units of `currency`), or new_customers "
+                                            "(programs only)")
+    target: StrictInt = Field(ge=1, le=MAX_AMOUNT)
+    currency: Currency | None = Field(default=None, description="a revenue quota's currency")
+
+
+class QuotaOut(BaseModel):
+    id: uuid.UUID
+    program_id: uuid.UUID
+    affiliate_id: uuid.UUID | None
+    month: str
+    metric: str
+    currency: str | None
+    target: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 
+from affiliates.service import traffic
 from affiliates.service.links import add_daily_counts, parse_counters, pop_all_counters, restore_counters
 from kernel.runtime import get_runtime
 from kernel.tasking import BeatSpec, TaskSpec, task_session
@@ -11,6 +12,7 @@ from kernel.tasking import BeatSpec, TaskSpec, task_session
 log = structlog.get_logger(__name__)
 
 FLUSH_CLICKS = "affiliates.flush_clicks"
+FLUSH_TRAFFIC = "affiliates.flush_traffic"
 FLUSH_INTERVAL_SECONDS = 60.0
 
 
@@ -38,5 +40,17 @@ def flush_clicks() -> int:
     return flushed
 
 
-TASKS = (TaskSpec(FLUSH_CLICKS, flush_clicks),)
-BEAT = (BeatSpec("affiliates-flush-clicks", FLUSH_CLICKS, FLUSH_INTERVAL_SECONDS),)
+def flush_traffic() -> int:
+    """Move the funnel's traffic counters (visits, product views, carts, checkouts) from the
+    store to `growth_traffic_daily` (affiliates.service.traffic); returns the rows touched."""
+    store = get_runtime().store
+    with task_session() as session:
+        rows = traffic.flush(session, store)
+    if rows:
+        log.info("traffic_flushed", rows=rows)
+    return rows
+
+
+TASKS = (TaskSpec(FLUSH_CLICKS, flush_clicks), TaskSpec(FLUSH_TRAFFIC, flush_traffic))
+BEAT = (BeatSpec("affiliates-flush-clicks", FLUSH_CLICKS, FLUSH_INTERVAL_SECONDS),
+        BeatSpec("affiliates-flush-traffic", FLUSH_TRAFFIC, FLUSH_INTERVAL_SECONDS))

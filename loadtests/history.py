@@ -18,6 +18,11 @@ So the shares sit in `available` (the status `available`, `seller_share_released
 synthetic ids when it has fewer than two sellers or no affiliate. Ids are derived from `--tag`
 (default: random), so the command can run again on the same database to add more history.
 Stock, products and the last 90 days are untouched: growth comes from history alone.
+
+Then the growth rollups (`growth_daily`, `growth_customers`) are filled set-based from every
+paid order, in the same transaction, by the same recomputation `marketplace growth rebuild` runs
+(`orders.service.rollups.rebuild`; `--no-rollups` skips it). The 5,000 history buyers come back
+(`buyer{i % 5000}`), so the reports see returning customers.
 """
 
 from __future__ import annotations
@@ -167,9 +172,10 @@ def _payees(conn: Connection, table: str, needed: int, tag: str) -> list[uuid.UU
     return [uuid.uuid5(uuid.NAMESPACE_URL, f"history/{tag}/{table}/{k}") for k in range(max(needed, 5))]
 
 
-def build_history(conn: Connection, orders: int, *, tag: str | None = None, currency: str = "USD") -> dict[str, int]:
+def build_history(conn: Connection, orders: int, *, tag: str | None = None, currency: str = "USD",
+                  with_rollups: bool = True) -> dict[str, int]:
     """Add `orders` paid, released history orders on `conn` (PostgreSQL), in the caller's
-    transaction; returns the rows written per table."""
+    transaction, and (`with_rollups`) rebuild the growth rollups; returns the rows written per table."""
     if conn.dialect.name != "postgresql":
         raise SystemExit("the history builder writes with PostgreSQL's generate_series: give a PostgreSQL URL")
     if orders < 1:
@@ -185,7 +191,25 @@ def build_history(conn: Connection, orders: int, *, tag: str | None = None, curr
         written[table] = conn.execute(text(sql), params).rowcount
     for table, _sql in STEPS:
         conn.execute(text(f"ANALYZE {table}"))
+    if with_rollups:
+        written.update(fill_rollups(conn))
     return written
+
+
+def fill_rollups(conn: Connection) -> dict[str, int]:
+    """The growth rollups from every paid order (set-based: GROUP BY and INSERT ... SELECT)."""
+    from sqlalchemy.orm import Session
+
+    from orders.service import rollups
+
+    session = Session(bind=conn)
+    report = rollups.rebuild(session, write=True)
+    session.flush()
+    if report.journal_mismatches:
+        raise SystemExit(f"the rollups disagree with the journal: {report.journal_mismatches}")
+    for table in ("growth_daily", "growth_customers"):
+        conn.execute(text(f"ANALYZE {table}"))
+    return {"growth_daily": report.rows, "growth_customers": report.customers}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", default=None, help="default: the settings' DATABASE_URL")
     parser.add_argument("--tag", default=None, help="id seed (default random; the same tag twice collides)")
     parser.add_argument("--currency", default="USD")
+    parser.add_argument("--no-rollups", action="store_true", help="leave the growth rollups as they are")
     args = parser.parse_args(argv)
     url = args.database_url
     if url is None:
@@ -203,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     engine = create_engine(url)
     started = time.perf_counter()
     with engine.begin() as conn:
-        written = build_history(conn, args.orders, tag=args.tag, currency=args.currency)
+        written = build_history(conn, args.orders, tag=args.tag, currency=args.currency,
+                                with_rollups=not args.no_rollups)
     engine.dispose()
     print({**written, "seconds": round(time.perf_counter() - started, 1)})
 

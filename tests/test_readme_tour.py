@@ -42,6 +42,7 @@ NOT_RUN = {
     ("affiliates/README.md", ".venv/bin/marketplace serve                     # prints the operator key: mk_..."),
     ("loadtests/README.md", "python -m loadtests.bench --duration 30            # prints one JSON line last"),
     ("loadtests/README.md", "createdb -h 127.0.0.1 -U postgres hist && U=postgresql+psycopg://postgres@127.0.0.1:5432/hist"),
+    ("README.md", "createdb -h 127.0.0.1 -U postgres hist_growth && U=postgresql+psycopg://postgres@127.0.0.1:5432/hist_growth"),
 }
 
 # What each walkthrough's output must show, beyond every command exiting 0.

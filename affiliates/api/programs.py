@@ -19,8 +19,10 @@ from affiliates.schemas import (
     PlanVersionOut,
     ProgramIn,
     ProgramOut,
+    QuotaIn,
+    QuotaOut,
 )
-from affiliates.service import programs
+from affiliates.service import programs, quotas
 from affiliates.service.common import subject
 from kernel.deps import AffiliatePrincipal, CurrentPrincipal, DbSession, SellerPrincipal, StrictQuery
 from kernel.schemas import Page
@@ -60,6 +62,15 @@ def update_program(program_id: uuid.UUID, body: ProgramIn, session: DbSession,
     (orders already placed keep theirs)."""
     program = programs.update_program(session, principal, program_id, body)
     return program_out(program, programs.current_versions(session, [program]).get(program.id))
+
+
+@router.post("/v1/programs/{program_id}/quotas", status_code=201, response_model=QuotaOut, tags=["programs"])
+def set_quota(program_id: uuid.UUID, body: QuotaIn, session: DbSession, principal: SellerOrOperator) -> QuotaOut:
+    """Seller: a monthly target (orders, revenue or new customers) for an affiliate in your
+    program, or for the program as a whole; again for the same month and metric replaces it. A
+    plan version with `quota_bonus` pays it on the affiliate's sales past its quota; attainment:
+    `GET /v1/quotas`."""
+    return QuotaOut.model_validate(quotas.set_quota(session, principal, program_id, body), from_attributes=True)
 
 
 @router.post("/v1/programs/{program_id}/memberships", status_code=201, response_model=MembershipOut,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from affiliates.api.common import AffiliateOrOperator, Cursor, Limit, RuntimeDep
@@ -21,11 +21,12 @@ from affiliates.schemas import (
     StorefrontSellerOut,
     StorefrontUpdate,
 )
-from affiliates.service import storefronts
+from affiliates.service import storefronts, traffic, visitors
 from affiliates.service.common import subject
 from catalog.schemas import CatalogProductOut
 from kernel.db import session_scope
-from kernel.deps import AffiliatePrincipal, DbSession, PublicRateLimit, StrictQuery
+from kernel.deps import AffiliatePrincipal, DbSession, PublicRateLimit, StrictQuery, client_address
+from kernel.runtime import Runtime
 from kernel.schemas import Page
 
 router = APIRouter(dependencies=[StrictQuery])
@@ -83,7 +84,7 @@ def _json(model: BaseModel) -> Response:
 @buyer_router.get("/v1/storefronts/{slug}/products", response_model=Page[CatalogProductOut], tags=["storefronts"],
             dependencies=[PublicRateLimit, StrictQuery])
 def public_storefront_products(
-    slug: str, runtime: RuntimeDep, cursor: Cursor = None, limit: Limit = 50,
+    slug: str, request: Request, runtime: RuntimeDep, cursor: Cursor = None, limit: Limit = 50,
     q: Annotated[str | None, Query(max_length=200, description="words in the name or description")] = None,
     seller_id: Annotated[uuid.UUID | None, Query(description="only this seller's products")] = None,
 ) -> Response:
@@ -95,17 +96,27 @@ def public_storefront_products(
         items, next_cursor = storefronts.public_products(
             session, runtime.store, runtime.settings.catalog_cache_ttl_seconds, slug, cursor=cursor, limit=limit,
             q=(q or "").strip() or None, seller_id=seller_id)
+    if cursor is None:  # a visit opens the first page (the funnel: affiliates.service.traffic)
+        traffic.count_visit(runtime.store, slug, _visitor(request, runtime))
     return _json(Page[CatalogProductOut](items=items, next_cursor=next_cursor))
 
 
 @buyer_router.get("/v1/storefronts/{slug}/products/{product_id}", response_model=CatalogProductOut,
             tags=["storefronts"], dependencies=[PublicRateLimit, StrictQuery])
-def public_storefront_product(slug: str, product_id: uuid.UUID, runtime: RuntimeDep) -> Response:
+def public_storefront_product(slug: str, product_id: uuid.UUID, request: Request, runtime: RuntimeDep) -> Response:
     """Public: one product of the storefront."""
     with session_scope(runtime.sessions) as session:
         product = storefronts.public_product(session, runtime.store, runtime.settings.catalog_cache_ttl_seconds,
                                              slug, product_id)
+    traffic.count_product_view(runtime.store, slug, product_id, _visitor(request, runtime))
     return _json(product)
+
+
+def _visitor(request: Request, runtime: Runtime) -> visitors.Visitor:
+    """Who opened the page, as the referral redirect knows visitors (bots and prefetches apart)."""
+    return visitors.identify(secret=runtime.visitor_hash_key, client=client_address(request),
+                             user_agent=request.headers.get("user-agent"),
+                             cookie=request.cookies.get(visitors.VISITOR_COOKIE), headers=request.headers)
 
 
 @router.get("/v1/storefronts/{slug}/settings", response_model=StorefrontOut, tags=["storefronts"])

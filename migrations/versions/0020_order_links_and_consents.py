@@ -20,7 +20,7 @@ from alembic import op
 import kernel.db
 
 revision: str = '0020'
-down_revision: str | None = '0015'
+down_revision: str | None = '0019'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

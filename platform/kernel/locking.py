@@ -94,6 +94,7 @@ LOCK_ORDER: tuple[Place, ...] = (
     Place("storefront_listings", "dropped when a membership ends or a listing is removed"),
     Place("referral_links", "a link deactivated by its affiliate"),
     Place("coupons", "a coupon changed by its affiliate"),
+    Place("quotas", "a target set again by its program's seller; nothing else is locked with it"),
     Place("products", "every catalog write locks its product, then its variants"),
     Place("orders", "every state change of an order locks the order row first"),
     Place("refunds", "a refund's row: sending it, a failure Stripe reports, settling it"),
@@ -101,6 +102,9 @@ LOCK_ORDER: tuple[Place, ...] = (
                         "freeze and a refund take them in this order"),
     Place("commissions", "after the sub-orders (above)"),
     Place("order_lines", "written only under the order's row lock, by refunds", guarded_by="orders"),
+    Place("growth_customers", "a payment's or refund's rollup rows, after the order's shares and before the stock a "
+                              "rejection gives back; (group type, group, buyer) order"),
+    Place("growth_daily", "the growth rollup, after its customers; rows in key order"),
     Place("variants", "stock, after the order (cancelled, rejected) or product (catalog write) that moves it; "
                       "checkout takes it first"),
     Place("idempotency_keys", "checkout claims its key after the variant rows: a twin in flight is past its own "
@@ -108,6 +112,8 @@ LOCK_ORDER: tuple[Place, ...] = (
     Place("affiliate_monthly_sales", "volume-tier counters, upserted after the stock a checkout or cancellation "
                                      "moves, in (affiliate, seller) order"),
     Place("referral_click_daily", "click counters; a click is its own transaction"),
+    Place("growth_traffic_daily", "funnel traffic counters, added by their flush task in its own transaction"),
+    Place("partner_alarms", "opened (insert on conflict do nothing) and resolved on their own; the webhooks after"),
     Place("webhook_deliveries", "an outbound webhook's delivery, sent by its own task after commit"),
     Place("worker_heartbeats", "a worker's own row"),
     Place("mail_outbox", "an outgoing mail's row, sent by its own task after commit"),

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # webhook_url pointing at the platform's own network: SSRF). Unset: allowed only on the
     # embedded SQLite default and in tests (local receivers); refused on PostgreSQL.
     webhook_allow_private_hosts: bool | None = None
+    # Where the operator team hears of partner-health alarms (`partner.alarm`, signed like every
+    # outbound webhook, as recipient `operator`). Unset: the alarms are listed in the API only.
+    operator_webhook_url: str | None = None
     # When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (Prometheus' bearer_token).
     metrics_token: SecretStr | None = None
 

@@ -24,6 +24,7 @@ from marketplace.docs_ui import install_docs
 from marketplace.subjects import subject_rejected
 from orders import api as orders_api
 from orders import buyer_api as order_links_api
+from orders import reports_api
 from payouts import api as payouts_api
 from web import install_web
 
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(people_api.router)
     app.include_router(order_links_api.router)
     app.include_router(payouts_api.router)
+    app.include_router(reports_api.router)
     app.include_router(stripe_webhooks.router)
     # Error responses per operation, read from the code of these packages (kernel/openapi.py).
     install_openapi(app, packages=("kernel", "catalog", "affiliates", "orders", "payouts", "marketplace"))

@@ -1,4 +1,4 @@
-"""The `marketplace` command: serve, worker, beat, db, keys, mail, demo, payouts, ledger."""
+"""The `marketplace` command: serve, worker, beat, db, keys, mail, demo, payouts, ledger, growth."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from kernel.db import session_scope
 from kernel.errors import AppError
 from kernel.runtime import Runtime
 from kernel.settings import get_settings
-from marketplace import bootstrap, migrate
+from marketplace import bootstrap, growth_cli, migrate
 from marketplace.ledger_report import run_ledger_audit
 from marketplace.subjects import subject_exists
 from payouts import cli as payouts_cli
@@ -32,6 +32,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(payouts_cli.app, name="payouts")
+app.add_typer(growth_cli.app, name="growth")
 console = Console()
 # A placeholder: invite your own address to the operator team as admin, then remove this person.
 FIRST_ADMIN_EMAIL = "admin@marketplace.example.com"

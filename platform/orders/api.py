@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Cookie, Depends, Header, Query, Response
 from sqlalchemy.orm import Session
 
+from affiliates.service import traffic
 from kernel import mail
 from kernel.auth import Role
-from kernel.clock import clock
 from kernel.db import autocommit_engine, session_scope
 from kernel.deps import (
     CurrentPrincipal,
@@ -34,7 +33,6 @@ from orders.schemas import (
     BalancesOut,
     CheckoutIn,
     CommissionOut,
-    GrowthRowOut,
     OrderBuyerOut,
     OrderOperatorOut,
     PlatformBalanceOut,
@@ -47,7 +45,7 @@ from orders.schemas import (
     TodayCurrencyOut,
     TodayOut,
 )
-from orders.service import checkout, fulfilment, payments, queries, refunds, reports, settlement, today, views
+from orders.service import checkout, fulfilment, payments, queries, refunds, settlement, today, views
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 
@@ -76,11 +74,19 @@ def _checkout(
     # the PaymentIntent is created, and its id stored in a second, one-statement unit of work.
     # Both steps are idempotent (orders.service.payments): a retry of the checkout finishes the job.
     bind = None if runtime.settings.is_sqlite else autocommit_engine(runtime.engine)
-    with session_scope(runtime.sessions, bind=bind) as session:
-        result = checkout.place_order(session, runtime.settings, request)
+    try:
+        with session_scope(runtime.sessions, bind=bind) as session:
+            result = checkout.place_order(session, runtime.settings, request)
+    except Exception:
+        traffic.count_checkout(runtime.store, slug=slug, placed=False)  # a cart started all the same
+        raise
     order = result.order
     if result.mail_id is not None:
         mail.send_later(runtime.settings, result.mail_id)  # committed with the order
+    if not result.replayed:  # the funnel's counters (affiliates.service.traffic): no row written
+        traffic.count_checkout(runtime.store, slug=slug, placed=True, storefront_id=order.storefront_id,
+                               affiliate_id=None if order.self_referral else order.affiliate_id,
+                               seller_ids=[sub.seller_id for sub in order.sub_orders])
     if payments.payment_needed(order) and (payment := payments.create_payment(runtime.rail, order)):
         with session_scope(runtime.sessions) as session:
             payments.record_payment(session, order.id, payment)
@@ -349,26 +355,3 @@ def today_report(session: DbSession, principal: OperatorPrincipal) -> TodayOut:
     since, figures = today.today(session)
     return TodayOut(date=since.date().isoformat(), since=since,
                     currencies=[TodayCurrencyOut.model_validate(row, from_attributes=True) for row in figures])
-
-
-@router.get("/reports/growth", response_model=list[GrowthRowOut], tags=["reports"])
-def growth_report(
-    session: DbSession, principal: CurrentPrincipal,
-    group_by: Annotated[reports.GroupBy, Query(description="whose figures: one row per group and currency")],
-    days: Annotated[int, Query(ge=1, le=730)] = 90,
-) -> list[GrowthRowOut]:
-    """Growth figures per seller, affiliate or storefront. Customers, average order value, purchase
-    frequency, close ratio, sources, commission per new customer and partners falling away.
-    Sellers see their own row (group_by=seller); affiliates their own and their storefronts';
-    operators everyone's."""
-    only = None
-    if not principal.is_operator:
-        allowed = ("seller",) if principal.role is Role.SELLER else ("affiliate", "storefront")
-        if group_by not in allowed:
-            raise Forbidden(f"a {principal.role.value} key reads group_by={' or '.join(allowed)}")
-        only = principal.subject_id if group_by != "storefront" else None
-    rows = reports.growth(session, group_by, since=clock.now() - timedelta(days=days), only=only)
-    if group_by == "storefront" and not principal.is_operator:
-        mine = queries.storefront_ids_of(session, principal.subject_id)
-        rows = [row for row in rows if row.group_id in mine]
-    return [GrowthRowOut.model_validate(row, from_attributes=True) for row in rows]

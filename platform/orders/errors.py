@@ -14,6 +14,9 @@ class OrderLinkNotFound(NotFound):
     title = "No order has this link"
 
 
+class AlarmNotFound(NotFound):
+    type = "alarm-not-found"
+
 class RefundNotFound(NotFound):
     type = "refund-not-found"
 

@@ -17,7 +17,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kernel.clock import clock
@@ -236,3 +247,74 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     order_id: Mapped[uuid.UUID] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
+
+
+class GrowthDaily(Base):
+    """The growth rollup: per UTC day (the day the order was paid), group and currency, what the
+    reports read instead of the orders (orders.service.rollups keeps it, in the transaction of
+    each payment and refund; `marketplace growth rebuild` recomputes it and checks it).
+
+    `group_type` is seller, affiliate, storefront or program. Money columns are minor units, net
+    of refunds (a refund is taken from the day its order was paid, so a day's figures are its
+    sales as they stand today): `revenue` what buyers paid less what was refunded, `refunded`
+    what was refunded, `commissions` net of clawbacks, `fees` the platform's net fee.
+    `new_customers`: buyers whose first paid order in the group was that day; `returning_customers`:
+    buyers who had bought in the group before that day and bought again that day (once per day).
+    `orders_via_*`: the orders by attribution source (the rest had none)."""
+
+    __tablename__ = "growth_daily"
+    __table_args__ = (Index("ix_growth_daily_group", "group_type", "group_id", "day"),)
+
+    group_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[Any] = mapped_column(Date, primary_key=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    new_customers: Mapped[int] = mapped_column(BigInteger, default=0)
+    returning_customers: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    commissions: Mapped[int] = mapped_column(BigInteger, default=0)
+    fees: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders_via_storefront: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders_via_click: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders_via_coupon: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class GrowthCustomer(Base):
+    """One buyer of one group (seller, affiliate, storefront, program): the first and the last
+    UTC day it paid for an order there. New versus returning is decided on it at payment time,
+    and a trailing period's distinct customers are the rows whose `last_day` falls inside it.
+    `seen_before` is scratch: the payment's UPDATE copies the old `last_day` into it and returns
+    it, so one statement both records the visit and says whether it is the first of the day."""
+
+    __tablename__ = "growth_customers"
+    __table_args__ = (Index("ix_growth_customers_last_day", "group_type", "last_day"),)
+
+    group_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    buyer_email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    first_day: Mapped[Any] = mapped_column(Date)
+    last_day: Mapped[Any] = mapped_column(Date)
+    # The first day after `first_day` it paid again (a repeat buyer; the funnel's Experience).
+    second_day: Mapped[Any | None] = mapped_column(Date)
+    seen_before: Mapped[Any | None] = mapped_column(Date)
+
+
+class PartnerAlarm(TimestampMixin, Base):
+    """A partner-health alarm (orders.service.health): one rule, one affiliate, one currency.
+    Opened once (`open_key` is unique while it is open; null once resolved), it stays open until
+    an operator resolves it, whatever the next evaluations find; the same rule may open again
+    after that. `figures`: what the rule saw when it opened."""
+
+    __tablename__ = "partner_alarms"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    rule: Mapped[str] = mapped_column(String(32))
+    affiliate_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | resolved
+    open_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    resolution_note: Mapped[str | None] = mapped_column(String(500))

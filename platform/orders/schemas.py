@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, StrictInt, field_validator
 
+from affiliates.schemas import PlanRules
 from kernel.schemas import MoneyOut, StrictModel
 
 
@@ -341,20 +342,28 @@ class TodayOut(BaseModel):
 
 
 class GrowthRowOut(BaseModel):
-    group_id: uuid.UUID = Field(description="the seller, affiliate or storefront id")
-    name: str = Field(description="the seller's, affiliate's or storefront's name")
+    group_id: uuid.UUID = Field(description="the seller, affiliate, storefront or program id")
+    name: str = Field(description="the seller's, affiliate's or storefront's name (a program: its seller's)")
     currency: str
     orders: int
-    customers: int
-    new_customers: int
+    customers: int = Field(description="distinct buyers with a paid order in the period")
+    new_customers: int = Field(description="buyers whose first paid order in the group is in the period")
+    returning_customers: int = Field(description="buyers back after an earlier order, once per day")
     revenue: int = Field(description="minor units, net of refunds")
+    refunded: int = Field(description="minor units")
+    fees: int = Field(description="the platform's fees, net of refunds (minor units)")
     average_order_value: int = Field(description="minor units")
     purchase_frequency: float = Field(description="orders per customer")
     commissions: int = Field(description="minor units, net of clawbacks")
     commission_per_new_customer: int | None = Field(description="minor units: the cost of a new customer")
-    clicks: int | None
+    clicks: int | None = Field(description="unique human referral clicks (affiliates, storefronts)")
     close_ratio: float | None = Field(description="orders that came from a referral click, per click")
     sources: dict[str, int] = Field(description="orders by attribution source")
+    previous_orders: int = Field(description="the period of the same length just before this one")
+    previous_revenue: int
+    previous_new_customers: int
+    previous_commissions: int
+    revenue_change: float | None = Field(description="(revenue - previous) / previous revenue")
     sales_last_30_days: int
     sales_previous_30_days: int
     falling_away: bool = Field(description="sales this month under half of last month's")
@@ -425,3 +434,94 @@ class OrderStatusOut(BaseModel):
     paid_at: datetime | None
     cancelled_at: datetime | None
     cancel_reason: str | None
+
+
+class FunnelRowOut(BaseModel):
+    group_id: uuid.UUID = Field(description="the affiliate, storefront or program id")
+    name: str = Field(description="the affiliate's or storefront's name (a program: its seller's)")
+    visits: int = Field(description="Exploration: unique human storefront visits (one per visitor, storefront, day)")
+    clicks: int | None = Field(description="Exploration: unique human referral clicks (affiliates, storefronts)")
+    product_views: int = Field(description="Evaluation: product pages opened by human visitors")
+    carts_started: int = Field(description="Engagement: checkout requests (a storefront's, or orders placed elsewhere)")
+    checkouts_begun: int = Field(description="Engagement: orders placed, awaiting payment")
+    orders: int = Field(description="Experience: paid orders")
+    repeat_buyers: int = Field(description="Experience: buyers new in the period who paid again on a later day "
+                                           "within repeat_window_days")
+    advocates: int = Field(description="Experience: buyers who became affiliates and brought buyers of their own")
+    view_rate: float | None = Field(description="product views per visit or click")
+    cart_rate: float | None = Field(description="carts started per product view")
+    checkout_rate: float | None = Field(description="checkouts begun per cart started")
+    order_rate: float | None = Field(description="paid orders per checkout begun")
+    close_ratio: float | None = Field(description="paid orders per visit or click")
+
+
+class QuotaAttainmentOut(BaseModel):
+    id: uuid.UUID
+    program_id: uuid.UUID
+    affiliate_id: uuid.UUID | None = Field(description="null: the program's own quota")
+    name: str = Field(description="the affiliate's name (a program's quota: its seller's)")
+    month: str
+    metric: str
+    currency: str | None
+    target: int
+    actual: int = Field(description="so far this month: orders, revenue (minor units) or new customers")
+    attainment: float = Field(description="actual / target")
+    met: bool
+
+
+class AlarmOut(BaseModel):
+    id: uuid.UUID
+    rule: str = Field(description="falling_away, dormant, cost_per_new_customer, refund_spike or click_fraud")
+    affiliate_id: uuid.UUID
+    affiliate_name: str
+    currency: str
+    status: str = Field(description="open until an operator resolves it")
+    figures: dict[str, Any] = Field(description="what the rule saw when it opened (minor units, counts)")
+    opened_at: datetime
+    resolved_at: datetime | None
+    resolution_note: str | None
+
+
+class AlarmResolveIn(StrictModel):
+    note: str = Field(default="", max_length=500)
+
+
+class SimulationIn(StrictModel):
+    """A draft plan version (the rules of `POST /v1/programs/{id}/plan-versions`) and a period."""
+
+    rules: PlanRules
+    since: datetime = Field(description="UTC: orders placed from this time")
+    until: datetime | None = Field(default=None, description="UTC: orders placed before this time; default now")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2026-01-01T00:00:00Z)")
+        return value
+
+
+class SimulatedPartnerOut(BaseModel):
+    affiliate_id: uuid.UUID
+    name: str
+    currency: str
+    earned: int = Field(description="what the partner earned on these orders (minor units, at sale)")
+    would_earn: int = Field(description="what the draft would have paid it")
+    difference: int
+
+
+class SimulationTotalOut(BaseModel):
+    currency: str
+    earned: int
+    would_earn: int
+    difference: int = Field(description="the seller's extra cost under the draft (negative: a saving)")
+
+
+class SimulationOut(BaseModel):
+    program_id: uuid.UUID
+    since: datetime
+    until: datetime
+    orders: int
+    lines: int = Field(description="order lines that earned a commission in the program")
+    partners: list[SimulatedPartnerOut]
+    cost_to_seller: list[SimulationTotalOut] = Field(description="every commission is funded by the seller")

@@ -15,7 +15,7 @@ from kernel.payment_rail import PaymentRailError
 from kernel.runtime import get_runtime
 from kernel.tasking import BeatSpec, TaskSpec, enqueue, task_session
 from orders.models import Order, Refund
-from orders.service import refunds, settlement
+from orders.service import health, refunds, settlement
 
 log = structlog.get_logger(__name__)
 
@@ -85,14 +85,27 @@ def retry_unsent_refunds() -> int:
     return len(refund_ids)
 
 
+def evaluate_partner_health() -> int:
+    """Open the partner-health alarms the rollups show (orders.service.health); returns how many
+    opened now (an alarm already open is not opened again)."""
+    with task_session() as session:
+        opened = [f"{a.rule}:{a.affiliate_id}:{a.currency}"
+                  for a in health.evaluate(session, get_runtime().settings.operator_webhook_url)]
+    if opened:
+        log.info("partner_alarms_opened", alarms=opened)
+    return len(opened)
+
+
 TASKS = (
     TaskSpec("orders.expire_unpaid", expire_unpaid),
     TaskSpec("orders.release_matured", release_matured),
     TaskSpec(SEND_REFUND, send_refund, bind=True, max_retries=10),
     TaskSpec("orders.retry_unsent_refunds", retry_unsent_refunds),
+    TaskSpec("orders.evaluate_partner_health", evaluate_partner_health),
 )
 BEAT = (
     BeatSpec("orders-retry-unsent-refunds", "orders.retry_unsent_refunds", 300.0),
     BeatSpec("orders-expire-unpaid", "orders.expire_unpaid", 60.0),
     BeatSpec("orders-release-matured", "orders.release_matured", 300.0),
+    BeatSpec("orders-evaluate-partner-health", "orders.evaluate_partner_health", 3600.0),
 )

@@ -23,6 +23,7 @@ from affiliates.service.commission import (
     compute_settlement,
 )
 from affiliates.service.commission.plans import Plan
+from affiliates.service.commission.terms import Quota as QuotaTerms
 
 AT = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 A, S, R = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()  # affiliate, split partner, recruiter
@@ -33,14 +34,16 @@ PROG_X, PROG_Y, VERSION_X, VERSION_Y = (uuid.uuid4() for _ in range(4))
 
 
 def program(seller: uuid.UUID, rules: dict[str, Any] | None, *, member: bool = True, window: int = 30,
-            coupon_bps: int = 0, partners: frozenset[uuid.UUID] = frozenset({S, R})) -> ProgramTerms:
-    """`partners`: the split partners that are approved members of this program."""
+            coupon_bps: int = 0, partners: frozenset[uuid.UUID] = frozenset({S, R}),
+            quota: QuotaTerms | None = None) -> ProgramTerms:
+    """`partners`: the split partners that are approved members of this program; `quota`: the
+    affiliate's quota in it this month."""
     program_id, version_id = (PROG_X, VERSION_X) if seller == X else (PROG_Y, VERSION_Y)
     return ProgramTerms(
         program_id=program_id, seller_id=seller, attribution_window_days=window, holding_period_days=30,
         coupon_discount_bps=coupon_bps, plan_version_id=version_id if rules is not None else None,
         plan=Plan.parse(rules) if rules is not None else None, affiliate_is_member=member,
-        member_partners=partners,
+        member_partners=partners, quota=quota,
     )
 
 
@@ -137,6 +140,20 @@ CASES = [
     Case("no first-order bonus for a returning buyer", [line(Y, 10_000)],
          {Y: program(Y, {"default": {"bps": 500}, "first_order_bonus": {"bps": 200}})},
          [1000], [{(A, "affiliate"): 500}], [8500]),
+    Case("quota bonus paid once month-to-date orders before this one meet the quota",
+         [line(X, 10_000, product=uuid.uuid4())],
+         {X: program(X, {"default": {"bps": 500}, "quota_bonus": {"bps": 300}}, quota=QuotaTerms(orders=10))},
+         [1000], [{(A, "affiliate"): 800}], [8200], month={X: MonthSales(10, 0)}),
+    Case("no quota bonus one order short of the quota", [line(X, 10_000, product=uuid.uuid4())],
+         {X: program(X, {"default": {"bps": 500}, "quota_bonus": {"bps": 300}}, quota=QuotaTerms(orders=10))},
+         [1000], [{(A, "affiliate"): 500}], [8500], month={X: MonthSales(9, 0)}),
+    Case("quota with orders and revenue targets needs both", [line(X, 10_000, product=uuid.uuid4())],
+         {X: program(X, {"default": {"bps": 500}, "quota_bonus": {"flat": 50}},
+                     quota=QuotaTerms(orders=2, amount=50_000))},
+         [1000], [{(A, "affiliate"): 500}], [8500], month={X: MonthSales(5, 49_999)}),
+    Case("no quota for the month: no quota bonus", [line(X, 10_000, product=uuid.uuid4())],
+         {X: program(X, {"default": {"bps": 500}, "quota_bonus": {"bps": 300}})},
+         [1000], [{(A, "affiliate"): 500}], [8500], month={X: MonthSales(99, 10**7)}),
     Case("split with remainder: ties go to the partner listed first", [line(Y, 1001)],
          {Y: program(Y, {"default": {"flat": 1}})}, [100],
          [{(S, "split_partner"): 1}], [900],

@@ -1,5 +1,6 @@
 """Random sequences of checkouts, payments, fulfilment, partial refunds and the clock moving
-keep every invariant of the ledger audit (hypothesis, through the HTTP API)."""
+keep every invariant of the ledger audit, and the growth rollups kept on the way equal a
+recomputation from the orders and the journal (hypothesis, through the HTTP API)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.tasking import installed_celery
 from marketplace.bootstrap import audit_ledger
+from orders.service import rollups
 from tests.conftest import Backend
 from tests.orders.world import cart, checkout, ok, worked_example
 
@@ -25,7 +27,7 @@ _stores = itertools.count(1)
 SKUS = ["X-PRO", "X-BASIC", "Y-KIT", "X-ODD"]
 
 
-def test_random_order_histories_keep_the_ledger_exact(
+def test_random_order_histories_keep_the_ledger_exact_and_the_rollups_equal_a_recomputation(
     client: TestClient, operator: dict[str, str], env: Backend
 ) -> None:
     class OrderHistories(RuleBasedStateMachine):
@@ -43,9 +45,10 @@ def test_random_order_histories_keep_the_ledger_exact(
             self.awaiting: list[dict[str, Any]] = []
             self.paid: list[dict[str, Any]] = []
 
-        @rule(items=st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 7)), min_size=1, max_size=3))
-        def place(self, items: list[tuple[str, int]]) -> None:
-            response = checkout(client, self.slug, cart(self.world, *items, email="p@example.com"))
+        @rule(items=st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 7)), min_size=1, max_size=3),
+              buyer=st.sampled_from(["p@example.com", "q@example.com"]))
+        def place(self, items: list[tuple[str, int]], buyer: str) -> None:
+            response = checkout(client, self.slug, cart(self.world, *items, email=buyer))
             assert response.status_code == 201, response.text
             self.awaiting.append(response.json())
 
@@ -93,6 +96,12 @@ def test_random_order_histories_keep_the_ledger_exact(
         def audit_is_clean(self) -> None:
             with session_scope(env.runtime.sessions) as session:
                 assert audit_ledger(session) == []
+
+        @invariant()
+        def rollups_equal_a_recomputation(self) -> None:
+            with session_scope(env.runtime.sessions) as session:
+                report = rollups.rebuild(session, write=False)
+            assert (report.differences, report.journal_mismatches) == ([], [])
 
         @invariant()
         def everything_held_is_owed_to_someone(self) -> None:

@@ -32,6 +32,7 @@ from affiliates.models import (
     PlanVersion,
     Program,
     ProgramMembership,
+    Quota,
     Storefront,
 )
 from affiliates.service.commission.plans import Plan
@@ -42,6 +43,9 @@ from affiliates.service.commission.terms import (
     MonthSales,
     ProgramTerms,
     normalize_coupon_code,
+)
+from affiliates.service.commission.terms import (
+    Quota as QuotaTerms,
 )
 from kernel.pgsql import Built, aggregated_ids, collect_ids, in_list, precompile, run_built
 
@@ -98,6 +102,15 @@ def _programs(with_member: bool) -> Select[*tuple[Any, ...]]:
             .correlate(Program).scalar_subquery()
         )
         columns += [month_orders.label("month_orders"), month_amount.label("month_amount")]
+        # The affiliate's quota in the program this month (plan rule 7): two index probes, in
+        # this statement too. A revenue target counts only in its own currency.
+        mine = (Quota.program_id == Program.id, Quota.affiliate_id == bindparam("affiliate_id"),
+                Quota.month == bindparam("month"))
+        quota_orders = select(Quota.target).where(*mine, Quota.metric == "orders").correlate(Program)
+        quota_amount = select(Quota.target).where(*mine, Quota.metric == "revenue",
+                                                  Quota.currency == bindparam("currency")).correlate(Program)
+        columns += [quota_orders.scalar_subquery().label("quota_orders"),
+                    quota_amount.scalar_subquery().label("quota_amount")]
     return (
         select(*columns)
         .outerjoin(current, and_(current.program_id == Program.id, current.effective_from == in_force))
@@ -123,6 +136,8 @@ def _program_terms(row: Any, with_member: bool, member_partners: frozenset[UUID]
         # sum(bigint) is numeric on PostgreSQL: the driver returns a Decimal.
         month_sales=(MonthSales(int(row.month_orders or 0), int(row.month_amount or 0)) if with_member
                      else MonthSales()),
+        quota=(QuotaTerms(row.quota_orders, row.quota_amount)
+               if with_member and (row.quota_orders is not None or row.quota_amount is not None) else None),
     )
 
 

@@ -8,7 +8,8 @@ A plan version's `rules` (JSON, validated on the way in by `affiliates.schemas.P
       "variants": [{"variant_id": "...", "flat": 250}],      # per-variant (level) overrides
       "tiers": [{"min_orders": 10, "bps": 1000}, {"min_amount": 500000, "bps": 1200}],
       "first_order_bonus": {"bps": 200},             # or {"flat": 500}, or null
-      "recruiter_override_bps": 100                  # 0 = none
+      "recruiter_override_bps": 100,                 # 0 = none
+      "quota_bonus": {"bps": 300}                    # or {"flat": 100}, or null
     }
 
 Written rules (the engine's contract; tests/affiliates/test_plan_rules.py holds one row per rule):
@@ -30,7 +31,12 @@ Written rules (the engine's contract; tests/affiliates/test_plan_rules.py holds 
 5. The commission (base + bonus) is the selling affiliate's pool; splits divide the pool (see
    engine). The recruiter override is `bps_share(line_amount, recruiter_override_bps)`, paid on
    top to the affiliate that recruited the selling affiliate (one level), funded by the seller.
-6. Nothing is negative and the seller's net never goes below zero: if fee + pool + override
+7. Quota bonus: when the affiliate has a quota in this program for the calendar month (UTC) of
+   orders and/or revenue (affiliates.models.Quota) and its month-to-date sales with this seller
+   BEFORE this order meet every target it names (the counters of rule 3), the bonus (bps of the
+   line amount, or flat per unit) is added to the line's commission: sales past the quota earn
+   more. No quota for the month: no bonus.
+8. Nothing is negative and the seller's net never goes below zero: if fee + pool + override
    would exceed the line amount, the pool is cut to what is left after the fee, then the override
    to what is left after the pool.
 """
@@ -91,6 +97,7 @@ class Plan:
     tiers: tuple[Tier, ...] = ()
     first_order_bonus: Rate | None = None
     recruiter_override_bps: int = 0
+    quota_bonus: Rate | None = None
 
     @classmethod
     def parse(cls, rules: Mapping[str, Any]) -> Plan:
@@ -113,6 +120,7 @@ class Plan:
             tiers=tiers,
             first_order_bonus=Rate.parse(rules.get("first_order_bonus")),
             recruiter_override_bps=int(rules.get("recruiter_override_bps") or 0),
+            quota_bonus=Rate.parse(rules.get("quota_bonus")),
         )
 
     def tier_rate(self, orders_before: int, amount_before: int) -> Rate | None:
@@ -148,11 +156,14 @@ def evaluate_line(
     tier: Rate | None,
     first_order: bool,
     has_recruiter: bool,
+    past_quota: bool = False,
 ) -> LineCommission:
-    """Rules 1-6 for one line. All amounts in minor units."""
+    """Rules 1-8 for one line. All amounts in minor units."""
     pool = plan.base_rate(variant_id, product_id, tier).amount(line_amount, quantity)
     if first_order and plan.first_order_bonus is not None:
         pool += plan.first_order_bonus.amount(line_amount, quantity)
+    if past_quota and plan.quota_bonus is not None:
+        pool += plan.quota_bonus.amount(line_amount, quantity)
     override = bps_share(line_amount, plan.recruiter_override_bps) if has_recruiter else 0
     budget = max(line_amount - platform_fee, 0)
     pool = min(max(pool, 0), budget)

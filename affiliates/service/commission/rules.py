@@ -84,13 +84,14 @@ def compute_settlement(
         if reason is None:
             assert program is not None and program.plan is not None and program.plan_version_id is not None
             assert affiliate is not None
+            sales = month_sales.get(line.seller_id, MonthSales())
             if line.seller_id not in tiers:
-                sales = month_sales.get(line.seller_id, MonthSales())
                 tiers[line.seller_id] = program.plan.tier_rate(sales.orders, sales.amount)
             result = evaluate_line(
                 program.plan, variant_id=line.variant_id, product_id=line.product_id, quantity=line.quantity,
                 line_amount=amount, platform_fee=fee, tier=tiers[line.seller_id],
                 first_order=line.seller_id in first_order_sellers, has_recruiter=affiliate.recruiter_id is not None,
+                past_quota=program.quota is not None and program.quota.met_by(sales),
             )
             shares = _shares(affiliate, program, result.pool, result.recruiter_override)
         settled.append(LineSettlement(

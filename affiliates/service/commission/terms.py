@@ -113,6 +113,21 @@ class MonthSales:
 
 
 @dataclass(frozen=True, slots=True)
+class Quota:
+    """An affiliate's monthly targets in one program: orders, revenue (minor units), or both."""
+
+    orders: int | None = None
+    amount: int | None = None
+
+    def met_by(self, sales: MonthSales) -> bool:
+        """Every target given is met by the month-to-date sales (and at least one is given)."""
+        if self.orders is None and self.amount is None:
+            return False
+        return ((self.orders is None or sales.orders >= self.orders)
+                and (self.amount is None or sales.amount >= self.amount))
+
+
+@dataclass(frozen=True, slots=True)
 class ProgramTerms:
     """What the engine needs of one seller's program at `at`."""
 
@@ -130,6 +145,8 @@ class ProgramTerms:
     member_partners: frozenset[UUID] = frozenset()
     # The attributed affiliate's sales with this seller this month before the order (volume tiers).
     month_sales: MonthSales = MonthSales()
+    # The attributed affiliate's quota in this program this month (plan rule 7), if it has one.
+    quota: Quota | None = None
 
 
 @dataclass(frozen=True, slots=True)

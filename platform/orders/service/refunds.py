@@ -52,6 +52,7 @@ from orders.models import (
     SubOrderStatus,
     request_fingerprint,
 )
+from orders.service import rollups
 from orders.service.settlement import lock_order
 from orders.service.states import move_commission, move_sub_order
 
@@ -150,6 +151,7 @@ def _refund_locked(
         if not 1 <= item.quantity <= left:
             raise RefundInvalid(f"order line {line.id} has {left} unit(s) left to refund, not {item.quantity}")
 
+    shares_before = rollups.order_shares(order)  # the growth rollup takes the difference
     subs = {sub.id: sub for sub in order.sub_orders}
     commissions_by_line: dict[uuid.UUID, list[Commission]] = {}
     for commission in order.commissions:
@@ -196,6 +198,7 @@ def _refund_locked(
         session, kind="order.refund", reference_type="refund", reference_id=refund.id, currency=order.currency,
         order_id=order.id, postings=postings, memo=reason[:200] or "refund",
     )
+    rollups.record_refund(session, order, shares_before)
     if order.payment_rail == "stripe":
         # The money goes back through Stripe after this transaction commits (idempotent task).
         enqueue_after_commit(session, "orders.send_refund", str(refund.id))

@@ -7,6 +7,7 @@ Journal transactions written here (kind -> reference):
 - `seller_share.available` -> sub-order, `commission.available` -> commission: pending ->
   available when the holding period has passed.
 Refunds are in refunds.py. Each (kind, reference) is posted at most once (a UNIQUE constraint).
+The growth rollup (orders.service.rollups) counts the payment in the same transaction.
 
 Locks: a state change locks its order row first (`FOR UPDATE`), so payment, expiry, fulfilment
 and refunds of one order never interleave; the release job takes rows with `SKIP LOCKED` so
@@ -39,6 +40,7 @@ from orders.models import (
     SubOrder,
     SubOrderStatus,
 )
+from orders.service import rollups
 from orders.service.notifications import notify_seller
 from orders.service.states import COMMISSIONS, SUB_ORDERS, move_commission, move_order, move_sub_order
 
@@ -73,6 +75,7 @@ def mark_paid(
         session, kind="order.paid", reference_type="order", reference_id=order.id, currency=order.currency,
         order_id=order.id, postings=paid_postings(order), memo=f"order {order.id} paid",
     )
+    rollups.record_paid(session, order)  # the growth rollup, once: this order was not paid before
     _deliver_unshipped(session, settings, order)
     # Sellers hear of an order once it is paid: unpaid carts are not theirs to act on.
     for sub in order.sub_orders:
