@@ -170,7 +170,7 @@ def test_parallel_refunds_and_release_jobs_on_the_same_payees_never_deadlock_and
             return http.post(f"{live_server}/v1/orders/{order['id']}/refunds", headers=operator,
                              json={"reason": "all back"}).status_code
 
-    def release(_: int) -> dict[str, int]:
+    def release(_: int) -> tuple[int, int]:
         with session_scope(env.runtime.sessions) as session:
             return settlement.release_matured(session)
 
