@@ -35,12 +35,14 @@ reference_id) makes "paid twice" a database error instead of a bug to reason abo
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -60,6 +62,7 @@ from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from kernel.clock import clock
 from kernel.db import Base, new_id
+from kernel.pgsql import json_rows
 
 # Owner types and account purposes, as strings so every domain can name its own accounts.
 PLATFORM = "platform"
@@ -291,13 +294,35 @@ def _add_changes_at_commit(session: Session) -> None:
          "balance": amount, "entries": count}
         for k, (amount, count) in sorted(totals.items())  # the one order every transaction locks them in
     ]
-    postgres = session.get_bind().dialect.name == "postgresql"
-    stmt = (postgresql.insert if postgres else sqlite.insert)(LedgerBalance)
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=["owner_type", "owner_id", "purpose", "currency", "shard"],
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement for any number of rows (a payout chunk changes hundreds of accounts), in
+        # the order of its ORDER BY; the rows as one JSON text parameter.
+        for row in rows:
+            row["owner_id"] = str(row["owner_id"])
+        session.execute(_balance_upsert_pg(), {"rows": json.dumps(rows)})
+    else:
+        session.execute(_adding(sqlite.insert(LedgerBalance)), rows)
+
+
+_BALANCE_KEY = ["owner_type", "owner_id", "purpose", "currency", "shard"]
+
+
+def _adding(stmt: Any) -> Any:
+    """An INSERT into the balance table that adds to the row already there."""
+    return stmt.on_conflict_do_update(
+        index_elements=_BALANCE_KEY,
         set_={"balance": LedgerBalance.balance + stmt.excluded.balance,
               "entries": LedgerBalance.entries + stmt.excluded.entries},
-    ), rows)
+    )
+
+
+@lru_cache(maxsize=1)
+def _balance_upsert_pg() -> Any:
+    names = [*_BALANCE_KEY, "balance", "entries"]
+    rows = json_rows(LedgerBalance.__table__, "rows", "b")  # type: ignore[arg-type]
+    source = select(*(rows.c[name] for name in names)).order_by(*(rows.c[name] for name in _BALANCE_KEY))
+    table = LedgerBalance.__table__  # Core: the ORM would read the JSON parameter as column values
+    return _adding(postgresql.insert(table).from_select(names, source))  # type: ignore[arg-type]
 
 
 def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
