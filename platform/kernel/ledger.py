@@ -39,7 +39,7 @@ import json
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -292,19 +292,23 @@ def _add_changes_at_commit(session: Session) -> None:
     rows = [
         {"owner_type": k[0], "owner_id": k[1], "purpose": k[2], "currency": k[3], "shard": shard,
          "balance": amount, "entries": count}
-        for k, (amount, count) in sorted(totals.items())  # the one order every transaction locks them in
+        for k, (amount, count) in totals.items()
     ]
     if session.get_bind().dialect.name == "postgresql":
-        # One statement for any number of rows (a payout chunk changes hundreds of accounts), in
-        # the order of its ORDER BY; the rows as one JSON text parameter.
+        # One statement for any number of rows (a payout chunk changes hundreds of accounts),
+        # locking them in the order of its ORDER BY (the key's): the one order of every writer.
         for row in rows:
             row["owner_id"] = str(row["owner_id"])
         session.execute(_balance_upsert_pg(), {"rows": json.dumps(rows)})
-    else:
-        session.execute(_adding(sqlite.insert(LedgerBalance)), rows)
+    else:  # SQLite: one writer at a time; the same order all the same
+        session.execute(_adding(sqlite.insert(LedgerBalance)), sorted(rows, key=_key_order))
 
 
 _BALANCE_KEY = ["owner_type", "owner_id", "purpose", "currency", "shard"]
+
+
+def _key_order(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[name] for name in _BALANCE_KEY)
 
 
 def _adding(stmt: Any) -> Any:
