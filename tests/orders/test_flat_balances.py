@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from celery._state import _set_task_join_will_block
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text, update
 from sqlalchemy.orm import Session
@@ -175,12 +176,18 @@ def test_parallel_refunds_and_release_jobs_on_the_same_payees_never_deadlock_and
         with session_scope(env.runtime.sessions) as session:
             return settlement.release_matured(session)
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        refunds = [pool.submit(refund, order) for order in orders[::2]]
-        releases = [pool.submit(release, i) for i in range(4)]
-        statuses = [f.result() for f in refunds]
-        for f in releases:
-            f.result()  # a deadlock would raise here (PostgreSQL aborts one of the two)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            refunds = [pool.submit(refund, order) for order in orders[::2]]
+            releases = [pool.submit(release, i) for i in range(4)]
+            statuses = [f.result() for f in refunds]
+            for f in releases:
+                f.result()  # a deadlock would raise here (PostgreSQL aborts one of the two)
+    finally:
+        # The refunds' tasks ran in-process on the server's threads at once: Celery's `Task.apply`
+        # saves and restores a process-wide "joining would block" flag, not per thread, so
+        # overlapping applies can leave it set and fail every later test's `.get()`.
+        _set_task_join_will_block(False)
     release(0)  # whatever a refund's lock made the jobs skip
 
     assert statuses == [201] * 6
