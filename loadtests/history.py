@@ -136,9 +136,7 @@ SELECT md5(:tag || '-t-c-' || i)::uuid, 'commission.available', 'commission', co
 
 # Entries: one row per (plan row, leg); the legs of each transaction sum to zero by construction
 # (clearing -(a1 + a2) = -(net1 + comm1 + fee1 + net2 + fee2)).
-_ENTRIES = """
-INSERT INTO journal_entries (id, transaction_id, owner_type, owner_id, purpose, currency, amount, source_type,
-    source_id, created_at)
+_ENTRY_ROWS = """
 SELECT md5(:tag || '-e-' || p.i || '-' || leg.k)::uuid, md5(:tag || '-t-' || leg.txn || '-' || p.i)::uuid,
        leg.owner_type, leg.owner_id, leg.purpose, :currency, leg.amount, leg.source_type, leg.source_id,
        p.paid_at + leg.delay
@@ -159,6 +157,23 @@ CROSS JOIN LATERAL (VALUES
      interval '30 days')
 ) AS leg(k, txn, owner_type, owner_id, purpose, amount, source_type, source_id, delay)
 WHERE leg.amount <> 0
+"""
+_ENTRIES = """
+INSERT INTO journal_entries (id, transaction_id, owner_type, owner_id, purpose, currency, amount, source_type,
+    source_id, created_at)
+""" + _ENTRY_ROWS
+
+# The same entries added to the balance table (kernel.ledger's `ledger_balances`, migration 0016) in
+# shard 0, as the migration's backfill adds them; skipped on a database upgraded only to 0015.
+_BALANCES = """
+INSERT INTO ledger_balances (owner_type, owner_id, purpose, currency, shard, balance, entries)
+SELECT e.owner_type, COALESCE(e.owner_id, '00000000-0000-0000-0000-000000000000'::uuid), e.purpose, e.currency, 0,
+       SUM(e.amount), COUNT(*)
+FROM (""" + _ENTRY_ROWS + """) AS e(id, transaction_id, owner_type, owner_id, purpose, currency, amount, source_type,
+      source_id, created_at)
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (owner_type, owner_id, purpose, currency, shard) DO UPDATE
+SET balance = ledger_balances.balance + excluded.balance, entries = ledger_balances.entries + excluded.entries
 """
 
 STEPS = (("orders", _ORDERS), ("sub_orders", _SUB_ORDERS), ("order_lines", _LINES),
@@ -189,6 +204,8 @@ def build_history(conn: Connection, orders: int, *, tag: str | None = None, curr
     written = {}
     for table, sql in STEPS:
         written[table] = conn.execute(text(sql), params).rowcount
+    if conn.execute(text("SELECT to_regclass('ledger_balances')")).scalar() is not None:
+        written["ledger_balances"] = conn.execute(text(_BALANCES), params).rowcount
     for table, _sql in STEPS:
         conn.execute(text(f"ANALYZE {table}"))
     if with_rollups:

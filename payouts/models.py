@@ -138,7 +138,7 @@ class PayoutItem(Base):
         CheckConstraint("status IN ('queued', 'skipped') OR amount IS NOT NULL", name="moved_has_amount"),
         CheckConstraint("status <> 'paid' OR rail_reference IS NOT NULL", name="paid_has_reference"),
         Index("ix_payout_items_batch_status", "batch_id", "status"),
-        Index("ix_payout_items_owner", "owner_type", "owner_id"),
+        Index("ix_payout_items_owner", "owner_type", "owner_id", "id"),  # a payee's list, in key order (0017)
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -15,10 +15,10 @@ import uuid
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from kernel.ledger import AVAILABLE, JournalEntry
+from kernel import ledger
+from kernel.ledger import AFFILIATE, AVAILABLE, SELLER
 from kernel.runtime import get_runtime
 from kernel.settings import Settings
 from kernel.tasking import BeatSpec, TaskSpec, task_session
@@ -63,10 +63,8 @@ def create_scheduled() -> list[str]:
     A currency with an open batch is left alone until that batch is finished."""
     runtime = get_runtime()
     with task_session() as session:
-        currencies = list(session.scalars(
-            select(JournalEntry.currency).where(JournalEntry.purpose == AVAILABLE).group_by(JournalEntry.currency)
-            .having(func.sum(JournalEntry.amount) != 0)
-        ))
+        currencies = {c for (_t, _i, c), amount in
+                      ledger.owner_balances(session, AVAILABLE, (SELLER, AFFILIATE)).items() if amount > 0}
     created: list[str] = []
     for currency in sorted(currencies):
         try:

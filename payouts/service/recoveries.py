@@ -30,13 +30,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kernel import ledger
 from kernel.clock import clock
 from kernel.db import session_scope
-from kernel.ledger import AFFILIATE, AVAILABLE, PAID_OUT, PLATFORM, SELLER, JournalEntry, Posting
+from kernel.ledger import AFFILIATE, AVAILABLE, PAID_OUT, PLATFORM, SELLER, Posting
 from kernel.payment_rail import PaymentRailError
 from kernel.runtime import Runtime
 from payouts.models import (
@@ -68,18 +68,14 @@ class RecoveryRun:
 
 def negative_accounts(session: Session, accounts: Iterable[Account] | None = None) -> list[tuple[Account, int]]:
     """Payees whose available balance is below zero (a clawback after a payout), with it."""
-    stmt = (
-        select(JournalEntry.owner_type, JournalEntry.owner_id, JournalEntry.currency, func.sum(JournalEntry.amount))
-        .where(JournalEntry.purpose == AVAILABLE, JournalEntry.owner_type.in_((SELLER, AFFILIATE)))
-        .group_by(JournalEntry.owner_type, JournalEntry.owner_id, JournalEntry.currency)
-        .having(func.sum(JournalEntry.amount) < 0)
-    )
-    if accounts is not None:
-        wanted = list(accounts)
-        if not wanted:
-            return []
-        stmt = stmt.where(tuple_(JournalEntry.owner_type, JournalEntry.owner_id, JournalEntry.currency).in_(wanted))
-    return [((t, i, c), int(total)) for t, i, c, total in session.execute(stmt) if i is not None]
+    if accounts is None:
+        found = ledger.owner_balances(session, AVAILABLE, (SELLER, AFFILIATE))
+        return [(key, amount) for key, amount in found.items() if amount < 0]
+    wanted = list(accounts)
+    if not wanted:
+        return []
+    found = ledger.owner_balances(session, AVAILABLE, (SELLER, AFFILIATE), owner_ids=[i for _, i, _ in wanted])
+    return [(key, found[key]) for key in dict.fromkeys(wanted) if found.get(key, 0) < 0]
 
 
 def _lock_payee(session: Session, owner_type: str, owner_id: uuid.UUID) -> None:

@@ -118,6 +118,8 @@ LOCK_ORDER: tuple[Place, ...] = (
     Place("worker_heartbeats", "a worker's own row"),
     Place("mail_outbox", "an outgoing mail's row, sent by its own task after commit"),
     Place("installation_secrets", "created once per installation, in its own savepoint"),
+    Place("ledger_balances", "last: kernel.ledger adds a transaction's balance changes at its commit, in one "
+                             "upsert sorted by account, after every other row it writes"),
 )
 RANK: dict[str, int] = {place.table: rank for rank, place in enumerate(LOCK_ORDER)}
 GUARDS: dict[str, str] = {place.table: place.guarded_by for place in LOCK_ORDER if place.guarded_by}

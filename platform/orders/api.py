@@ -250,7 +250,8 @@ def list_sub_orders(
 ) -> Page[SubOrderSellerOut]:
     """A seller's sub-orders (only its own), newest first."""
     rows = queries.list_sub_orders(session, principal, status=status, after=decode_cursor(cursor), limit=limit)
-    return Page(items=[views.sub_order_for_seller(s, queries.get_order(session, s.order_id)) for s in rows[:limit]],
+    orders = queries.orders_by_id(session, (s.order_id for s in rows[:limit]))  # one statement, not one a row
+    return Page(items=[views.sub_order_for_seller(s, orders[s.order_id]) for s in rows[:limit]],
                 next_cursor=_page_of(rows, limit, [s.id for s in rows]))
 
 

@@ -106,10 +106,12 @@ class SubOrder(TimestampMixin, Base):
     """One seller's part of an order: what the seller fulfils and is paid for."""
 
     __tablename__ = "sub_orders"
+    # A seller's list, newest first, reads its own rows in key order (migration 0017).
+    __table_args__ = (Index("ix_sub_orders_seller_page", "seller_id", "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
-    seller_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    seller_id: Mapped[uuid.UUID] = mapped_column()
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[int] = mapped_column(BigInteger)  # buyer pays for this seller's lines
     platform_fee_amount: Mapped[int] = mapped_column(BigInteger)
@@ -170,13 +172,18 @@ class Commission(TimestampMixin, Base):
     """One affiliate's share of one order line, with the plan version that computed it."""
 
     __tablename__ = "commissions"
+    # An affiliate's (and a funding seller's) list, newest first, in key order (migration 0017).
+    __table_args__ = (
+        Index("ix_commissions_affiliate_page", "affiliate_id", "id"),
+        Index("ix_commissions_seller_page", "seller_id", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
     order_line_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("order_lines.id"), index=True)
     sub_order_id: Mapped[uuid.UUID] = mapped_column(index=True)
     seller_id: Mapped[uuid.UUID] = mapped_column()
-    affiliate_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    affiliate_id: Mapped[uuid.UUID] = mapped_column()
     role: Mapped[str] = mapped_column(String(24))
     program_id: Mapped[uuid.UUID] = mapped_column()
     plan_version_id: Mapped[uuid.UUID] = mapped_column()

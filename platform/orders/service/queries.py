@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, distinct, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from affiliates.models import Storefront
 from affiliates.service.commission import new_to_buyer
@@ -53,6 +54,15 @@ def list_sub_orders(
     if after is not None:
         stmt = stmt.where(SubOrder.id < after)
     return list(session.scalars(stmt))
+
+
+def orders_by_id(session: Session, order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Order]:
+    """The orders of `order_ids` in one statement, without their lines, sub-orders and commissions
+    (a page of sub-orders shows only each order's buyer name and address)."""
+    ids = set(order_ids)
+    if not ids:
+        return {}
+    return {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(ids)).options(lazyload("*")))}
 
 
 def list_commissions(
