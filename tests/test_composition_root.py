@@ -34,7 +34,8 @@ from tests.conftest import REPO_ROOT, make_settings
 DOMAINS = ["kernel", "catalog", "affiliates", "orders", "payouts"]
 EVERY_TASK = {
     "system.heartbeat", "webhooks.deliver", "webhooks.retry_due", "webhooks.handle_stripe_event",
-    "webhooks.retry_unhandled", "affiliates.flush_clicks", "orders.expire_unpaid", "orders.release_matured",
+    "webhooks.retry_unhandled", "affiliates.flush_clicks", "orders.expire_unpaid", "orders.expire_approval_holds",
+    "orders.release_matured",
     "orders.send_refund", "orders.retry_unsent_refunds", "payouts.run_batch", "payouts.recover_clawbacks",
     "payouts.reconcile", "payouts.create_scheduled", "payouts.resume_stalled", "mail.send", "mail.resend_unsent",
 }

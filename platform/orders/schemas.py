@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr, StrictBool, StrictInt
 
-from kernel.schemas import MoneyOut, StrictModel
+from kernel.schemas import MoneyIn, MoneyOut, StrictModel
 
 
 class CartItemIn(StrictModel):
@@ -405,3 +405,76 @@ class OrderStatusOut(BaseModel):
     paid_at: datetime | None
     cancelled_at: datetime | None
     cancel_reason: str | None
+
+
+class BuyerSignUpIn(StrictModel):
+    name: str = Field(min_length=1, max_length=200, description="the organization's name")
+    email: EmailStr = Field(description="its first person's email: they become its admin")
+    owner_name: str = Field(min_length=1, max_length=200)
+    password: SecretStr = Field(min_length=10, max_length=200)
+
+
+class SpendingLimitIn(StrictModel):
+    limit: MoneyIn | None = Field(description="what the member may order per order without an approver (null: "
+                                              "no limit set, every order waits for approval)")
+
+
+class BuyerAddressIn(StrictModel):
+    label: str = Field(min_length=1, max_length=100)
+    address: AddressIn
+
+
+class BuyerAddressOut(BaseModel):
+    id: uuid.UUID
+    label: str
+    address: dict[str, str | None]
+
+
+class BuyerMemberOut(BaseModel):
+    person_id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    spending_limit: MoneyOut | None
+
+
+class BuyerOrganizationOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    email: str
+    members: list[BuyerMemberOut]
+    addresses: list[BuyerAddressOut]
+
+
+class BuyerSignedUpOut(BaseModel):
+    organization: BuyerOrganizationOut
+    person_id: uuid.UUID
+    api_key: str = Field(description="the admin's personal key, shown once")
+
+
+class BuyerOrderIn(StrictModel):
+    """A buyer organization's member orders: the buyer is the member; the address is spelt out or
+    one of the organization's."""
+
+    items: list[CartItemIn] = Field(min_length=1, max_length=50)
+    storefront: str | None = Field(default=None, min_length=1, max_length=64, description="a storefront's slug")
+    shipping_address: AddressIn | None = None
+    shipping_address_id: uuid.UUID | None = Field(default=None, description="one of the organization's addresses")
+    coupon_code: str | None = Field(default=None, min_length=1, max_length=64)
+    consents: dict[str, StrictBool] | None = Field(default=None, max_length=20)
+
+
+class ApprovalOut(BaseModel):
+    decision: str = Field(description="approved | rejected | expired")
+    person_id: uuid.UUID | None
+    reason: str
+    decided_at: datetime
+
+
+class BuyerOrgOrderOut(OrderBuyerOut):
+    placed_by_person_id: uuid.UUID | None
+    approval: ApprovalOut | None
+
+
+class DecisionIn(StrictModel):
+    reason: str = Field(default="", max_length=500)

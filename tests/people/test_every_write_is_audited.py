@@ -169,6 +169,20 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
     third = order()
     ok(client.post(f"/v1/orders/{third['id']}/refunds", headers=operator, json={"reason": "buyer asked"}), 201)
     ok(client.post(f"/v1/order-status/{third['status_token']}/consent-withdrawals", json={"purposes": ["marketing"]}))
+    # --- a buyer organization: sign-up, a limit, an address, orders awaiting approval, decisions ----------
+    buyer = ok(client.post("/v1/buyer-organizations", json={
+        "name": "Acme", "email": "ada@acme.example", "owner_name": "Ada", "password": "acme-buying-passphrase"}), 201)
+    buyer_admin = bearer(buyer["api_key"])
+    approver_id, approver_key = member_key(env, Role.BUYER, uuid.UUID(buyer["organization"]["id"]), "approver")
+    ok(client.put(f"/v1/buyer-organizations/me/members/{approver_id}/spending-limit", headers=buyer_admin,
+                  json={"limit": {"amount": 100, "currency": "USD"}}))
+    dock = ok(client.post("/v1/buyer-organizations/me/addresses", headers=buyer_admin, json={
+        "label": "Dock", "address": {"line1": "1 Way", "city": "Paris", "postal_code": "75001", "country": "FR"}}), 201)
+    for verb in ("approve", "reject"):
+        waiting = ok(client.post("/v1/buyer-organizations/me/orders", headers={
+            **buyer_admin, "Idempotency-Key": uuid.uuid4().hex}, json={
+            "items": [{"variant_id": vid, "quantity": 1}], "shipping_address_id": dock["id"]}), 201)
+        ok(client.post(f"/v1/buyer-organizations/me/orders/{waiting['id']}/{verb}", headers=bearer(approver_key)))
     assert client.delete(f"/v1/storefronts/{slug}/listings/{pid}", headers=a).status_code == 204
 
     # --- payouts and holds ------------------------------------------------------------------------------
