@@ -130,6 +130,9 @@ _GRANTS: dict[str, dict[str, tuple[str, ...] | str]] = {
     "buyer_orders.place": {BUYER: ("admin", "approver", "requester")},
     "buyer_orders.read": {BUYER: ALL},
     "buyer_orders.approve": {BUYER: ("admin", "approver")},
+    # --- buyer data (orders.service.buyer_policy decides the fields) -----------------------------
+    "affiliate_orders.read": {AFFILIATE: ALL},
+    "buyer_access_log.read": {SELLER: ("owner", "admin"), OPERATOR: ("admin", "support"), BUYER: ("admin",)},
 }
 
 OPERATION_PERMISSIONS: dict[str, str] = {
@@ -202,6 +205,9 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "POST /v1/programs/{program_id}/coupons": "programs.manage",
     "GET /v1/programs/{program_id}/coupons": "programs.members.read",
     "POST /v1/programs/{program_id}/coupons/{coupon_id}/deactivate": "programs.manage",
+    "POST /v1/programs/{program_id}/charters": "programs.manage",
+    "GET /v1/programs/{program_id}/charters": "programs.read",
+    "POST /v1/programs/{program_id}/charter-acceptances": "programs.join",
     "POST /v1/storefronts": "storefronts.create",
     "GET /v1/storefronts": "storefronts.read",
     "GET /v1/storefronts/{slug}/settings": "storefronts.read",
@@ -262,6 +268,8 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "GET /v1/buyer-organizations/me/orders": "buyer_orders.read",
     "POST /v1/buyer-organizations/me/orders/{order_id}/approve": "buyer_orders.approve",
     "POST /v1/buyer-organizations/me/orders/{order_id}/reject": "buyer_orders.approve",
+    "GET /v1/affiliates/me/orders": "affiliate_orders.read",
+    "GET /v1/buyer-data-access": "buyer_access_log.read",
 }
 
 READ_ONLY_WRITES = frozenset({"POST /v1/commissions/preview"})

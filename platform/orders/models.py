@@ -273,6 +273,26 @@ class OrderConsentChange(Base):
     created_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
 
 
+class BuyerDataAccess(Base):
+    """One read of buyer contact data (orders.service.buyer_policy): who read which fields of which
+    order's buyer, for what purpose. Append-only."""
+
+    __tablename__ = "buyer_data_access"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    buyer_organization_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    viewer_kind: Mapped[str] = mapped_column(String(16))
+    viewer_organization_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    viewer_role: Mapped[str] = mapped_column(String(16))
+    person_id: Mapped[uuid.UUID | None] = mapped_column()
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column()
+    channel: Mapped[str] = mapped_column(String(16))  # api | webhook
+    fields: Mapped[list[str]] = mapped_column(JSON)
+    purpose: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
+
+
 def request_fingerprint(payload: object) -> str:
     """What a request sent with an Idempotency-Key asked for, as stored in `request_hash`: a retry
     must match it; the same key with another request is refused."""

@@ -219,8 +219,9 @@ class OrderOperatorOut(OrderBuyerOut):
 
     model_config = ConfigDict(json_schema_extra={"examples": [ORDER_OPERATOR_EXAMPLE]})
 
-    buyer_email: str
+    buyer_email: str = Field(description="masked for operator roles other than admin and support")
     buyer_name: str
+    buyer: BuyerFieldsOut
     storefront_id: uuid.UUID | None
     affiliate_id: uuid.UUID | None
     attribution_source: str
@@ -236,6 +237,16 @@ class ShippingOut(BaseModel):
     address: dict[str, str | None]
 
 
+class BuyerFieldsOut(BaseModel):
+    """The buyer as the viewer may see it (orders.service.buyer_policy): null is not shown, a
+    masked value (`a***@example.com`) is shown masked."""
+
+    name: str | None
+    email: str | None
+    phone: str | None
+    shipping_address: dict[str, str | None] | None
+
+
 class SubOrderSellerOut(BaseModel):
     """A seller's view: its lines, its money, and only the buyer data it needs to ship."""
 
@@ -249,6 +260,7 @@ class SubOrderSellerOut(BaseModel):
     refunded: MoneyOut
     lines: list[OrderLineOut]
     ship_to: ShippingOut | None = Field(description="shown once the order is paid")
+    buyer: BuyerFieldsOut = Field(description="the buyer fields the charter and the buyer's consents let you see")
     tracking_number: str | None
     carrier: str | None
     shipped_at: datetime | None

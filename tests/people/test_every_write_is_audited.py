@@ -138,6 +138,8 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
     coupon = ok(client.post(f"/v1/programs/{program}/coupons", headers=s,
                             json={"code": f"SAVE{uuid.uuid4().hex[:4].upper()}", "affiliate_id": affiliate.id}), 201)
     ok(client.post(f"/v1/programs/{program}/coupons/{coupon['id']}/deactivate", headers=s))
+    charter = ok(client.post(f"/v1/programs/{program}/charters", headers=s, json={"terms": {}}), 201)
+    ok(client.post(f"/v1/programs/{program}/charter-acceptances", headers=a, json={"version": charter["version"]}), 201)
     slug = f"guild-{uuid.uuid4().hex[:6]}"
     ok(client.post("/v1/storefronts", headers=a, json={"slug": slug, "name": "Guild", "currency": "USD"}), 201)
     ok(client.patch(f"/v1/storefronts/{slug}", headers=a, json={"name": "The Guild"}))
