@@ -133,6 +133,7 @@ _GRANTS: dict[str, dict[str, tuple[str, ...] | str]] = {
     # --- buyer data (orders.service.buyer_policy decides the fields) -----------------------------
     "affiliate_orders.read": {AFFILIATE: ALL},
     "buyer_access_log.read": {SELLER: ("owner", "admin"), OPERATOR: ("admin", "support"), BUYER: ("admin",)},
+    "privacy.manage": {OPERATOR: ("admin", "support")},
 }
 
 OPERATION_PERMISSIONS: dict[str, str] = {
@@ -270,6 +271,8 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "POST /v1/buyer-organizations/me/orders/{order_id}/reject": "buyer_orders.approve",
     "GET /v1/affiliates/me/orders": "affiliate_orders.read",
     "GET /v1/buyer-data-access": "buyer_access_log.read",
+    "GET /v1/privacy/exports": "privacy.manage",
+    "POST /v1/privacy/erasures": "privacy.manage",
 }
 
 READ_ONLY_WRITES = frozenset({"POST /v1/commissions/preview"})

@@ -1,19 +1,20 @@
 """Buyer data seen through the one policy (orders.service.buyer_policy): the orders an affiliate
-brought, with what it may see of each buyer, and the log of reads of buyer contact data."""
+brought, with what it may see of each buyer, the log of reads of buyer contact data, and the
+buyer's privacy requests (orders.service.privacy)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, EmailStr, Field
 
-from kernel.deps import AffiliatePrincipal, CurrentPrincipal, DbSession, StrictQuery
-from kernel.schemas import MoneyOut, money
+from kernel.deps import AffiliatePrincipal, CurrentPrincipal, DbSession, OperatorPrincipal, StrictQuery
+from kernel.schemas import MoneyOut, StrictModel, money
 from orders.schemas import BuyerFieldsOut
-from orders.service import buyer_policy
+from orders.service import buyer_policy, privacy
 from orders.service.buyer_policy import Viewer
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
@@ -68,3 +69,28 @@ def buyer_data_access(
     their team's reads, a buyer organization's admin the reads of its orders."""
     rows = buyer_policy.access_log(session, Viewer.of(principal), order_id=order_id, limit=limit)
     return [BuyerDataAccessOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+class ErasureIn(StrictModel):
+    email: EmailStr
+
+
+class ErasureOut(BaseModel):
+    orders: int = Field(description="orders pseudonymized")
+    mails: int = Field(description="mails whose address and body were removed")
+    pseudonym: str
+
+
+@router.get("/privacy/exports", response_model=dict[str, Any], tags=["buyer data"])
+def privacy_export(session: DbSession, principal: OperatorPrincipal, email: EmailStr) -> dict[str, Any]:
+    """Operator, for a buyer's request: everything held about this email (orders as their links show
+    them, consent changes, who read the buyer's contact data)."""
+    return privacy.export(session, str(email))
+
+
+@router.post("/privacy/erasures", response_model=ErasureOut, tags=["buyer data"])
+def privacy_erasure(body: ErasureIn, session: DbSession, principal: OperatorPrincipal) -> ErasureOut:
+    """Operator, for a buyer's request: erase the buyer's personal data. Orders, sub-orders,
+    commissions, refunds and the journal stay as they are (pseudonymized, balanced)."""
+    done = privacy.erase(session, str(body.email))
+    return ErasureOut(orders=done.orders, mails=done.mails, pseudonym=done.pseudonym)

@@ -186,6 +186,7 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
             "items": [{"variant_id": vid, "quantity": 1}], "shipping_address_id": dock["id"]}), 201)
         ok(client.post(f"/v1/buyer-organizations/me/orders/{waiting['id']}/{verb}", headers=bearer(approver_key)))
     assert client.delete(f"/v1/storefronts/{slug}/listings/{pid}", headers=a).status_code == 204
+    ok(client.post("/v1/privacy/erasures", json={"email": "nobody@example.com"}, headers=operator))
 
     # --- payouts and holds ------------------------------------------------------------------------------
     payee = make_payee(env)
