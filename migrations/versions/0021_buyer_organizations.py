@@ -118,6 +118,27 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_charter_acceptances_program_id'), 'charter_acceptances', ['program_id'])
     op.create_index(op.f('ix_charter_acceptances_affiliate_id'), 'charter_acceptances', ['affiliate_id'])
+    op.create_table(
+        'relationship_contacts',
+        sa.Column('id', sa.Uuid(), nullable=False),
+        sa.Column('buyer_organization_id', sa.Uuid(), nullable=False),
+        sa.Column('owner_kind', sa.String(length=16), nullable=False),
+        sa.Column('owner_id', sa.Uuid(), nullable=False),
+        sa.Column('name', sa.String(length=200), nullable=False),
+        sa.Column('email', sa.String(length=254), nullable=True),
+        sa.Column('buying_role', sa.String(length=20), nullable=False),
+        sa.Column('influence', sa.Integer(), nullable=False),
+        sa.Column('reports_to_id', sa.Uuid(), nullable=True),
+        sa.Column('notes', sa.Text(), nullable=False),
+        sa.Column('relationship_owner_id', sa.Uuid(), nullable=True),
+        sa.Column('created_at', kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['buyer_organization_id'], ['buyer_organizations.id'],
+                                name=op.f('fk_relationship_contacts_buyer_organization_id_buyer_organizations')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_relationship_contacts')),
+    )
+    op.create_index(op.f('ix_relationship_contacts_buyer_organization_id'), 'relationship_contacts',
+                    ['buyer_organization_id'])
+    op.create_index(op.f('ix_relationship_contacts_owner_id'), 'relationship_contacts', ['owner_id'])
     with op.batch_alter_table('orders') as batch:
         batch.add_column(sa.Column('buyer_organization_id', sa.Uuid(), nullable=True))
         batch.add_column(sa.Column('placed_by_person_id', sa.Uuid(), nullable=True))
@@ -132,6 +153,7 @@ def downgrade() -> None:
         batch.drop_index('ix_orders_buyer_organization_id')
         batch.drop_column('placed_by_person_id')
         batch.drop_column('buyer_organization_id')
+    op.drop_table('relationship_contacts')
     op.drop_table('charter_acceptances')
     op.drop_table('program_charters')
     op.drop_table('buyer_data_access')

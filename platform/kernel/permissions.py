@@ -134,6 +134,8 @@ _GRANTS: dict[str, dict[str, tuple[str, ...] | str]] = {
     "affiliate_orders.read": {AFFILIATE: ALL},
     "buyer_access_log.read": {SELLER: ("owner", "admin"), OPERATOR: ("admin", "support"), BUYER: ("admin",)},
     "privacy.manage": {OPERATOR: ("admin", "support")},
+    "contacts.read": {SELLER: ("owner", "admin", "fulfilment", "viewer"), AFFILIATE: ("owner", "admin", "marketing")},
+    "contacts.write": {SELLER: ("owner", "admin"), AFFILIATE: ("owner", "admin", "marketing")},
 }
 
 OPERATION_PERMISSIONS: dict[str, str] = {
@@ -273,6 +275,8 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "GET /v1/buyer-data-access": "buyer_access_log.read",
     "GET /v1/privacy/exports": "privacy.manage",
     "POST /v1/privacy/erasures": "privacy.manage",
+    "GET /v1/relationship-contacts": "contacts.read",
+    "POST /v1/relationship-contacts": "contacts.write",
 }
 
 READ_ONLY_WRITES = frozenset({"POST /v1/commissions/preview"})

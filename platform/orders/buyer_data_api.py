@@ -6,19 +6,30 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, EmailStr, Field
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, EmailStr, Field, StrictInt
 
+from kernel.auth import Principal, Role
 from kernel.deps import AffiliatePrincipal, CurrentPrincipal, DbSession, OperatorPrincipal, StrictQuery
+from kernel.errors import Forbidden
 from kernel.schemas import MoneyOut, StrictModel, money
 from orders.schemas import BuyerFieldsOut
-from orders.service import buyer_policy, privacy
+from orders.service import buyer_policy, contacts, privacy
 from orders.service.buyer_policy import Viewer
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 LimitQuery = Annotated[int, Query(ge=1, le=200)]
+
+
+def _seller_or_affiliate(principal: CurrentPrincipal) -> Principal:
+    if principal.role not in (Role.SELLER, Role.AFFILIATE):
+        raise Forbidden("relationship contacts are sellers' and affiliates' records")
+    return principal
+
+
+SellerOrAffiliate = Annotated[Principal, Depends(_seller_or_affiliate)]
 
 
 class AffiliateOrderOut(BaseModel):
@@ -94,3 +105,49 @@ def privacy_erasure(body: ErasureIn, session: DbSession, principal: OperatorPrin
     commissions, refunds and the journal stay as they are (pseudonymized, balanced)."""
     done = privacy.erase(session, str(body.email))
     return ErasureOut(orders=done.orders, mails=done.mails, pseudonym=done.pseudonym)
+
+
+class ContactIn(StrictModel):
+    buyer_organization_id: uuid.UUID
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr | None = None
+    buying_role: Literal["decision_maker", "influencer", "user", "gatekeeper", "approver"]
+    influence: StrictInt = Field(ge=1, le=5, description="1 (little) .. 5 (decisive)")
+    reports_to_id: uuid.UUID | None = Field(default=None, description="another contact at the same organization")
+    notes: str = Field(default="", max_length=5000)
+    relationship_owner_id: uuid.UUID | None = Field(default=None, description="the person on your team who owns it")
+
+
+class ContactOut(BaseModel):
+    id: uuid.UUID
+    buyer_organization_id: uuid.UUID
+    owner_kind: str
+    owner_id: uuid.UUID
+    name: str
+    email: str | None
+    buying_role: str
+    influence: int
+    reports_to_id: uuid.UUID | None
+    notes: str
+    relationship_owner_id: uuid.UUID | None
+    created_at: datetime
+
+
+@router.post("/relationship-contacts", status_code=201, response_model=ContactOut, tags=["buyer data"],
+             responses={404: {"description": "no such buyer organization, or `reports_to_id` is not a contact there"}})
+def record_contact(body: ContactIn, session: DbSession, principal: SellerOrAffiliate) -> ContactOut:
+    """Seller or affiliate: record a person your team knows at a buyer organization."""
+    row = contacts.record(session, principal, body.buyer_organization_id, name=body.name,
+                          email=str(body.email) if body.email else None, buying_role=body.buying_role,
+                          influence=body.influence, reports_to_id=body.reports_to_id, notes=body.notes,
+                          relationship_owner_id=body.relationship_owner_id)
+    return ContactOut.model_validate(row, from_attributes=True)
+
+
+@router.get("/relationship-contacts", response_model=list[ContactOut], tags=["buyer data"])
+def list_contacts(
+    session: DbSession, principal: SellerOrAffiliate, buyer_organization_id: uuid.UUID | None = None,
+) -> list[ContactOut]:
+    """Your team's contacts, and those a charter shares with you (`share_relationship_contacts`)."""
+    return [ContactOut.model_validate(row, from_attributes=True)
+            for row in contacts.visible(session, principal, buyer_organization_id)]

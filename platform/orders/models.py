@@ -273,6 +273,26 @@ class OrderConsentChange(Base):
     created_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
 
 
+class RelationshipContact(TimestampMixin, Base):
+    """A person at a buyer organization, as a seller's or an affiliate's team records them
+    (orders.service.contacts): their buying role, influence, who they report to, notes, and which
+    member of the recording team owns the relationship."""
+
+    __tablename__ = "relationship_contacts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    buyer_organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buyer_organizations.id"), index=True)
+    owner_kind: Mapped[str] = mapped_column(String(16))  # seller | affiliate: whose record
+    owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    buying_role: Mapped[str] = mapped_column(String(20))  # decision_maker | influencer | user | gatekeeper | approver
+    influence: Mapped[int] = mapped_column(Integer)  # 1 (little) .. 5 (decisive)
+    reports_to_id: Mapped[uuid.UUID | None] = mapped_column()
+    notes: Mapped[str] = mapped_column(Text, default="")
+    relationship_owner_id: Mapped[uuid.UUID | None] = mapped_column()  # a person of the recording team
+
+
 class BuyerDataAccess(Base):
     """One read of buyer contact data (orders.service.buyer_policy): who read which fields of which
     order's buyer, for what purpose. Append-only."""

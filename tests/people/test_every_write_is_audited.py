@@ -187,6 +187,9 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
         ok(client.post(f"/v1/buyer-organizations/me/orders/{waiting['id']}/{verb}", headers=bearer(approver_key)))
     assert client.delete(f"/v1/storefronts/{slug}/listings/{pid}", headers=a).status_code == 204
     ok(client.post("/v1/privacy/erasures", json={"email": "nobody@example.com"}, headers=operator))
+    ok(client.post("/v1/relationship-contacts", headers=s, json={
+        "buyer_organization_id": buyer["organization"]["id"], "name": "Cleo", "buying_role": "approver",
+        "influence": 4}), 201)
 
     # --- payouts and holds ------------------------------------------------------------------------------
     payee = make_payee(env)
