@@ -121,3 +121,12 @@ class InvalidInput(Unprocessable):
 
 
 PaymentRailFailed = PaymentRailUnavailable
+
+
+class CharterNotAccepted(Unprocessable):
+    type = "charter-not-accepted"
+    title = "The program's data-sharing charter must be accepted"
+
+
+class CharterNotFound(NotFound):
+    type = "charter-not-found"

@@ -278,3 +278,32 @@ class AffiliateMonthlySales(Base):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     orders: Mapped[int] = mapped_column(Integer, default=0)
     amount: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ProgramCharter(Base):
+    """One version of a seller program's data-sharing charter (affiliates.service.charters): what
+    each party sees of the buyers an affiliate brings. Versions are never changed, only added."""
+
+    __tablename__ = "program_charters"
+    __table_args__ = (UniqueConstraint("program_id", "version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("affiliate_programs.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    terms: Mapped[dict[str, Any]] = mapped_column(JSON)
+    text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
+
+
+class CharterAcceptance(Base):
+    """An affiliate accepted one charter version (kept: the history of who agreed to what, when)."""
+
+    __tablename__ = "charter_acceptances"
+    __table_args__ = (UniqueConstraint("charter_id", "affiliate_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    charter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("program_charters.id"))
+    program_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    affiliate_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    accepted_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, EmailStr, Field, StrictBool, StrictInt, field_validator, model_validator
 
@@ -172,6 +172,9 @@ class ProgramOut(BaseModel):
 
 class MembershipApply(StrictModel):
     message: str = Field(default="", max_length=2000, description="a note for the seller")
+    accept_charter_version: StrictInt | None = Field(
+        default=None, ge=1, description="the program's current data-sharing charter version, accepted by joining "
+                                        "(required when the program has a charter)")
 
 
 class MembershipDecision(StrictModel):
@@ -577,3 +580,39 @@ class QuotaOut(BaseModel):
     metric: str
     currency: str | None
     target: int
+
+
+class CharterTermsIn(StrictModel):
+    seller_contact_purposes: list[str] = Field(
+        default_factory=lambda: ["partner_contact"], max_length=10,
+        description="the seller's team sees a brought buyer's email and phone only with consent to one of these")
+    affiliate_contact_purposes: list[str] = Field(
+        default_factory=list, max_length=10,
+        description="the affiliate sees its buyers' email and phone unmasked only with consent to one of these")
+    affiliate_sees_name: StrictBool = False
+    share_relationship_contacts: StrictBool = False
+
+
+class CharterIn(StrictModel):
+    terms: CharterTermsIn
+    text: str = Field(default="", max_length=20_000, description="the charter as the parties read it")
+
+
+class CharterOut(BaseModel):
+    id: uuid.UUID
+    program_id: uuid.UUID
+    version: int
+    terms: dict[str, Any]
+    text: str
+    created_at: datetime
+
+
+class CharterAcceptIn(StrictModel):
+    version: StrictInt = Field(ge=1)
+
+
+class CharterAcceptanceOut(BaseModel):
+    program_id: uuid.UUID
+    affiliate_id: uuid.UUID
+    version: int
+    accepted_at: datetime

@@ -35,7 +35,7 @@ DOMAINS = ["kernel", "catalog", "affiliates", "orders", "payouts"]
 EVERY_TASK = {
     "system.heartbeat", "webhooks.deliver", "webhooks.retry_due", "webhooks.handle_stripe_event",
     "webhooks.retry_unhandled", "affiliates.flush_clicks", "affiliates.flush_traffic", "orders.expire_unpaid",
-    "orders.release_matured", "orders.evaluate_partner_health",
+    "orders.expire_approval_holds", "orders.release_matured", "orders.evaluate_partner_health",
     "orders.send_refund", "orders.retry_unsent_refunds", "payouts.run_batch", "payouts.recover_clawbacks",
     "payouts.reconcile", "payouts.create_scheduled", "payouts.resume_stalled", "mail.send", "mail.resend_unsent",
 }

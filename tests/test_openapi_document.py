@@ -49,7 +49,8 @@ def errors_of(operation: dict[str, Any]) -> set[int]:
 
 def test_every_error_response_refers_to_the_one_problem_details_schema(spec: dict[str, Any]) -> None:
     text = json.dumps(spec)
-    assert len(text) < 400_000, len(text)  # it was 695 KB with the problem schema copied 762 times
+    # It was 695 KB with the problem schema copied 762 times; ~405 KB with the buyers' routes (issue 15).
+    assert len(text) < 550_000, len(text)
     assert text.count('"title": "ProblemDetail"') == 1
     for path, method, operation in operations(spec):
         for code, response in operation["responses"].items():
@@ -61,7 +62,7 @@ def test_every_error_response_refers_to_the_one_problem_details_schema(spec: dic
 
 # Public routes that take a person's email and password: a wrong password is their 401.
 PASSWORD_ROUTES = {("/v1/sessions", "post"), ("/v1/auth/api-keys", "post"), ("/v1/sellers", "post"),
-                   ("/v1/affiliates", "post"), ("/v1/invitations/accept", "post")}
+                   ("/v1/affiliates", "post"), ("/v1/invitations/accept", "post"), ("/v1/buyer-organizations", "post")}
 
 
 def test_operations_list_only_the_errors_they_can_return(spec: dict[str, Any]) -> None:
@@ -74,7 +75,8 @@ def test_operations_list_only_the_errors_they_can_return(spec: dict[str, Any]) -
         if "{" not in path and 404 in errors_of(operation):  # 404 where an id is looked up
             assert path in {"/v1/payout-holds", "/v1/affiliates/me/clicks", "/v1/referral-links",
                             "/v1/commissions/preview", "/v1/webhooks/stripe", "/v1/password-resets/confirm",
-                            "/v1/invitations/accept"}, (path, method)
+                            "/v1/invitations/accept", "/v1/buyer-organizations/me/orders",
+                            "/v1/relationship-contacts", "/v1/sessions/current"}, (path, method)
         if operation.get("parameters") or operation.get("requestBody"):
             assert 422 in errors_of(operation), (path, method)
         if operation.get("requestBody"):  # the body limit, answered before routing

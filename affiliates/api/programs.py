@@ -12,6 +12,10 @@ from affiliates.api.common import Cursor, Limit, SellerOrOperator
 from affiliates.api.views import membership_out, program_out, version_out
 from affiliates.models import MembershipStatus
 from affiliates.schemas import (
+    CharterAcceptanceOut,
+    CharterAcceptIn,
+    CharterIn,
+    CharterOut,
     MembershipApply,
     MembershipDecision,
     MembershipOut,
@@ -22,7 +26,7 @@ from affiliates.schemas import (
     QuotaIn,
     QuotaOut,
 )
-from affiliates.service import programs, quotas
+from affiliates.service import charters, programs, quotas
 from affiliates.service.common import subject
 from kernel.deps import AffiliatePrincipal, CurrentPrincipal, DbSession, SellerPrincipal, StrictQuery
 from kernel.schemas import Page
@@ -77,8 +81,43 @@ def set_quota(program_id: uuid.UUID, body: QuotaIn, session: DbSession, principa
              tags=["programs"])
 def join_program(program_id: uuid.UUID, session: DbSession, principal: AffiliatePrincipal,
                  body: Annotated[MembershipApply | None, Body()] = None) -> MembershipOut:
-    """Affiliate: apply to join. Approved at once when the program does not require approval."""
-    return membership_out(programs.join(session, subject(principal), program_id, (body or MembershipApply()).message))
+    """Affiliate: apply to join. Approved at once when the program does not require approval. A
+    program with a data-sharing charter is joined by accepting its current version
+    (`accept_charter_version`)."""
+    data = body or MembershipApply()
+    membership = programs.join(session, subject(principal), program_id, data.message)
+    charters.require_on_joining(session, subject(principal), program_id, data.accept_charter_version)
+    return membership_out(membership)
+
+
+def _charter_out(row: Any) -> CharterOut:
+    return CharterOut(id=row.id, program_id=row.program_id, version=row.version, terms=row.terms, text=row.text,
+                      created_at=row.created_at)
+
+
+@router.post("/v1/programs/{program_id}/charters", status_code=201, response_model=CharterOut, tags=["charters"])
+def publish_charter(program_id: uuid.UUID, body: CharterIn, session: DbSession,
+                    principal: SellerOrOperator) -> CharterOut:
+    """Seller: publish a new version of the program's data-sharing charter. Affiliates accept it
+    again; until one does, the version it accepted before governs its buyers."""
+    terms = charters.Terms.of(body.terms.model_dump())
+    return _charter_out(charters.publish(session, principal, program_id, terms, body.text))
+
+
+@router.get("/v1/programs/{program_id}/charters", response_model=list[CharterOut], tags=["charters"])
+def list_charters(program_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> list[CharterOut]:
+    """Every version of the program's charter, oldest first (the last is current)."""
+    return [_charter_out(row) for row in charters.versions(session, program_id)]
+
+
+@router.post("/v1/programs/{program_id}/charter-acceptances", status_code=201, response_model=CharterAcceptanceOut,
+             tags=["charters"])
+def accept_charter(program_id: uuid.UUID, body: CharterAcceptIn, session: DbSession,
+                   principal: AffiliatePrincipal) -> CharterAcceptanceOut:
+    """Affiliate: accept the program's current charter version (each new version needs it)."""
+    row = charters.accept(session, subject(principal), program_id, body.version)
+    return CharterAcceptanceOut(program_id=row.program_id, affiliate_id=row.affiliate_id, version=row.version,
+                                accepted_at=row.accepted_at)
 
 
 @router.get("/v1/programs/{program_id}/memberships", response_model=Page[MembershipOut], tags=["programs"])

@@ -8,6 +8,7 @@
 * commission: the commission engine (attribution, the split, versioned plans, loaders)
 * preview: the commission preview (the same engine, writing nothing)
 * sales: the month-to-date sales counter the volume tiers read
+* charters: each program's versioned data-sharing charter and the affiliates' acceptances
 
 Names other packages use are re-exported here (checkout imports `storefront_for_checkout`, the
 counter's `record_attributed_sale`, and its one-statement form `attributed_sale_rows` +

@@ -35,6 +35,7 @@ class Role(enum.StrEnum):
     OPERATOR = "operator"
     SELLER = "seller"
     AFFILIATE = "affiliate"
+    BUYER = "buyer"  # a buyer organization (orders.models.BuyerOrganization); people's keys only
 
 
 class ApiKey(TimestampMixin, Base):

@@ -85,6 +85,8 @@ LOCK_ORDER: tuple[Place, ...] = (
     Place("payout_items", "taken SKIP LOCKED before the shares a freeze claims or a failed payout gives back"),
     Place("payout_recoveries", "taken SKIP LOCKED before its journal posting"),
     Place("payout_holds", "an operator's hold on a payee; nothing else is locked with it"),
+    Place("buyer_spending_limits", "a buyer organization member's limit, set by its admin; nothing else is "
+                                   "locked with it"),
     Place("affiliates", "a payee (recovery planning, onboarding), before what it owns; a Stripe account "
                         "event looks for its account among affiliates, then sellers"),
     Place("sellers", "a payee, likewise"),

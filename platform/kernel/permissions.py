@@ -8,6 +8,9 @@ platform's operator team. Inside a kind, a member holds one role:
 - seller:    owner, admin, catalog, fulfilment, finance, viewer
 - affiliate: owner, admin, marketing, finance, viewer
 - operator:  admin, support, finance, viewer
+- buyer:     admin, approver, payer, requester (a buyer organization's buying roles: a requester
+             places orders, an approver approves those above the placer's spending limit, a payer
+             sees how to pay; the admin manages members, limits and addresses)
 
 An organization API key (one made before people existed, or for a server) holds the kind's full
 role: seller and affiliate `owner`, operator `admin`.
@@ -26,7 +29,7 @@ from collections.abc import Iterable
 
 from kernel.errors import Forbidden
 
-SELLER, AFFILIATE, OPERATOR = "seller", "affiliate", "operator"
+SELLER, AFFILIATE, OPERATOR, BUYER = "seller", "affiliate", "operator", "buyer"
 """The organization kinds: the values of kernel.auth.Role (a StrEnum, so either indexes these
 tables; this module cannot import auth, which imports it)."""
 
@@ -36,14 +39,16 @@ OPERATOR_TEAM_ID = uuid.UUID("00000000-0000-7000-8000-000000000001")
 SELLER_ROLES = ("owner", "admin", "catalog", "fulfilment", "finance", "viewer")
 AFFILIATE_ROLES = ("owner", "admin", "marketing", "finance", "viewer")
 OPERATOR_ROLES = ("admin", "support", "finance", "viewer")
+BUYER_ROLES = ("admin", "approver", "payer", "requester")
 ROLES: dict[str, tuple[str, ...]] = {
-    SELLER: SELLER_ROLES, AFFILIATE: AFFILIATE_ROLES, OPERATOR: OPERATOR_ROLES,
+    SELLER: SELLER_ROLES, AFFILIATE: AFFILIATE_ROLES, OPERATOR: OPERATOR_ROLES, BUYER: BUYER_ROLES,
 }
-TOP_ROLE: dict[str, str] = {SELLER: "owner", AFFILIATE: "owner", OPERATOR: "admin"}
+KINDS: tuple[str, ...] = (OPERATOR, SELLER, AFFILIATE, BUYER)
+TOP_ROLE: dict[str, str] = {SELLER: "owner", AFFILIATE: "owner", OPERATOR: "admin", BUYER: "admin"}
 """The role an organization always keeps at least one member in, and an organization key's role."""
 MANAGER_ROLES: dict[str, frozenset[str]] = {
     SELLER: frozenset({"owner", "admin"}), AFFILIATE: frozenset({"owner", "admin"}),
-    OPERATOR: frozenset({"admin"}),
+    OPERATOR: frozenset({"admin"}), BUYER: frozenset({"admin"}),
 }
 """Who invites, removes and changes members (an admin never touches an owner: see kernel.people)."""
 
@@ -52,14 +57,14 @@ ALL = "*"
 # permission -> {kind: roles holding it}. ALL: every role of that kind.
 _GRANTS: dict[str, dict[str, tuple[str, ...] | str]] = {
     # --- everyone -------------------------------------------------------------------------------
-    "me.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
-    "personal_keys.manage": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
-    "sessions.manage": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
+    "me.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL, BUYER: ALL},
+    "personal_keys.manage": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL, BUYER: ALL},
+    "sessions.manage": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL, BUYER: ALL},
     "catalog.browse": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
     "programs.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
     "reports.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
     "commissions.preview": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
-    "members.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL},
+    "members.read": {SELLER: ALL, AFFILIATE: ALL, OPERATOR: ALL, BUYER: ALL},
     # --- money reads ----------------------------------------------------------------------------
     "commissions.read": {SELLER: ("owner", "admin", "finance", "viewer"),
                          AFFILIATE: ("owner", "admin", "marketing", "finance", "viewer"),
@@ -68,7 +73,7 @@ _GRANTS: dict[str, dict[str, tuple[str, ...] | str]] = {
                       AFFILIATE: ("owner", "admin", "finance", "viewer"), OPERATOR: ALL},
     # --- organization administration ------------------------------------------------------------
     "members.manage": {SELLER: ("owner", "admin"), AFFILIATE: ("owner", "admin"),
-                       OPERATOR: ("admin",)},
+                       OPERATOR: ("admin",), BUYER: ("admin",)},
     "audit.read": {SELLER: ("owner", "admin"), AFFILIATE: ("owner", "admin"),
                    OPERATOR: ("admin", "support", "finance")},
     "api_keys.read": {SELLER: ("owner", "admin"), AFFILIATE: ("owner", "admin"),
@@ -121,6 +126,18 @@ _GRANTS: dict[str, dict[str, tuple[str, ...] | str]] = {
     "payout_holds.manage": {OPERATOR: ("admin", "finance")},
     "webhook_events.read": {OPERATOR: ("admin", "support")},
     "webhook_events.retry": {OPERATOR: ("admin", "support")},
+    # --- buyer organizations --------------------------------------------------------------------
+    "buyer_org.read": {BUYER: ALL},
+    "buyer_org.manage": {BUYER: ("admin",)},
+    "buyer_orders.place": {BUYER: ("admin", "approver", "requester")},
+    "buyer_orders.read": {BUYER: ALL},
+    "buyer_orders.approve": {BUYER: ("admin", "approver")},
+    # --- buyer data (orders.service.buyer_policy decides the fields) -----------------------------
+    "affiliate_orders.read": {AFFILIATE: ALL},
+    "buyer_access_log.read": {SELLER: ("owner", "admin"), OPERATOR: ("admin", "support"), BUYER: ("admin",)},
+    "privacy.manage": {OPERATOR: ("admin", "support")},
+    "contacts.read": {SELLER: ("owner", "admin", "fulfilment", "viewer"), AFFILIATE: ("owner", "admin", "marketing")},
+    "contacts.write": {SELLER: ("owner", "admin"), AFFILIATE: ("owner", "admin", "marketing")},
 }
 
 OPERATION_PERMISSIONS: dict[str, str] = {
@@ -201,6 +218,9 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "POST /v1/programs/{program_id}/coupons": "programs.manage",
     "GET /v1/programs/{program_id}/coupons": "programs.members.read",
     "POST /v1/programs/{program_id}/coupons/{coupon_id}/deactivate": "programs.manage",
+    "POST /v1/programs/{program_id}/charters": "programs.manage",
+    "GET /v1/programs/{program_id}/charters": "programs.read",
+    "POST /v1/programs/{program_id}/charter-acceptances": "programs.join",
     "POST /v1/storefronts": "storefronts.create",
     "GET /v1/storefronts": "storefronts.read",
     "GET /v1/storefronts/{slug}/settings": "storefronts.read",
@@ -254,6 +274,20 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "POST /v1/payout-holds/{hold_id}/release": "payout_holds.manage",
     "GET /v1/webhooks/events": "webhook_events.read",
     "POST /v1/webhooks/events/{event_id}/retry": "webhook_events.retry",
+    # buyer organizations
+    "GET /v1/buyer-organizations/me": "buyer_org.read",
+    "PUT /v1/buyer-organizations/me/members/{person_id}/spending-limit": "buyer_org.manage",
+    "POST /v1/buyer-organizations/me/addresses": "buyer_org.manage",
+    "POST /v1/buyer-organizations/me/orders": "buyer_orders.place",
+    "GET /v1/buyer-organizations/me/orders": "buyer_orders.read",
+    "POST /v1/buyer-organizations/me/orders/{order_id}/approve": "buyer_orders.approve",
+    "POST /v1/buyer-organizations/me/orders/{order_id}/reject": "buyer_orders.approve",
+    "GET /v1/affiliates/me/orders": "affiliate_orders.read",
+    "GET /v1/buyer-data-access": "buyer_access_log.read",
+    "GET /v1/privacy/exports": "privacy.manage",
+    "POST /v1/privacy/erasures": "privacy.manage",
+    "GET /v1/relationship-contacts": "contacts.read",
+    "POST /v1/relationship-contacts": "contacts.write",
 }
 
 READ_ONLY_WRITES = frozenset({"POST /v1/commissions/preview"})
@@ -309,7 +343,7 @@ def authorize(held: Iterable[str], method: str, path: str, kind: str | None = No
     if needed in held:
         return
     if kind is not None and not any(needed in perms for perms in ROLE_PERMISSIONS[kind].values()):
-        kinds = [other for other in (OPERATOR, SELLER, AFFILIATE)
+        kinds = [other for other in KINDS
                  if any(needed in perms for perms in ROLE_PERMISSIONS[other].values())]
         wanted = " or ".join(with_article(other) for other in kinds) or "another"
         raise Forbidden(f"this action needs {wanted} key; yours is {with_article(kind)} key")
@@ -323,9 +357,9 @@ def with_article(word: str) -> str:
 
 def markdown_table() -> str:
     """The README's table: each permission and the roles holding it."""
-    lines = ["| permission | seller | affiliate | operator |", "| --- | --- | --- | --- |"]
+    lines = ["| permission | seller | affiliate | operator | buyer |", "| --- | --- | --- | --- | --- |"]
     for permission, grants in sorted(_GRANTS.items()):
         cells = [", ".join(_expand(kind, grants[kind])) if kind in grants else ""
-                 for kind in (SELLER, AFFILIATE, OPERATOR)]
+                 for kind in (SELLER, AFFILIATE, OPERATOR, BUYER)]
         lines.append(f"| `{permission}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)

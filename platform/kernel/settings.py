@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     platform_fee_bps: int = Field(default=1000, ge=0, le=10_000)
     seller_return_window_days: int = Field(default=14, ge=0, le=365)
     unpaid_order_timeout_minutes: int = Field(default=60, ge=1)
+    # A buyer organization's order above its placer's spending limit holds its stock this long while it waits
+    # for an approver; then a beat job cancels it and gives the stock back.
+    approval_hold_hours: int = Field(default=48, ge=1)
     payout_minimum_minor: int = Field(default=1000, ge=0)
     payout_export_dir: str = "./payout-exports"
 

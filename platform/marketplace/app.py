@@ -24,7 +24,7 @@ from marketplace.docs_ui import install_docs
 from marketplace.subjects import subject_rejected
 from orders import api as orders_api
 from orders import buyer_api as order_links_api
-from orders import reports_api
+from orders import buyer_data_api, buyer_org_api, reports_api
 from payouts import api as payouts_api
 from web import install_web
 
@@ -98,6 +98,8 @@ def create_app(
     app.include_router(system_api.router)
     app.include_router(people_api.router)
     app.include_router(order_links_api.router)
+    app.include_router(buyer_org_api.router)
+    app.include_router(buyer_data_api.router)
     app.include_router(payouts_api.router)
     app.include_router(reports_api.router)
     app.include_router(stripe_webhooks.router)

@@ -309,7 +309,8 @@ def list_sessions(session: DbSession, principal: CurrentPrincipal) -> list[Sessi
     return [_session_out(row) for row in sessions.list_sessions(session, principal.person_id)]
 
 
-@router.delete("/v1/sessions/current", status_code=204, tags=["sessions"])
+@router.delete("/v1/sessions/current", status_code=204, tags=["sessions"],
+               responses={404: {"description": "the request was made with an API key, not a session"}})
 def log_out(session: DbSession, principal: CurrentPrincipal, response: Response) -> None:
     """Log out: this session ends at once and the cookie is cleared."""
     if principal.session_id is None or principal.person_id is None:

@@ -14,10 +14,14 @@ from sqlalchemy.orm import Session
 from affiliates.models import Affiliate, AffiliateStatus
 from catalog.models import Seller, SellerStatus
 from kernel.auth import Role
+from orders.models import BuyerOrganization
 
 
 def subject_exists(session: Session, role: Role, subject_id: uuid.UUID) -> bool:
-    """Whether the seller (seller role) or affiliate (affiliate role) `subject_id` exists."""
+    """Whether the seller (seller role), affiliate (affiliate role) or buyer organization (buyer)
+    `subject_id` exists."""
+    if role is Role.BUYER:
+        return session.get(BuyerOrganization, subject_id) is not None
     model: type[Seller] | type[Affiliate] = Seller if role is Role.SELLER else Affiliate
     return session.get(model, subject_id) is not None
 
@@ -37,6 +41,8 @@ def organization_kind(session: Session, organization_id: uuid.UUID) -> Role | No
         return Role.SELLER
     if session.get(Affiliate, organization_id) is not None:
         return Role.AFFILIATE
+    if session.get(BuyerOrganization, organization_id) is not None:
+        return Role.BUYER
     return None
 
 
@@ -44,6 +50,9 @@ def organization_name(session: Session, kind: Role, organization_id: uuid.UUID) 
     """A name for emails: the seller's or affiliate's, or the operator team."""
     if kind is Role.OPERATOR:
         return "the operator team"
+    if kind is Role.BUYER:
+        buyer = session.get(BuyerOrganization, organization_id)
+        return buyer.name if buyer is not None else f"buyer organization {organization_id}"
     row: Seller | Affiliate | None = (
         session.get(Seller, organization_id) if kind is Role.SELLER else session.get(Affiliate, organization_id))
     return row.name if row is not None else f"{kind.value} {organization_id}"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from affiliates.service import traffic
 from kernel import mail
-from kernel.auth import Role
+from kernel.auth import Principal, Role
 from kernel.db import autocommit_engine, session_scope
 from kernel.deps import (
     CurrentPrincipal,
@@ -28,7 +28,7 @@ from kernel.metrics import ORDERS_PLACED
 from kernel.runtime import Runtime
 from kernel.schemas import Page, decode_cursor, encode_cursor
 from orders.errors import InvalidTransition
-from orders.models import Order
+from orders.models import Order, SubOrder
 from orders.schemas import (
     BalancesOut,
     CheckoutIn,
@@ -45,7 +45,8 @@ from orders.schemas import (
     TodayCurrencyOut,
     TodayOut,
 )
-from orders.service import checkout, fulfilment, payments, queries, refunds, settlement, today, views
+from orders.service import buyer_policy, checkout, fulfilment, payments, queries, refunds, settlement, today, views
+from orders.service.buyer_policy import Viewer
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 
@@ -144,7 +145,7 @@ def list_orders(
 ) -> Page[OrderOperatorOut]:
     """Operator: every order, newest first."""
     rows = queries.list_orders(session, status=status, after=decode_cursor(cursor), limit=limit)
-    return Page(items=[views.order_for_operator(o) for o in rows[:limit]],
+    return Page(items=[_operator_view(session, o, principal) for o in rows[:limit]],
                 next_cursor=_page_of(rows, limit, [o.id for o in rows]))
 
 
@@ -152,7 +153,7 @@ def list_orders(
 def get_order(order_id: uuid.UUID, session: DbSession, principal: OperatorPrincipal) -> OrderOperatorOut:
     """Operator: one order with the whole picture: attribution, each seller's share, the platform
     fee and every commission, and what was refunded."""
-    return views.order_for_operator(queries.get_order(session, order_id))
+    return _operator_view(session, queries.get_order(session, order_id), principal)
 
 
 @router.post("/orders/{order_id}/mark-paid", response_model=OrderOperatorOut, tags=["orders"])
@@ -165,7 +166,11 @@ def mark_paid(
     if order.payment_rail != "manual":
         raise InvalidTransition("this order is paid through Stripe; its webhook marks it paid")
     settlement.mark_paid(session, runtime.settings, order_id, payment_reference=None)
-    return views.order_for_operator(order)
+    return _operator_view(session, order, principal)
+
+
+def _operator_view(session: Session, order: Order, principal: Principal) -> OrderOperatorOut:
+    return views.order_for_operator(order, buyer_policy.view_and_log(session, order, Viewer.of(principal)))
 
 
 RefundKeyHeader = Annotated[
@@ -230,8 +235,16 @@ def settle_refund(
 
 
 def _seller_view(session: Session, sub_id: uuid.UUID, principal: CurrentPrincipal) -> SubOrderSellerOut:
-    sub = fulfilment.get_sub_order(session, principal, sub_id)
-    return views.sub_order_for_seller(sub, queries.get_order(session, sub.order_id))
+    return _sub_view(session, fulfilment.get_sub_order(session, principal, sub_id), principal)
+
+
+def _sub_view(session: Session, sub: SubOrder, principal: Principal, order: Order | None = None) -> SubOrderSellerOut:
+    """A part of an order with what this viewer may see of its buyer (orders.service.buyer_policy);
+    `order`: the sub-order's order when the caller has loaded it already (a page loads them at once)."""
+    order = order or queries.get_order(session, sub.order_id)
+    buyer = buyer_policy.view_and_log(session, order, Viewer.of(principal), seller_id=sub.seller_id,
+                                      shipping=sub.status in views.PAID_STATES)
+    return views.sub_order_for_seller(sub, buyer)
 
 
 def _seller_or_operator(principal: CurrentPrincipal) -> CurrentPrincipal:
@@ -251,7 +264,7 @@ def list_sub_orders(
     """A seller's sub-orders (only its own), newest first."""
     rows = queries.list_sub_orders(session, principal, status=status, after=decode_cursor(cursor), limit=limit)
     orders = queries.orders_by_id(session, (s.order_id for s in rows[:limit]))  # one statement, not one a row
-    return Page(items=[views.sub_order_for_seller(s, orders[s.order_id]) for s in rows[:limit]],
+    return Page(items=[_sub_view(session, s, principal, orders[s.order_id]) for s in rows[:limit]],
                 next_cursor=_page_of(rows, limit, [s.id for s in rows]))
 
 

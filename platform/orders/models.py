@@ -36,6 +36,7 @@ from kernel.db import Base, TimestampMixin, new_id
 
 
 class OrderStatus(enum.StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"  # a buyer organization's order above its placer's limit; stock held
     AWAITING_PAYMENT = "awaiting_payment"
     PAID = "paid"
     CANCELLED = "cancelled"  # payment failed or the order expired unpaid; stock released
@@ -96,6 +97,10 @@ class Order(TimestampMixin, Base):
     # The buyer's consents as sent at checkout ({purpose: bool}; NULL: none sent, every purpose at
     # its default: kernel.consents), less what the buyer withdrew since (OrderConsentChange).
     consents: Mapped[dict[str, bool] | None] = mapped_column(JSON)
+    # A buyer organization's order: the organization and the member who placed it (NULL: a guest's).
+    buyer_organization_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("buyer_organizations.id"),
+                                                                   index=True)
+    placed_by_person_id: Mapped[uuid.UUID | None] = mapped_column()
 
     sub_orders: Mapped[list[SubOrder]] = relationship(order_by="SubOrder.id", lazy="selectin")
     lines: Mapped[list[OrderLine]] = relationship(order_by="OrderLine.position", lazy="selectin")
@@ -221,6 +226,57 @@ class Refund(TimestampMixin, Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
 
 
+class BuyerOrganization(TimestampMixin, Base):
+    """A business that buys: its people are members (kernel.accounts.Membership, kind "buyer")
+    with buying roles (kernel.permissions.BUYER_ROLES)."""
+
+    __tablename__ = "buyer_organizations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+
+
+class BuyerSpendingLimit(Base):
+    """What a member may order without an approver, per order, in one currency. No row: every
+    order the member places waits for approval."""
+
+    __tablename__ = "buyer_spending_limits"
+    __table_args__ = (UniqueConstraint("organization_id", "person_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buyer_organizations.id"))
+    person_id: Mapped[uuid.UUID] = mapped_column()
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
+
+
+class BuyerAddress(TimestampMixin, Base):
+    """A shipping address of a buyer organization; an order names it instead of spelling one out."""
+
+    __tablename__ = "buyer_addresses"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buyer_organizations.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    address: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class OrderApproval(Base):
+    """The one decision on an order that waited for approval: the unique order id makes it one
+    even if two approvers decide at once (the order's row lock decides which)."""
+
+    __tablename__ = "order_approvals"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), unique=True)
+    decision: Mapped[str] = mapped_column(String(16))  # approved | rejected | expired
+    person_id: Mapped[uuid.UUID | None] = mapped_column()  # NULL: expired
+    reason: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
+
+
 class OrderConsentChange(Base):
     """A consent the buyer changed after checkout (the checkout's answers are on the order): the
     history a privacy request or a dispute reads."""
@@ -233,6 +289,46 @@ class OrderConsentChange(Base):
     granted: Mapped[bool] = mapped_column()
     source: Mapped[str] = mapped_column(String(20))  # order_link | account
     created_at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
+
+
+class RelationshipContact(TimestampMixin, Base):
+    """A person at a buyer organization, as a seller's or an affiliate's team records them
+    (orders.service.contacts): their buying role, influence, who they report to, notes, and which
+    member of the recording team owns the relationship."""
+
+    __tablename__ = "relationship_contacts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    buyer_organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buyer_organizations.id"), index=True)
+    owner_kind: Mapped[str] = mapped_column(String(16))  # seller | affiliate: whose record
+    owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    buying_role: Mapped[str] = mapped_column(String(20))  # decision_maker | influencer | user | gatekeeper | approver
+    influence: Mapped[int] = mapped_column(Integer)  # 1 (little) .. 5 (decisive)
+    reports_to_id: Mapped[uuid.UUID | None] = mapped_column()
+    notes: Mapped[str] = mapped_column(Text, default="")
+    relationship_owner_id: Mapped[uuid.UUID | None] = mapped_column()  # a person of the recording team
+
+
+class BuyerDataAccess(Base):
+    """One read of buyer contact data (orders.service.buyer_policy): who read which fields of which
+    order's buyer, for what purpose. Append-only."""
+
+    __tablename__ = "buyer_data_access"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    buyer_organization_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    viewer_kind: Mapped[str] = mapped_column(String(16))
+    viewer_organization_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    viewer_role: Mapped[str] = mapped_column(String(16))
+    person_id: Mapped[uuid.UUID | None] = mapped_column()
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column()
+    channel: Mapped[str] = mapped_column(String(16))  # api | webhook
+    fields: Mapped[list[str]] = mapped_column(JSON)
+    purpose: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(default=lambda: clock.now())
 
 
 def request_fingerprint(payload: object) -> str:

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr, StrictBool, StrictInt, field_validator
 
 from affiliates.schemas import PlanRules
-from kernel.schemas import MoneyOut, StrictModel
+from kernel.schemas import MoneyIn, MoneyOut, StrictModel
 
 
 class CartItemIn(StrictModel):
@@ -88,6 +88,9 @@ ORDER_OPERATOR_EXAMPLE: dict[str, Any] = {
     **ORDER_EXAMPLE, "status": "paid",
     "sub_orders": [{**sub, "status": "paid"} for sub in ORDER_EXAMPLE["sub_orders"]],
     "buyer_email": "ada@example.com", "buyer_name": "Ada Buyer",
+    "buyer": {"name": "Ada Buyer", "email": "ada@example.com", "phone": None,
+              "shipping_address": {"line1": "1 Main St", "line2": None, "city": "Springfield", "postal_code": "12345",
+                                   "region": None, "country": "US"}},
     "storefront_id": "01a2063a-0c0c-7c0c-8c0c-0c0c0c0c0c0c", "affiliate_id": _A,
     "attribution_source": "storefront", "self_referral": False,
     "platform_fee": _usd(750), "commission_total": _usd(600),
@@ -220,8 +223,9 @@ class OrderOperatorOut(OrderBuyerOut):
 
     model_config = ConfigDict(json_schema_extra={"examples": [ORDER_OPERATOR_EXAMPLE]})
 
-    buyer_email: str
+    buyer_email: str = Field(description="masked for operator roles other than admin and support")
     buyer_name: str
+    buyer: BuyerFieldsOut
     storefront_id: uuid.UUID | None
     affiliate_id: uuid.UUID | None
     attribution_source: str
@@ -237,6 +241,16 @@ class ShippingOut(BaseModel):
     address: dict[str, str | None]
 
 
+class BuyerFieldsOut(BaseModel):
+    """The buyer as the viewer may see it (orders.service.buyer_policy): null is not shown, a
+    masked value (`a***@example.com`) is shown masked."""
+
+    name: str | None
+    email: str | None
+    phone: str | None
+    shipping_address: dict[str, str | None] | None
+
+
 class SubOrderSellerOut(BaseModel):
     """A seller's view: its lines, its money, and only the buyer data it needs to ship."""
 
@@ -250,6 +264,7 @@ class SubOrderSellerOut(BaseModel):
     refunded: MoneyOut
     lines: list[OrderLineOut]
     ship_to: ShippingOut | None = Field(description="shown once the order is paid")
+    buyer: BuyerFieldsOut = Field(description="the buyer fields the charter and the buyer's consents let you see")
     tracking_number: str | None
     carrier: str | None
     shipped_at: datetime | None
@@ -525,3 +540,76 @@ class SimulationOut(BaseModel):
     lines: int = Field(description="order lines that earned a commission in the program")
     partners: list[SimulatedPartnerOut]
     cost_to_seller: list[SimulationTotalOut] = Field(description="every commission is funded by the seller")
+
+
+class BuyerSignUpIn(StrictModel):
+    name: str = Field(min_length=1, max_length=200, description="the organization's name")
+    email: EmailStr = Field(description="its first person's email: they become its admin")
+    owner_name: str = Field(min_length=1, max_length=200)
+    password: SecretStr = Field(min_length=10, max_length=200)
+
+
+class SpendingLimitIn(StrictModel):
+    limit: MoneyIn | None = Field(description="what the member may order per order without an approver (null: "
+                                              "no limit set, every order waits for approval)")
+
+
+class BuyerAddressIn(StrictModel):
+    label: str = Field(min_length=1, max_length=100)
+    address: AddressIn
+
+
+class BuyerAddressOut(BaseModel):
+    id: uuid.UUID
+    label: str
+    address: dict[str, str | None]
+
+
+class BuyerMemberOut(BaseModel):
+    person_id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    spending_limit: MoneyOut | None
+
+
+class BuyerOrganizationOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    email: str
+    members: list[BuyerMemberOut]
+    addresses: list[BuyerAddressOut]
+
+
+class BuyerSignedUpOut(BaseModel):
+    organization: BuyerOrganizationOut
+    person_id: uuid.UUID
+    api_key: str = Field(description="the admin's personal key, shown once")
+
+
+class BuyerOrderIn(StrictModel):
+    """A buyer organization's member orders: the buyer is the member; the address is spelt out or
+    one of the organization's."""
+
+    items: list[CartItemIn] = Field(min_length=1, max_length=50)
+    storefront: str | None = Field(default=None, min_length=1, max_length=64, description="a storefront's slug")
+    shipping_address: AddressIn | None = None
+    shipping_address_id: uuid.UUID | None = Field(default=None, description="one of the organization's addresses")
+    coupon_code: str | None = Field(default=None, min_length=1, max_length=64)
+    consents: dict[str, StrictBool] | None = Field(default=None, max_length=20)
+
+
+class ApprovalOut(BaseModel):
+    decision: str = Field(description="approved | rejected | expired")
+    person_id: uuid.UUID | None
+    reason: str
+    decided_at: datetime
+
+
+class BuyerOrgOrderOut(OrderBuyerOut):
+    placed_by_person_id: uuid.UUID | None
+    approval: ApprovalOut | None
+
+
+class DecisionIn(StrictModel):
+    reason: str = Field(default="", max_length=500)

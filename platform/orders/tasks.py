@@ -15,7 +15,7 @@ from kernel.payment_rail import PaymentRailError
 from kernel.runtime import get_runtime
 from kernel.tasking import BeatSpec, TaskSpec, enqueue, task_session
 from orders.models import Order, Refund
-from orders.service import health, refunds, settlement
+from orders.service import buyer_orgs, health, refunds, settlement
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +38,18 @@ def expire_unpaid() -> int:
                     continue  # it may have been paid meanwhile; the webhook decides
             cancelled += settlement.cancel_unpaid(session, order_id, reason="payment timeout")
     return cancelled
+
+
+def expire_approval_holds() -> int:
+    """Cancel buyer organizations' orders that waited for an approver past their hold, and give
+    their stock back (orders.service.buyer_orgs)."""
+    with task_session() as session:
+        order_ids = buyer_orgs.expired_hold_ids(session)
+    expired = 0
+    for order_id in order_ids:
+        with task_session() as session:  # one order per transaction
+            expired += buyer_orgs.expire_hold(session, order_id)
+    return expired
 
 
 def release_matured() -> dict[str, int]:
@@ -98,6 +110,7 @@ def evaluate_partner_health() -> int:
 
 TASKS = (
     TaskSpec("orders.expire_unpaid", expire_unpaid),
+    TaskSpec("orders.expire_approval_holds", expire_approval_holds),
     TaskSpec("orders.release_matured", release_matured),
     TaskSpec(SEND_REFUND, send_refund, bind=True, max_retries=10),
     TaskSpec("orders.retry_unsent_refunds", retry_unsent_refunds),
@@ -106,6 +119,7 @@ TASKS = (
 BEAT = (
     BeatSpec("orders-retry-unsent-refunds", "orders.retry_unsent_refunds", 300.0),
     BeatSpec("orders-expire-unpaid", "orders.expire_unpaid", 60.0),
+    BeatSpec("orders-expire-approval-holds", "orders.expire_approval_holds", 300.0),
     BeatSpec("orders-release-matured", "orders.release_matured", 300.0),
     BeatSpec("orders-evaluate-partner-health", "orders.evaluate_partner_health", 3600.0),
 )

@@ -140,6 +140,8 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
     coupon = ok(client.post(f"/v1/programs/{program}/coupons", headers=s,
                             json={"code": f"SAVE{uuid.uuid4().hex[:4].upper()}", "affiliate_id": affiliate.id}), 201)
     ok(client.post(f"/v1/programs/{program}/coupons/{coupon['id']}/deactivate", headers=s))
+    charter = ok(client.post(f"/v1/programs/{program}/charters", headers=s, json={"terms": {}}), 201)
+    ok(client.post(f"/v1/programs/{program}/charter-acceptances", headers=a, json={"version": charter["version"]}), 201)
     slug = f"guild-{uuid.uuid4().hex[:6]}"
     ok(client.post("/v1/storefronts", headers=a, json={"slug": slug, "name": "Guild", "currency": "USD"}), 201)
     ok(client.patch(f"/v1/storefronts/{slug}", headers=a, json={"name": "The Guild"}))
@@ -171,7 +173,25 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
     third = order()
     ok(client.post(f"/v1/orders/{third['id']}/refunds", headers=operator, json={"reason": "buyer asked"}), 201)
     ok(client.post(f"/v1/order-status/{third['status_token']}/consent-withdrawals", json={"purposes": ["marketing"]}))
+    # --- a buyer organization: sign-up, a limit, an address, orders awaiting approval, decisions ----------
+    buyer = ok(client.post("/v1/buyer-organizations", json={
+        "name": "Acme", "email": "ada@acme.example", "owner_name": "Ada", "password": "acme-buying-passphrase"}), 201)
+    buyer_admin = bearer(buyer["api_key"])
+    approver_id, approver_key = member_key(env, Role.BUYER, uuid.UUID(buyer["organization"]["id"]), "approver")
+    ok(client.put(f"/v1/buyer-organizations/me/members/{approver_id}/spending-limit", headers=buyer_admin,
+                  json={"limit": {"amount": 100, "currency": "USD"}}))
+    dock = ok(client.post("/v1/buyer-organizations/me/addresses", headers=buyer_admin, json={
+        "label": "Dock", "address": {"line1": "1 Way", "city": "Paris", "postal_code": "75001", "country": "FR"}}), 201)
+    for verb in ("approve", "reject"):
+        waiting = ok(client.post("/v1/buyer-organizations/me/orders", headers={
+            **buyer_admin, "Idempotency-Key": uuid.uuid4().hex}, json={
+            "items": [{"variant_id": vid, "quantity": 1}], "shipping_address_id": dock["id"]}), 201)
+        ok(client.post(f"/v1/buyer-organizations/me/orders/{waiting['id']}/{verb}", headers=bearer(approver_key)))
     assert client.delete(f"/v1/storefronts/{slug}/listings/{pid}", headers=a).status_code == 204
+    ok(client.post("/v1/privacy/erasures", json={"email": "nobody@example.com"}, headers=operator))
+    ok(client.post("/v1/relationship-contacts", headers=s, json={
+        "buyer_organization_id": buyer["organization"]["id"], "name": "Cleo", "buying_role": "approver",
+        "influence": 4}), 201)
 
     # --- payouts and holds ------------------------------------------------------------------------------
     payee = make_payee(env)

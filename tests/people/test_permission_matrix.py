@@ -60,7 +60,11 @@ def test_every_role_gets_exactly_what_the_permission_table_grants(
 ) -> None:
     seller = seller_with_owner(client, operator)
     affiliate = affiliate_with_owner(client, operator)
-    orgs = {Role.SELLER: seller.id, Role.AFFILIATE: affiliate.id, Role.OPERATOR: str(permissions.OPERATOR_TEAM_ID)}
+    buyer = ok(client.post("/v1/buyer-organizations", json={
+        "name": "Acme Buying", "email": f"buyer-{uuid.uuid4().hex[:6]}@acme.example", "owner_name": "Ada",
+        "password": "acme-buying-passphrase"}), 201)
+    orgs = {Role.SELLER: seller.id, Role.AFFILIATE: affiliate.id, Role.OPERATOR: str(permissions.OPERATOR_TEAM_ID),
+            Role.BUYER: buyer["organization"]["id"]}
     principals = [(Role(kind), role, bearer(member_key(env, Role(kind), uuid.UUID(orgs[Role(kind)]), role)[1]))
                   for kind, roles in permissions.ROLES.items() for role in roles]
     wrong: list[str] = []

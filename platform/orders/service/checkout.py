@@ -92,6 +92,20 @@ class CartItem:
 
 
 @dataclass(frozen=True, slots=True)
+class OrganizationBuyer:
+    """A buyer organization's member placing the order (orders.service.buyer_orgs): an order above
+    `limit` ((currency, amount) the member may order without an approver; None: no limit set, so
+    every order waits) is written `awaiting_approval`, its stock held for the approval period."""
+
+    organization_id: uuid.UUID
+    person_id: uuid.UUID | None
+    limit: tuple[str, int] | None
+
+    def needs_approval(self, currency: str, total: int) -> bool:
+        return self.limit is None or self.limit[0] != currency or total > self.limit[1]
+
+
+@dataclass(frozen=True, slots=True)
 class CheckoutRequest:
     items: Sequence[CartItem]
     buyer_email: str
@@ -104,6 +118,7 @@ class CheckoutRequest:
     canonical_body: dict[str, Any] = field(default_factory=dict)
     buyer_phone: str | None = None
     consents: dict[str, bool] | None = None  # as the buyer sent them (kernel.consents)
+    organization: OrganizationBuyer | None = None
 
     def fingerprint(self) -> str:
         payload = {"storefront": self.storefront_slug, "body": self.canonical_body}
@@ -350,6 +365,12 @@ def _build_order(
         "expires_at": now + timedelta(minutes=settings.unpaid_order_timeout_minutes), "created_at": now,
         "status_token_hash": link.token_hash, "consents": request.consents or None,
     }
+    if (organization := request.organization) is not None:
+        order["buyer_organization_id"] = organization.organization_id
+        order["placed_by_person_id"] = organization.person_id
+        if organization.needs_approval(currency, order["total_amount"]):
+            order["status"] = OrderStatus.AWAITING_APPROVAL.value
+            order["expires_at"] = now + timedelta(hours=settings.approval_hold_hours)
     sub_orders: dict[uuid.UUID, dict[str, Any]] = {}
     order_lines: list[dict[str, Any]] = []
     commissions: list[dict[str, Any]] = []

@@ -119,13 +119,14 @@ def evaluate(session: Session, operator_webhook_url: str | None) -> list[Partner
 
 def sellers_concerned(session: Session, affiliate_id: uuid.UUID) -> list[tuple[uuid.UUID, str | None]]:
     """(seller, its webhook URL) of each program the affiliate is an approved member of."""
-    return list(session.execute(
+    rows = session.execute(
         select(Seller.id, Seller.webhook_url).join(Program, Program.seller_id == Seller.id)
         .join(ProgramMembership, ProgramMembership.program_id == Program.id)
         .where(ProgramMembership.affiliate_id == affiliate_id,
                ProgramMembership.status == MembershipStatus.APPROVED.value)
         .order_by(Seller.id)
-    ).tuples())
+    )
+    return [(seller_id, url) for seller_id, url in rows]
 
 
 def _announce(session: Session, alarm: PartnerAlarm, operator_webhook_url: str | None) -> None:

@@ -21,8 +21,8 @@ from orders.errors import OrderNotFound
 from orders.models import Commission, Order, OrderStatus, Refund, SubOrder
 from orders.schemas import BalanceOut, BalancesOut, PlatformBalanceOut
 
-# A buyer's live orders (for the first-order rule): unpaid or paid, not cancelled.
-ACTIVE_ORDER_STATES = (OrderStatus.AWAITING_PAYMENT.value, OrderStatus.PAID.value)
+# A buyer's live orders (for the first-order rule): awaiting approval, unpaid or paid, not cancelled.
+ACTIVE_ORDER_STATES = (OrderStatus.AWAITING_APPROVAL.value, OrderStatus.AWAITING_PAYMENT.value, OrderStatus.PAID.value)
 
 
 def list_orders(

@@ -114,9 +114,10 @@ def paid_postings(order: Order) -> list[Posting]:
 
 
 def cancel_unpaid(session: Session, order_id: uuid.UUID, reason: str) -> bool:
-    """Cancel an order that was never paid and give its stock back. Idempotent."""
+    """Cancel an order that was never paid (awaiting payment, or a buyer organization's order
+    awaiting approval) and give its stock back. Idempotent."""
     order = lock_order(session, order_id)
-    if order.status != OrderStatus.AWAITING_PAYMENT:
+    if order.status not in (OrderStatus.AWAITING_PAYMENT, OrderStatus.AWAITING_APPROVAL):
         return False
     move_order(order, OrderStatus.CANCELLED)
     order.cancelled_at = clock.now()

@@ -59,6 +59,7 @@ from orders.errors import InvalidTransition
 from orders.models import Commission, CommissionStatus, Order, OrderStatus, SubOrder, SubOrderStatus
 
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.AWAITING_APPROVAL: frozenset({OrderStatus.AWAITING_PAYMENT, OrderStatus.CANCELLED}),
     OrderStatus.AWAITING_PAYMENT: frozenset({OrderStatus.PAID, OrderStatus.CANCELLED}),
     OrderStatus.PAID: frozenset(),
     OrderStatus.CANCELLED: frozenset(),

@@ -7,6 +7,7 @@ import orjson
 from kernel.schemas import money
 from orders.models import Commission, Order, OrderLine, Refund, SubOrder
 from orders.schemas import (
+    BuyerFieldsOut,
     CommissionOut,
     OrderBuyerOut,
     OrderLineOut,
@@ -18,6 +19,7 @@ from orders.schemas import (
     SubOrderSellerOut,
     SubOrderShareOut,
 )
+from orders.service.buyer_policy import BuyerView
 
 PAID_STATES = {"paid", "accepted", "shipped", "delivered"}
 
@@ -117,11 +119,12 @@ def commission_out(c: Commission) -> CommissionOut:
     )
 
 
-def order_for_operator(order: Order) -> OrderOperatorOut:
+def order_for_operator(order: Order, buyer: BuyerView) -> OrderOperatorOut:
+    """`buyer`: what the operator's role may see of the buyer (orders.service.buyer_policy)."""
     c = order.currency
     return OrderOperatorOut.model_validate({
         **_buyer_fields(order),
-        "buyer_email": order.buyer_email, "buyer_name": order.buyer_name,
+        "buyer_email": buyer.email or "", "buyer_name": buyer.name or "", "buyer": buyer.as_json(),
         "storefront_id": order.storefront_id, "affiliate_id": order.affiliate_id,
         "attribution_source": order.attribution_source, "self_referral": order.self_referral,
         "platform_fee": money(order.platform_fee_amount, c), "commission_total": money(order.commission_amount, c),
@@ -137,15 +140,19 @@ def order_for_operator(order: Order) -> OrderOperatorOut:
     })
 
 
-def sub_order_for_seller(sub: SubOrder, order: Order) -> SubOrderSellerOut:
+def sub_order_for_seller(sub: SubOrder, buyer: BuyerView) -> SubOrderSellerOut:
+    """`buyer`: what the viewer may see of the buyer (orders.service.buyer_policy); the address to
+    ship to once the part is paid."""
     c = sub.currency
-    address = {k: (str(v) if v is not None else None) for k, v in order.shipping_address.items()}
+    address = buyer.shipping_address
     return SubOrderSellerOut(
         id=sub.id, order_id=sub.order_id, status=sub.status, amount=money(sub.amount, c),
         platform_fee=money(sub.platform_fee_amount, c), commission=money(sub.commission_amount, c),
         seller_net=money(sub.seller_net_amount, c), refunded=money(sub.refunded_amount, c),
         lines=[line_out(line, c) for line in sub.lines],
-        ship_to=ShippingOut(name=order.buyer_name, address=address) if sub.status in PAID_STATES else None,
+        ship_to=ShippingOut(name=buyer.name or "", address=address)
+        if sub.status in PAID_STATES and address is not None else None,
+        buyer=BuyerFieldsOut.model_validate(buyer.as_json()),
         tracking_number=sub.tracking_number, carrier=sub.carrier, shipped_at=sub.shipped_at,
         delivered_at=sub.delivered_at, created_at=sub.created_at,
     )
