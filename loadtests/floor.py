@@ -47,6 +47,7 @@ Two parts:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pickle
@@ -204,6 +205,8 @@ def _json_rows(value: Any) -> list[dict[str, Any]] | None:
 
 def _table_of(rows: list[dict[str, Any]]) -> str:
     row = rows[0]
+    if "to_address" in row:
+        return "mails"
     if "buyer_email" in row:
         return "orders"
     if "order_line_id" in row:
@@ -285,6 +288,11 @@ class CheckoutReplay:
         stamp = now.isoformat()
         order = {**self.rows["orders"][0], "id": order_id, "buyer_email": buyer.get("email"),
                  "buyer_name": buyer.get("name"), "created_at": stamp}
+        if order.get("status_token_hash"):  # unique: each order its own link, as the checkout makes it
+            order["status_token_hash"] = hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+        # The confirmation mail with the order's link (an outbox row in the same statement).
+        mails = [{**row, "id": uuid.uuid4(), "to_address": buyer.get("email"), "created_at": stamp}
+                 for row in self.rows.get("mails", ())]
         subs: dict[str, dict[str, Any]] = {}
         lines: list[dict[str, Any]] = []
         commissions: list[dict[str, Any]] = []
@@ -305,7 +313,7 @@ class CheckoutReplay:
                                for row in self.commissions_by_line.get(template["id"], ()))
         monthly = [self.monthly_by_seller[seller] for seller in subs if seller in self.monthly_by_seller]
         tables = {"orders": [order], "sub_orders": list(subs.values()), "lines": lines, "commissions": commissions,
-                  "monthly": monthly}
+                  "monthly": monthly, "mails": mails}
         return {name: orjson.dumps(rows).decode() for name, rows in tables.items()}
 
     def params(self, request: dict[str, Any], key: str, order_id: uuid.UUID, now: datetime) -> list[Any]:

@@ -238,12 +238,13 @@ def _seller_view(session: Session, sub_id: uuid.UUID, principal: CurrentPrincipa
     return _sub_view(session, fulfilment.get_sub_order(session, principal, sub_id), principal)
 
 
-def _sub_view(session: Session, sub: SubOrder, principal: Principal, order: Order | None = None) -> SubOrderSellerOut:
+def _sub_view(session: Session, sub: SubOrder, principal: Principal, order: Order | None = None,
+              cache: buyer_policy.TermsCache | None = None) -> SubOrderSellerOut:
     """A part of an order with what this viewer may see of its buyer (orders.service.buyer_policy);
     `order`: the sub-order's order when the caller has loaded it already (a page loads them at once)."""
     order = order or queries.get_order(session, sub.order_id)
     buyer = buyer_policy.view_and_log(session, order, Viewer.of(principal), seller_id=sub.seller_id,
-                                      shipping=sub.status in views.PAID_STATES)
+                                      shipping=sub.status in views.PAID_STATES, cache=cache)
     return views.sub_order_for_seller(sub, buyer)
 
 
@@ -264,7 +265,8 @@ def list_sub_orders(
     """A seller's sub-orders (only its own), newest first."""
     rows = queries.list_sub_orders(session, principal, status=status, after=decode_cursor(cursor), limit=limit)
     orders = queries.orders_by_id(session, (s.order_id for s in rows[:limit]))  # one statement, not one a row
-    return Page(items=[_sub_view(session, s, principal, orders[s.order_id]) for s in rows[:limit]],
+    terms: buyer_policy.TermsCache = {}  # each affiliate's charter terms read once a page
+    return Page(items=[_sub_view(session, s, principal, orders[s.order_id], terms) for s in rows[:limit]],
                 next_cursor=_page_of(rows, limit, [s.id for s in rows]))
 
 

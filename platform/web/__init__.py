@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from web import console, home, portal, seller, storefront
+from web.api import NotAPathSegment, Problem
 from web.pages import HERE, LoginRequired, PageProblem, render
 
 STATIC_PATH = "/static/web"
@@ -25,8 +26,16 @@ def install_web(app: FastAPI) -> None:
         app.include_router(router)
 
     @app.exception_handler(LoginRequired)
-    async def to_login(_request: Request, exc: LoginRequired) -> Response:
-        return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", status_code=303)
+    async def to_login(request: Request, exc: LoginRequired) -> Response:
+        target = f"/login?next={quote(exc.next_path, safe='/')}" if exc.next_path else "/login"
+        if request.headers.get("HX-Request"):  # an htmx poll: the whole page goes to the login, not the fragment
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+
+    @app.exception_handler(NotAPathSegment)
+    async def not_a_page(request: Request, _exc: NotAPathSegment) -> Response:
+        return render(request, "error.html", {"problem": Problem(404, "Not found", "there is no such page")},
+                      status_code=404)
 
     @app.exception_handler(PageProblem)
     async def error_page(request: Request, exc: PageProblem) -> Response:

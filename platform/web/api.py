@@ -21,10 +21,17 @@ from kernel.sessions import COOKIE, CSRF_HEADER
 FORWARDED_COOKIES = (COOKIE, "mk_ref")
 
 
+class NotAPathSegment(ValueError):
+    """A value from the URL or a form that cannot be one segment of an API path (the pages answer 404)."""
+
+
 def seg(value: object) -> str:
-    """One path segment from user input, quoted (`..` or `/` cannot change the API path called)."""
+    """One path segment from user input, quoted. `/`, `.` and `..` are refused, not quoted: the
+    in-process transport hands the API the decoded path, where they would change the path called."""
     text = str(value)
-    return quote(text, safe="") if text not in (".", "..") else quote(text.replace(".", "%2E"), safe="%")
+    if not text or "/" in text or "\\" in text or text in (".", ".."):
+        raise NotAPathSegment(text[:40])
+    return quote(text, safe="")
 
 
 @dataclass(frozen=True, slots=True)

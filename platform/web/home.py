@@ -15,11 +15,13 @@ from web.pages import (
     HOME_OF_KIND,
     LoginRequired,
     PageProblem,
+    api_error,
     check_form_token,
     form_token,
     page_viewer,
     redirect,
     render,
+    secure_cookies,
     viewer_from,
     with_form_cookie,
     writing_api,
@@ -54,7 +56,7 @@ async def landing(request: Request) -> HTMLResponse:
 async def login_page(request: Request, next: str | None = None) -> Response:
     token = form_token(request)
     page = render(request, "login.html", {"next": _safe_next(next) or "", "form_token": token, "email": ""})
-    return with_form_cookie(page, token)
+    return with_form_cookie(page, token, request)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -66,7 +68,7 @@ async def log_in(request: Request) -> Response:
     def again(message: str, status_code: int) -> Response:
         page = render(request, "login.html", {"error": message, "email": email, "next": next_path or "",
                                               "form_token": token}, status_code=status_code)
-        return with_form_cookie(page, token)
+        return with_form_cookie(page, token, request)
 
     if not check_form_token(request, form):
         return again("The form expired: please log in again.", 400)
@@ -86,17 +88,22 @@ async def log_in(request: Request) -> Response:
     response = RedirectResponse(next_path or HOME_OF_KIND.get(kind, "/"), status_code=303)
     for header in answer.headers.get_list("set-cookie"):
         response.headers.append("set-cookie", header)
-    secure = request.url.scheme == "https"
-    response.set_cookie(CSRF_COOKIE, str(answer.body["csrf_token"]), httponly=True, samesite="strict",
-                        secure=secure, path="/")
+    # Lax and as long-lived as the session cookie: a logged-in visit from a link in an email
+    # still renders forms that carry the token.
+    runtime = request.app.state.runtime
+    response.set_cookie(CSRF_COOKIE, str(answer.body["csrf_token"]), httponly=True, samesite="lax",
+                        secure=secure_cookies(request), max_age=runtime.settings.session_ttl_hours * 3600, path="/")
     return response
 
 
 @router.post("/logout")
 async def log_out(request: Request) -> Response:
     form = await request.form()
-    if request.cookies.get(COOKIE):
-        await writing_api(request, form).delete("/v1/sessions/current")
+    if not request.cookies.get(COOKIE):  # no session sent (none, or a post from another site): nothing to end
+        return redirect("/login")
+    ended = await writing_api(request, form).delete("/v1/sessions/current")
+    if not ended.ok and ended.status != 401:  # refused (no CSRF token): the session lives on, say so
+        raise api_error(ended)
     response = redirect("/login", "You are logged out.")
     response.delete_cookie(COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")

@@ -45,6 +45,24 @@ ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW"
 THREE_DECIMAL = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
 
 
+def secure_cookies(request: Request) -> bool:
+    """The pages' cookies are Secure where the API's session cookie is (production), or whenever
+    the request itself came over https."""
+    runtime = getattr(request.app.state, "runtime", None)
+    production = runtime is not None and runtime.settings.environment == "production"
+    return production or request.url.scheme == "https"
+
+
+# Every page: never stored by a cache (they carry personal data and the form's CSRF token) and
+# never framed by another site (one-click forms: approve, mark paid, refund).
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'; script-src 'self'; object-src 'none'; base-uri 'none'",
+    "Referrer-Policy": "same-origin",
+}
+
+
 def money(value: Any, currency: str | None = None) -> str:
     """`{"amount": 12345, "currency": "USD"}` (or an amount and a currency) as `USD 123.45`:
     formatted from the integer, never through a float."""
@@ -143,11 +161,13 @@ async def page_viewer(request: Request, kind: str | None = None) -> tuple[Api, V
     """The API as the logged-in browser, and who that is; a page for one kind of organization
     (`kind`) refuses the others. No session: LoginRequired."""
     api = Api(request)
+    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    back = back if request.method in ("GET", "HEAD") else ""  # a form's POST path is no page to return to
     if not request.cookies.get("mk_session"):
-        raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        raise LoginRequired(back)
     me = await api.get("/v1/me")
     if me.status == 401:
-        raise LoginRequired(request.url.path)
+        raise LoginRequired(back)
     if not me.ok:
         raise api_error(me)
     viewer = viewer_from(me.body)
@@ -178,6 +198,8 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
         "flash": flash, **(context or {}),
     }
     response = templates.TemplateResponse(request, template, values, status_code=status_code)
+    for name, value in PAGE_HEADERS.items():
+        response.headers.setdefault(name, value)
     if raw_flash:
         response.delete_cookie(FLASH_COOKIE, path="/")
     return response
@@ -188,7 +210,7 @@ def redirect(url: str, message: str | None = None) -> RedirectResponse:
     with a one-time message shown there."""
     response = RedirectResponse(url, status_code=303)
     if message:
-        response.set_cookie(FLASH_COOKIE, quote(message[:300]), max_age=60, httponly=True, samesite="strict",
+        response.set_cookie(FLASH_COOKIE, quote(message[:300]), max_age=60, httponly=True, samesite="lax",
                             path="/")
     return response
 
@@ -199,8 +221,8 @@ def form_token(request: Request) -> str:
     return request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(24)
 
 
-def with_form_cookie(response: Response, token: str) -> Response:
-    response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="strict", path="/")
+def with_form_cookie(response: Response, token: str, request: Request) -> Response:
+    response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path="/")
     return response
 
 

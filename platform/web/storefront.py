@@ -35,6 +35,7 @@ from web.pages import (
     problem_fields,
     redirect,
     render,
+    secure_cookies,
     with_form_cookie,
 )
 
@@ -45,7 +46,7 @@ MAX_LINES = 50  # CheckoutIn's limit
 MAX_QUANTITY = 1000
 LOW_STOCK = 5  # at or under this many left a level shows "low stock"
 PAGE_SIZE = 12
-HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 ADDRESS_FIELDS = ("line1", "line2", "city", "postal_code", "region", "country")
 
 
@@ -85,7 +86,7 @@ class Cart:
         path = f"/s/{seg(slug)}"
         if self.lines:
             response.set_cookie(CART_COOKIE, self.cookie_value(), max_age=30 * 86400, httponly=True,
-                                samesite="lax", secure=request.url.scheme == "https", path=path)
+                                samesite="lax", secure=secure_cookies(request), path=path)
         else:
             response.delete_cookie(CART_COOKIE, path=path)
         return response
@@ -117,7 +118,7 @@ def branding(storefront: Mapping[str, Any]) -> dict[str, Any]:
     and its logo (an https URL only)."""
     colour = str(storefront.get("brand_color") or "")
     logo = str(storefront.get("logo_url") or "")
-    return {"brand_color": colour if HEX_COLOR.match(colour) else None,
+    return {"brand_color": colour if HEX_COLOR.fullmatch(colour) else None,
             "logo_url": logo if logo.startswith("https://") else None}
 
 
@@ -179,7 +180,7 @@ async def product_page(request: Request, slug: str, product_id: str) -> HTMLResp
         raise api_error(product)
     token = form_token(request)
     page = _page(request, "storefront/product.html", storefront, {"product": product.body, "form_token": token})
-    with_form_cookie(page, token)
+    with_form_cookie(page, token, request)
     return page
 
 
@@ -252,7 +253,7 @@ async def cart_page(request: Request, slug: str) -> Response:
     page = _page(request, "storefront/cart.html", storefront, {"cart": priced, "form_token": token})
     if priced.gone:  # forget what is no longer for sale
         Cart({(line.product_id, line.variant_id): line.quantity for line in priced.lines}).save(page, slug, request)
-    return with_form_cookie(page, token)
+    return with_form_cookie(page, token, request)
 
 
 @router.post("/s/{slug}/cart")
@@ -333,7 +334,7 @@ async def _checkout_page(request: Request, api: Api, slug: str, storefront: Mapp
         "values": values or {}, "problem": problem, "errors": errors, "other_errors": other_errors,
         "form_field": FORM_FIELD,
     }, status_code=status_code)
-    return with_form_cookie(page, token)
+    return with_form_cookie(page, token, request)
 
 
 @router.get("/s/{slug}/checkout", response_class=HTMLResponse)
@@ -350,13 +351,15 @@ async def place_order(request: Request, slug: str) -> Response:
     form = await request.form()
     api = Api(request)
     storefront = await _storefront(api, slug)
-    values = {k: str(v) for k, v in form.items() if k not in (FORM_FIELD, "idempotency_key")}
     cart = Cart.read(request)
     if not check_form_token(request, form):
-        return await _checkout_page(request, api, slug, storefront, values=values, status_code=400, problem=Problem(
-            400, "The form expired", "nothing was ordered: check the details and place the order again"))
+        # Nothing the failed form sent is shown again: a form posted from another site must not
+        # pre-fill this page (its address, its consents) for the buyer to submit as their own.
+        return await _checkout_page(request, api, slug, storefront, status_code=400, problem=Problem(
+            400, "The form expired", "nothing was ordered: enter the details and place the order again"))
     if not cart.lines:
         return redirect(f"/s/{seg(slug)}/cart", "Your cart is empty.")
+    values = {k: str(v) for k, v in form.items() if k not in (FORM_FIELD, "idempotency_key")}
     key = str(form.get("idempotency_key") or "")
     if not re.fullmatch(r"[0-9a-f]{32}", key):
         key = uuid.uuid4().hex
@@ -391,7 +394,7 @@ async def order_page(request: Request, slug: str, token: str) -> Response:
         "order": order.body, "purposes": await _purposes(api), "form_token": form, "token": token})
     page.headers["Cache-Control"] = "no-store"
     page.headers["Referrer-Policy"] = "no-referrer"  # the link is the key to the order
-    return with_form_cookie(page, form)
+    return with_form_cookie(page, form, request)
 
 
 @router.post("/s/{slug}/orders/{token}/consents")

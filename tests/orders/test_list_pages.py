@@ -43,7 +43,11 @@ def test_a_sellers_sub_order_page_costs_the_same_statements_for_2_rows_as_for_10
         ten = ok(client.get("/v1/sub-orders?limit=10", headers=y))
 
     assert len(two["items"]) == 2 and len(ten["items"]) == 10
-    assert len(large) == len(small), (small, large)  # was 19 and 75: 7 statements more a row
+    # Was 19 and 75 (7 statements more a row). The ten include paid parts whose shipping address
+    # the seller reads: one batched INSERT of the buyer-data access log (orders.service.buyer_policy)
+    # for the page, which the two unpaid newest do not need.
+    reads = [s for s in large if not s.startswith("INSERT INTO buyer_data_access")]
+    assert len(reads) == len(small) and len(large) <= len(small) + 1, (small, large)
     paid = {o["id"] for o in made[:5]}
     assert all((item["ship_to"] is not None) == (item["order_id"] in paid) for item in ten["items"])
     assert {item["ship_to"]["name"] for item in ten["items"] if item["ship_to"]} == {"Bea Buyer"}

@@ -76,8 +76,8 @@ def test_a_sellers_fulfilment_actions_are_moves_the_sub_order_table_allows() -> 
 def test_a_set_based_move_from_a_status_the_table_does_not_allow_is_refused_before_any_sql() -> None:
     with pytest.raises(InvalidTransition, match="cannot go from pending to paid"):
         states.COMMISSIONS.move_all(None, CommissionStatus.PAID, from_=CommissionStatus.PENDING)  # type: ignore[arg-type]
-    with pytest.raises(InvalidTransition, match="no order can move to awaiting_payment"):
-        states.ORDERS.move_all(None, OrderStatus.AWAITING_PAYMENT)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTransition, match="no order can move to awaiting_approval"):
+        states.ORDERS.move_all(None, OrderStatus.AWAITING_APPROVAL)  # type: ignore[arg-type]
 
 
 def test_the_guarded_update_moves_only_rows_whose_status_allows_it_and_counts_the_rest(

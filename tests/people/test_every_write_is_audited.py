@@ -40,6 +40,12 @@ NOT_TOURED = {
     # Audited like every write (the structural test above); the tour cannot reach it without a
     # refund that Stripe failed (tests/orders cover settling).
     "POST /v1/refunds/{refund_id}/settle",
+    # Audited like every write (the structural test above); each needs a history the tour does not
+    # build (an open alarm, a month of sales), and tests/orders/test_partner_health.py,
+    # tests/affiliates/test_quotas_api.py and tests/orders/test_plan_simulation.py call them.
+    "POST /v1/alarms/{alarm_id}/resolve",
+    "POST /v1/programs/{program_id}/quotas",
+    "POST /v1/programs/{program_id}/simulations",
 }
 
 

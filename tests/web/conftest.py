@@ -93,7 +93,8 @@ def _screenshot_name(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A desktop-sized page in a fresh context; its last view is saved as a screenshot."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # bypass_csp: the pages forbid inline scripts; axe-core is injected as one by `accessible`.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
     context.set_default_timeout(15_000)
     opened = context.new_page()
     yield opened
@@ -106,7 +107,8 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 @pytest.fixture
 def phone_page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A phone-sized page (390 x 844, touch, a phone's user agent) in a fresh context."""
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
+                                  bypass_csp=True)
     context.set_default_timeout(15_000)
     opened = context.new_page()
     yield opened

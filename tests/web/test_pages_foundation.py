@@ -68,3 +68,11 @@ def test_the_login_page_never_redirects_to_another_site(site: Site) -> None:
 def test_a_login_form_posted_from_elsewhere_without_its_token_is_refused(site: Site) -> None:
     answer = httpx.post(site.url("/login"), data={"email": site.operator_email, "password": site.operator_password})
     assert answer.status_code == 400 and "mk_session" not in answer.headers.get("set-cookie", "")
+
+
+def test_pages_are_never_cached_or_framed_and_run_only_their_own_scripts(site: Site) -> None:
+    answer = httpx.get(site.url("/login"))
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert "script-src 'self'" in answer.headers["content-security-policy"]

@@ -106,13 +106,24 @@ def _consented(order: Any, purposes: Iterable[str]) -> str | None:
     return next((p for p in purposes if given.get(p)), None)
 
 
-def terms_for(session: Session, order: Any, seller_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Terms]:
+TermsCache = dict[tuple[uuid.UUID, tuple[uuid.UUID, ...]], dict[uuid.UUID, Terms]]
+
+
+def terms_for(session: Session, order: Any, seller_ids: Iterable[uuid.UUID],
+              cache: TermsCache | None = None) -> dict[uuid.UUID, Terms]:
     """The charter terms governing `order` per seller: those its affiliate accepted (default terms
-    for orders no affiliate brought, or a self-referral)."""
+    for orders no affiliate brought, or a self-referral). `cache`: shared by the rows of one page,
+    so a page reads each affiliate's terms once, not once a row."""
     sellers = list(seller_ids)
     if order.affiliate_id is None or order.self_referral:
         return dict.fromkeys(sellers, DEFAULT_TERMS)
-    return charters.accepted_terms(session, order.affiliate_id, sellers)
+    key = (order.affiliate_id, tuple(sellers))
+    if cache is not None and key in cache:
+        return cache[key]
+    terms = charters.accepted_terms(session, order.affiliate_id, sellers)
+    if cache is not None:
+        cache[key] = terms
+    return terms
 
 
 def decide(order: Any, viewer: Viewer, terms: Mapping[uuid.UUID, Terms], *, seller_id: uuid.UUID | None = None,
@@ -162,10 +173,11 @@ def log_reads(session: Session, order: Any, viewer: Viewer, view: BuyerView) -> 
 
 
 def view_and_log(session: Session, order: Any, viewer: Viewer, *, seller_id: uuid.UUID | None = None,
-                 shipping: bool = True) -> BuyerView:
-    """`decide` with the charter terms read for it, and its read logged: what every caller uses."""
+                 shipping: bool = True, cache: TermsCache | None = None) -> BuyerView:
+    """`decide` with the charter terms read for it, and its read logged: what every caller uses
+    (`cache`: one per page of rows, see `terms_for`)."""
     sellers = [seller_id] if seller_id is not None else [s.seller_id for s in order.sub_orders]
-    view = decide(order, viewer, terms_for(session, order, sellers), seller_id=seller_id, shipping=shipping)
+    view = decide(order, viewer, terms_for(session, order, sellers, cache), seller_id=seller_id, shipping=shipping)
     log_reads(session, order, viewer, view)
     return view
 
