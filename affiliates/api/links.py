@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
@@ -12,9 +13,12 @@ from affiliates.api.common import AffiliateOrOperator, Cursor, Limit, RuntimeDep
 from affiliates.api.views import link_out
 from affiliates.schemas import DailyClicksOut, LinkCreate, LinkOut
 from affiliates.service import links, visitors
+from kernel.cache import STORE_OUTAGES
 from kernel.db import autocommit_engine, session_scope
 from kernel.deps import AffiliatePrincipal, DbSession, PublicRateLimit, StrictQuery, client_address
 from kernel.schemas import Page
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(dependencies=[StrictQuery])
 # The redirect opens its own unit of work in the handler, like the storefront's products (the
@@ -80,9 +84,17 @@ def follow_link(code: str, request: Request, runtime: RuntimeDep) -> RedirectRes
         user_agent=user_agent, cookie=request.cookies.get(visitors.VISITOR_COOKIE), headers=request.headers,
     )
     bind = None if settings.is_sqlite or not settings.redis_url else autocommit_engine(runtime.engine)
-    with session_scope(runtime.sessions, bind=bind) as session:
-        redirect = links.record_click(session, runtime.store, settings, code, visitor=visitor,
-                                      referer=request.headers.get("referer"), user_agent=user_agent)
+    try:
+        with session_scope(runtime.sessions, bind=bind) as session:
+            redirect = links.record_click(session, runtime.store, settings, code, visitor=visitor,
+                                          referer=request.headers.get("referer"), user_agent=user_agent)
+    except STORE_OUTAGES:
+        # Redis down: the visitor still reaches the target (a link printed in a newsletter must not
+        # break); the visit is neither counted nor attributed, and nothing of it was written.
+        log.warning("referral_click_not_counted", code=code, exc_info=True)
+        with session_scope(runtime.sessions) as session:
+            return RedirectResponse(links.destination(session, code), status_code=302,
+                                    headers={"Cache-Control": "no-store"})
     response = RedirectResponse(redirect.location, status_code=302)
     response.headers["Cache-Control"] = "no-store"  # it may set cookies: no cache may replay it
     secure = request.url.scheme == "https"

@@ -233,6 +233,12 @@ def _live_link_stmt() -> Any:
 _LIVE_LINK_PG = precompile(_live_link_stmt())  # the repeat visit's one statement, sent as text
 
 
+def destination(session: Session, code: str) -> str:
+    """Where the active link `code` leads (404 otherwise): the redirect when the store that
+    counts visitors is down, so a published link keeps working (uncounted, unattributed)."""
+    return str(_live_link(session, code).destination)
+
+
 def _live_link(session: Session, code: str) -> Any:
     """The active link `code` with its affiliate's status (one SELECT); 404 otherwise."""
     if is_postgres(session):

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
+from functools import wraps
+from typing import ParamSpec
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -35,7 +38,7 @@ from sqlalchemy.orm import Session
 from affiliates.models import Storefront, TrafficDaily
 from affiliates.service.visitors import Visitor
 from catalog.models import Product
-from kernel.cache import Store
+from kernel.cache import STORE_OUTAGES, Store
 from kernel.clock import clock
 
 PREFIX = "gtraffic:"
@@ -46,10 +49,29 @@ KINDS = ("slug", "product", "storefront", "affiliate", "seller")
 TrafficKey = tuple[str, date, uuid.UUID]  # group type, day, group id
 
 
+log = structlog.get_logger(__name__)
+P = ParamSpec("P")
+
+
+def statistics_only(count: Callable[P, None]) -> Callable[P, None]:
+    """A counter is a statistic: with the store (Redis) down the request goes on uncounted. A
+    checkout must never answer an error for an order it has placed because a counter failed."""
+
+    @wraps(count)
+    def counted(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            count(*args, **kwargs)
+        except STORE_OUTAGES:
+            log.warning("traffic_not_counted", counter=count.__name__, exc_info=True)
+
+    return counted
+
+
 def _key(metric: str, kind: str, ident: object, day: date) -> str:
     return f"{PREFIX}{metric}:{kind}:{ident}:{day.isoformat()}"
 
 
+@statistics_only
 def count_visit(store: Store, slug: str, visitor: Visitor) -> None:
     """A storefront's listing opened: one visit per human visitor per storefront per day."""
     if visitor.automated:
@@ -61,6 +83,7 @@ def count_visit(store: Store, slug: str, visitor: Visitor) -> None:
     store.incr_many({_key("visits", "slug", slug, day): 1})
 
 
+@statistics_only
 def count_product_view(store: Store, slug: str, product_id: uuid.UUID, visitor: Visitor) -> None:
     if visitor.automated:
         return
@@ -69,6 +92,7 @@ def count_product_view(store: Store, slug: str, product_id: uuid.UUID, visitor: 
                      _key("product_views", "product", product_id, day): 1})
 
 
+@statistics_only
 def count_checkout(store: Store, *, slug: str | None, placed: bool, storefront_id: uuid.UUID | None = None,
                    affiliate_id: uuid.UUID | None = None, seller_ids: Iterable[uuid.UUID] = ()) -> None:
     """A checkout request (`slug`: at a storefront) and, when `placed`, the order it placed with

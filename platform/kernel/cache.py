@@ -22,6 +22,10 @@ from typing import Protocol
 import redis
 from sqlalchemy.orm import Session
 
+# What a Redis outage raises (down, restarting, unreachable): callers that can do without the store
+# (rate limits, referral counting) catch these; the rest become a 503 (kernel.errors).
+STORE_OUTAGES: tuple[type[Exception], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
 
 class Store(Protocol):
     def get(self, key: str) -> bytes | None: ...

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from kernel.cache import STORE_OUTAGES
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://marketplace.example/problems/"
 
@@ -193,11 +195,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path)
         # Starlette sends this response outside every middleware: add what the request context
         # middleware adds to all others (the request id the log line carries, nosniff).
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         headers = {"X-Content-Type-Options": "nosniff", **({"X-Request-ID": request_id} if request_id else {})}
+        if isinstance(exc, STORE_OUTAGES):
+            # Redis down or restarting: a condition to retry, not a bug. A write may still have
+            # committed (an after-commit cache invalidation can be what failed): say how to retry safely.
+            log.warning("store_unavailable", path=request.url.path, error=str(exc))
+            return problem_response(
+                503, "service-unavailable", "Service unavailable",
+                "The platform's cache and counters (Redis) did not answer. Retry shortly; a write sent with an "
+                "Idempotency-Key is safe to retry.",
+                request, headers={**headers, "Retry-After": "5"},
+            )
+        log.exception("unhandled_error", path=request.url.path)
         return problem_response(
             500, "internal-error", "Internal error",
             "An unexpected error occurred; it has been logged with this request's id.", request, headers=headers,

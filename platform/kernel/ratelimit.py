@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import structlog
 
-from kernel.cache import Store
+from kernel.cache import STORE_OUTAGES, Store
 from kernel.errors import RateLimited
 
 WINDOW_SECONDS = 60
@@ -15,7 +15,13 @@ log = structlog.get_logger(__name__)
 def enforce(store: Store, bucket: str, limit_per_minute: int) -> None:
     if limit_per_minute <= 0:
         return
-    count, reset_in = store.incr_window(f"rl:{bucket}", WINDOW_SECONDS)
+    try:
+        count, reset_in = store.incr_window(f"rl:{bucket}", WINDOW_SECONDS)
+    except STORE_OUTAGES:
+        # A protection, not a dependency (as the failed-auth throttle below): with Redis down the
+        # request is served unlimited rather than refused.
+        log.warning("rate_limit_unavailable", bucket=bucket, exc_info=True)
+        return
     if count > limit_per_minute:
         raise RateLimited(
             f"rate limit of {limit_per_minute} requests per minute exceeded; retry in {reset_in} s",
