@@ -19,7 +19,7 @@ from sqlalchemy import text
 from kernel.db import session_scope
 from kernel.runtime import Runtime
 from kernel.settings import Settings
-from loadtests.history_timings import _median_ms
+from loadtests.timing import median_ms
 
 
 def measure(database_url: str, repeat: int) -> dict[str, object]:
@@ -33,10 +33,10 @@ def measure(database_url: str, repeat: int) -> dict[str, object]:
         out["growth_daily_rows"] = session.execute(text("SELECT count(*) FROM growth_daily")).scalar_one()
         out["growth_customers"] = session.execute(text("SELECT count(*) FROM growth_customers")).scalar_one()
         for group_by in ("seller", "affiliate", "storefront", "program"):
-            out[f"growth_{group_by}_ms"] = _median_ms(
+            out[f"growth_{group_by}_ms"] = median_ms(
                 lambda g=group_by: reports.growth(session, g, days=365), repeat)  # type: ignore[misc]
         for group_by in ("affiliate", "storefront", "program"):
-            out[f"funnel_{group_by}_ms"] = _median_ms(
+            out[f"funnel_{group_by}_ms"] = median_ms(
                 lambda g=group_by: funnel.funnel(session, g, days=365), repeat)  # type: ignore[misc]
         started = time.perf_counter()
         report = rollups.rebuild(session, write=False)

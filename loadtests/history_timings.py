@@ -16,12 +16,10 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -33,17 +31,9 @@ from kernel.db import session_scope
 from kernel.runtime import Runtime
 from kernel.schemas import encode_cursor
 from kernel.settings import Settings
+from loadtests.timing import median_ms
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _median_ms(call: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(times), 1)
 
 
 def measure(database_url: str, repeat: int) -> dict[str, object]:
@@ -60,9 +50,9 @@ def measure(database_url: str, repeat: int) -> dict[str, object]:
             "SELECT owner_type, owner_id, count(*) FROM journal_entries WHERE owner_id IS NOT NULL "
             "GROUP BY owner_type, owner_id ORDER BY count(*) DESC LIMIT 1")).one()
         out["busiest_payee_entries"] = entries
-        out["platform_balances_ms"] = _median_ms(lambda: platform_balances(session), repeat)
-        out["payee_balance_ms"] = _median_ms(lambda: payee_balances(session, owner_type, owner_id), repeat)
-        out["payout_preview_ms"] = _median_ms(lambda: preview(session, settings, "manual", "USD"), repeat)
+        out["platform_balances_ms"] = median_ms(lambda: platform_balances(session), repeat)
+        out["payee_balance_ms"] = median_ms(lambda: payee_balances(session, owner_type, owner_id), repeat)
+        out["payout_preview_ms"] = median_ms(lambda: preview(session, settings, "manual", "USD"), repeat)
         out.update(_list_pages(session, repeat))
     runtime.close()
     env = {**os.environ, "DATABASE_URL": database_url,
@@ -88,14 +78,14 @@ def _list_pages(session: Session, repeat: int) -> dict[str, float]:
         middle = session.execute(text("SELECT id FROM sub_orders WHERE seller_id = :s ORDER BY id DESC "
                                       "OFFSET :n LIMIT 1"), {"s": busy, "n": rows // 2}).scalar_one()
         for name, seller, cursor in (("busy", busy, None), ("quiet", quiet, None), ("busy_deep", busy, middle)):
-            out[f"sub_orders_page_{name}_ms"] = _median_ms(
+            out[f"sub_orders_page_{name}_ms"] = median_ms(
                 partial(api.list_sub_orders, session, Principal(uuid.uuid4(), Role.SELLER, seller), None,
                         encode_cursor(cursor) if cursor else None, 50), repeat)
     affiliate = session.execute(text(
         "SELECT affiliate_id FROM commissions GROUP BY affiliate_id ORDER BY count(*) DESC LIMIT 1")).scalar()
     if affiliate is not None:
         who = Principal(uuid.uuid4(), Role.AFFILIATE, affiliate)
-        out["commissions_page_ms"] = _median_ms(lambda: api.list_commissions(session, who, None, None, 50), repeat)
+        out["commissions_page_ms"] = median_ms(lambda: api.list_commissions(session, who, None, None, 50), repeat)
     return out
 
 

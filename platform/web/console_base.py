@@ -1,6 +1,6 @@
-"""What the console's pages share: the operator's permissions by API operation, and the write
-every console form makes (the form's CSRF token to the API, then 303 to the page that shows the
-result, or the API's problem as the error page)."""
+"""What the console's pages share (a page hides what its operator may not do with
+`viewer.can(operation)`, web.pages): the write every console form makes (the form's CSRF token
+to the API, then 303 to the page that shows the result, or the API's problem as the error page)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,9 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 
 from web.api import Answer, Api
-from web.pages import Viewer, api_error, page_viewer, redirect, templates, writing_api
+from web.pages import Viewer, api_error, page_viewer, redirect, writing_api
 
 OPERATOR = "operator"
-
-
-def can(viewer: Viewer | None, operation: str) -> bool:
-    """Whether the viewer's role may call `operation` ("POST /v1/orders/{order_id}/mark-paid"):
-    `GET /v1/me` lists permissions by name, the table says which one each operation needs. A
-    page hides what this says no to; the API refuses it anyway."""
-    return viewer is not None and viewer.can(operation)
-
-
-templates.env.globals["console_can"] = can
 
 
 async def operator_page(request: Request) -> tuple[Api, Viewer]:

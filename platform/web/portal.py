@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from web.api import Api, seg
 from web.pages import api_error, money, page_viewer, redirect, render, writing_api
-from web.seller_kit import every, may, read, read_or, send, team_router
+from web.seller_kit import every, payouts_router, read, read_or, send, team_router
 
 router = APIRouter(include_in_schema=False)
 CHART_DAYS = 14  # the days the click and order charts show
@@ -80,7 +80,7 @@ async def programs(request: Request) -> HTMLResponse:
     listed = await every(api, "/v1/programs")
     mine = {m["program_id"]: m for m in await every(api, "/v1/affiliates/me/memberships")}
     return render(request, "portal/programs.html", {
-        "programs": listed, "mine": mine, "can_join": may(viewer, "POST /v1/programs/{program_id}/memberships"),
+        "programs": listed, "mine": mine, "can_join": viewer.can("POST /v1/programs/{program_id}/memberships"),
     }, viewer=viewer)
 
 
@@ -114,7 +114,7 @@ async def listings(request: Request, storefront: str | None = None) -> HTMLRespo
         "storefronts": storefronts, "storefront": chosen,
         "listed": [{**item, "product": products.get(item["product_id"])} for item in listed],
         "addable": [p for p in catalog if p["id"] not in on and p["seller_id"] in sellers],
-        "can_write": may(viewer, "POST /v1/storefronts/{slug}/listings"),
+        "can_write": viewer.can("POST /v1/storefronts/{slug}/listings"),
     }, viewer=viewer)
 
 
@@ -160,8 +160,8 @@ async def links(request: Request) -> HTMLResponse:
         "links": found, "coupons": coupons, "storefronts": storefronts,
         "orders_chart": _orders_per_day(recent, days),
         "clicks_chart": sorted(((link["code"], link["clicks"]) for link in found), key=lambda r: -r[1])[:10],
-        "can_create": may(viewer, "POST /v1/referral-links"),
-        "can_write": may(viewer, "POST /v1/referral-links/{link_id}/deactivate"),
+        "can_create": viewer.can("POST /v1/referral-links"),
+        "can_write": viewer.can("POST /v1/referral-links/{link_id}/deactivate"),
     }, viewer=viewer)
 
 
@@ -185,7 +185,7 @@ async def link(request: Request, link_id: str) -> HTMLResponse:
     return render(request, "portal/link.html", {
         "link": item, "clicks_chart": [(day, daily[day]["clicks"] if day in daily else 0) for day in days],
         "hits": sum(row["hits"] for row in daily.values()), "bot_hits": sum(row["bot_hits"] for row in daily.values()),
-        "can_write": may(viewer, "POST /v1/referral-links/{link_id}/deactivate"),
+        "can_write": viewer.can("POST /v1/referral-links/{link_id}/deactivate"),
     }, viewer=viewer)
 
 
@@ -206,19 +206,5 @@ async def commissions(request: Request, cursor: str | None = None, status: str |
     return render(request, "portal/commissions.html", {"page": page, "status": status or ""}, viewer=viewer)
 
 
-@router.get("/portal/payouts", response_class=HTMLResponse)
-async def payouts(request: Request, cursor: str | None = None) -> HTMLResponse:
-    api, viewer = await page_viewer(request, "affiliate")
-    balances = await read(api, "/v1/balances")
-    page = await read(api, "/v1/payouts", cursor=cursor, limit=50)
-    return render(request, "portal/payouts.html", {"balances": balances["balances"], "page": page}, viewer=viewer)
-
-
-@router.get("/portal/payouts/{payout_id}", response_class=HTMLResponse)
-async def payout(request: Request, payout_id: str) -> HTMLResponse:
-    api, viewer = await page_viewer(request, "affiliate")
-    item = await read(api, f"/v1/payouts/{seg(payout_id)}")
-    return render(request, "portal/payout.html", {"payout": item}, viewer=viewer)
-
-
+router.include_router(payouts_router("portal", "affiliate"))
 router.include_router(team_router("portal", "affiliate"))

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from web.api import Problem, seg
 from web.pages import api_error, page_viewer, redirect, render, writing_api
-from web.seller_kit import from_minor, may, read, read_or, refuse, send, team_router, to_minor
+from web.seller_kit import from_minor, payouts_router, read, read_or, refuse, send, team_router, to_minor
 
 router = APIRouter(include_in_schema=False)
 OPEN_SUB_ORDERS = ("paid", "accepted", "shipped")
@@ -41,7 +41,7 @@ async def home(request: Request) -> HTMLResponse:
 async def products(request: Request, cursor: str | None = None) -> HTMLResponse:
     api, viewer = await page_viewer(request, "seller")
     page = await read(api, "/v1/products", cursor=cursor, limit=50)
-    return render(request, "seller/products.html", {"page": page, "can_create": may(viewer, "POST /v1/products")},
+    return render(request, "seller/products.html", {"page": page, "can_create": viewer.can("POST /v1/products")},
                   viewer=viewer)
 
 
@@ -103,9 +103,9 @@ async def product(request: Request, product_id: str) -> HTMLResponse:
         variant["price_input"] = from_minor(variant["price"]["amount"], variant["price"]["currency"])
     return render(request, "seller/product.html", {
         "product": item,
-        "can_write": may(viewer, "PATCH /v1/products/{product_id}/variants/{variant_id}"),
-        "can_stock": may(viewer, "POST /v1/products/{product_id}/variants/{variant_id}/stock"),
-        "can_publish": may(viewer, "POST /v1/products/{product_id}/publish"),
+        "can_write": viewer.can("PATCH /v1/products/{product_id}/variants/{variant_id}"),
+        "can_stock": viewer.can("POST /v1/products/{product_id}/variants/{variant_id}/stock"),
+        "can_publish": viewer.can("POST /v1/products/{product_id}/publish"),
     }, viewer=viewer)
 
 
@@ -174,7 +174,7 @@ async def sub_order(request: Request, sub_order_id: str) -> HTMLResponse:
     api, viewer = await page_viewer(request, "seller")
     sub = await read(api, f"/v1/sub-orders/{seg(sub_order_id)}")
     return render(request, "seller/sub_order.html", {
-        "sub": sub, "can_fulfil": may(viewer, "POST /v1/sub-orders/{sub_order_id}/ship")}, viewer=viewer)
+        "sub": sub, "can_fulfil": viewer.can("POST /v1/sub-orders/{sub_order_id}/ship")}, viewer=viewer)
 
 
 @router.post("/seller/sub-orders/{sub_order_id}/{action}")
@@ -219,8 +219,8 @@ async def program(request: Request) -> HTMLResponse:
     return render(request, "seller/program.html", {
         "program": own, "versions": versions, "members": members, "names": names,
         "coupons": [{**c, "affiliate_name": names.get(c["affiliate_id"], c["affiliate_id"])} for c in coupons],
-        "can_manage": may(viewer, "POST /v1/programs/{program_id}/plan-versions"),
-        "can_create": may(viewer, "POST /v1/programs"),
+        "can_manage": viewer.can("POST /v1/programs/{program_id}/plan-versions"),
+        "can_create": viewer.can("POST /v1/programs"),
     }, viewer=viewer)
 
 
@@ -284,22 +284,5 @@ def _bps(text: str) -> int | None:
     return to_minor(text, "USD") if text.strip() else None
 
 
-# --- money -----------------------------------------------------------------------------------------
-
-
-@router.get("/seller/payouts", response_class=HTMLResponse)
-async def payouts(request: Request, cursor: str | None = None) -> HTMLResponse:
-    api, viewer = await page_viewer(request, "seller")
-    balances = await read(api, "/v1/balances")
-    page = await read(api, "/v1/payouts", cursor=cursor, limit=50)
-    return render(request, "seller/payouts.html", {"balances": balances["balances"], "page": page}, viewer=viewer)
-
-
-@router.get("/seller/payouts/{payout_id}", response_class=HTMLResponse)
-async def payout(request: Request, payout_id: str) -> HTMLResponse:
-    api, viewer = await page_viewer(request, "seller")
-    item = await read(api, f"/v1/payouts/{seg(payout_id)}")
-    return render(request, "seller/payout.html", {"payout": item}, viewer=viewer)
-
-
+router.include_router(payouts_router("seller", "seller"))
 router.include_router(team_router("seller", "seller"))

@@ -1,7 +1,8 @@
-"""What the seller panel and the affiliate portal share: the permission check a page uses to hide
-what its viewer may not do (the API's own table, by operation), a write from a form answered
-with a redirect, every page of a cursor list, amounts typed as decimals turned into minor units,
-and the team pages (members, roles, invitations) both faces have."""
+"""What the seller panel and the affiliate portal share (a page hides what its viewer may not do
+with `viewer.can(operation)`, web.pages): a write from a form answered with a redirect, every
+page of a cursor list, amounts typed as decimals turned into minor units, and the pages both
+faces have: the team (members, roles, invitations) and the payouts (balance, payouts, the detail
+of one)."""
 
 from __future__ import annotations
 
@@ -19,19 +20,12 @@ from web.pages import (
     THREE_DECIMAL,
     ZERO_DECIMAL,
     PageProblem,
-    Viewer,
     api_error,
     page_viewer,
     redirect,
     render,
     writing_api,
 )
-
-
-def may(viewer: Viewer, operation: str) -> bool:
-    """`may(viewer, "POST /v1/products")`: whether the viewer's role holds the permission the API
-    checks for that operation (kernel.permissions, the same table); unknown operations: no."""
-    return viewer.can(operation)
 
 
 def refuse(status: int, title: str, detail: str) -> PageProblem:
@@ -108,7 +102,7 @@ async def every(api: Api, path: str, pages: int = 20, **params: Any) -> list[dic
     return items
 
 
-# --- team: the same pages on both faces ----------------------------------------------------------
+# --- team and payouts: the same pages on both faces ----------------------------------------------------------
 
 
 def team_router(face: str, kind: str) -> APIRouter:
@@ -123,12 +117,12 @@ def team_router(face: str, kind: str) -> APIRouter:
         api, viewer = await page_viewer(request, kind)
         org = seg(viewer.organization_id)
         members = await read(api, f"/v1/organizations/{org}/members")
-        manages = may(viewer, "POST /v1/organizations/{organization_id}/invitations")
+        manages = viewer.can("POST /v1/organizations/{organization_id}/invitations")
         invitations = await read_or(api, f"/v1/organizations/{org}/invitations", []) if manages else []
         pending = [i for i in invitations if not i.get("accepted_at") and not i.get("revoked_at")]
         return render(request, f"{face}/team.html", {
             "members": members, "invitations": pending, "team_base": base, "roles": ROLES[kind], "manages": manages,
-            "can_patch": may(viewer, "PATCH " + members_path + "/{person_id}"),
+            "can_patch": viewer.can("PATCH " + members_path + "/{person_id}"),
         }, viewer=viewer)
 
     @router.post(base + "/invite")
@@ -153,5 +147,27 @@ def team_router(face: str, kind: str) -> APIRouter:
         _api, viewer = await page_viewer(request, kind)
         path = f"/v1/organizations/{seg(viewer.organization_id)}/members/{seg(person_id)}"
         return await send(request, "DELETE", path, None, done=base, message="Member removed")
+
+    return router
+
+
+def payouts_router(face: str, kind: str) -> APIRouter:
+    """/{face}/payouts: the balance and the payouts page by page; /{face}/payouts/{id}: one payout
+    and what it covers (a seller's sales, an affiliate's commissions: `{face}/payout.html`)."""
+    router = APIRouter(include_in_schema=False)
+    base = f"/{face}/payouts"
+
+    @router.get(base, response_class=HTMLResponse)
+    async def payouts(request: Request, cursor: str | None = None) -> HTMLResponse:
+        api, viewer = await page_viewer(request, kind)
+        balances = await read(api, "/v1/balances")
+        page = await read(api, "/v1/payouts", cursor=cursor, limit=50)
+        return render(request, f"{face}/payouts.html", {"balances": balances["balances"], "page": page}, viewer=viewer)
+
+    @router.get(base + "/{payout_id}", response_class=HTMLResponse)
+    async def payout(request: Request, payout_id: str) -> HTMLResponse:
+        api, viewer = await page_viewer(request, kind)
+        item = await read(api, f"/v1/payouts/{seg(payout_id)}")
+        return render(request, f"{face}/payout.html", {"payout": item}, viewer=viewer)
 
     return router
