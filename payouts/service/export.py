@@ -106,7 +106,7 @@ def _paid_rows(session: Session, batch: PayoutBatch) -> list[dict[str, Any]]:
     return [_row(row) for row in rows]
 
 
-def append(session: Session, settings: Settings, batch: PayoutBatch, recording: Sequence[PayoutItem]) -> Path:
+def append(session: Session, settings: Settings, batch: PayoutBatch, recording: Sequence[Any]) -> Path:
     """Append the lines of `recording` (items being recorded paid in this transaction, with their
     rail_reference set) to the batch's CSV. The caller holds the batch row lock and commits."""
     csv_path, _ = paths(settings, batch.id)

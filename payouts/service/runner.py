@@ -38,9 +38,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 import structlog
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from kernel import outbound
@@ -48,6 +49,7 @@ from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.money import format_minor
 from kernel.payment_rail import PaymentRail, PaymentRailError
+from kernel.pgsql import is_postgres
 from kernel.runtime import Runtime
 from kernel.settings import Settings
 from kernel.tasking import enqueue_after_commit
@@ -59,8 +61,8 @@ from payouts.models import (
     PayoutBatch,
     PayoutItem,
 )
-from payouts.service import export, journal, lease
-from payouts.service.payees import load_payees
+from payouts.service import export, journal, lease, states
+from payouts.service.payees import PayeeKey, among, load_payees
 from payouts.service.planning import lock_batch
 from payouts.service.states import advance
 
@@ -156,6 +158,41 @@ def _start(session: Session, batch_id: uuid.UUID, rail: str, me: str, lease_seco
     return batch
 
 
+class ItemRow(NamedTuple):
+    """An item's columns as a run step reads them (set-based steps read rows, not ORM objects)."""
+
+    id: uuid.UUID
+    batch_id: uuid.UUID
+    owner_type: str
+    owner_id: uuid.UUID
+    currency: str
+    rail: str
+    status: str
+    amount: int | None
+    payee_name: str | None
+    destination: str | None
+    rail_reference: str | None
+    failure_reason: str | None
+    attempts: int
+
+    @property
+    def key(self) -> PayeeKey:
+        return (self.owner_type, self.owner_id)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payout-{self.id}"
+
+
+_ITEM_COLUMNS = [getattr(PayoutItem, name) for name in ItemRow._fields]
+
+
+def _lock_items(session: Session, *where: ColumnElement[bool], limit: int | None = None) -> list[ItemRow]:
+    """Lock (`FOR UPDATE SKIP LOCKED`, in key order) and read the items matching `where`."""
+    stmt = select(*_ITEM_COLUMNS).where(*where).order_by(PayoutItem.id).limit(limit)
+    return [ItemRow(*row) for row in session.execute(stmt.with_for_update(skip_locked=True))]
+
+
 def freeze_chunk(
     session: Session, settings: Settings, batch_id: uuid.UUID, currency: str, minimum: int, rail: str, me: str
 ) -> tuple[int, int]:
@@ -163,23 +200,23 @@ def freeze_chunk(
 
     Locks: the items with `SKIP LOCKED` (another worker's chunk is simply not ours), then the
     commissions / sub-orders to claim (see journal.lock_claimable), then the balances are read.
+    Set-based: a few statements whatever the chunk's size (the items' moves, the claims, the
+    journal and the balance table each one statement).
     """
-    items = list(session.scalars(
-        select(PayoutItem).where(PayoutItem.batch_id == batch_id, PayoutItem.status == ItemStatus.QUEUED)
-        .order_by(PayoutItem.id).limit(settings.payout_chunk_size).with_for_update(skip_locked=True)
-    ))
+    items = _lock_items(session, PayoutItem.batch_id == batch_id, PayoutItem.status == ItemStatus.QUEUED,
+                        limit=settings.payout_chunk_size)
     if not items:
         return 0, 0
-    keys = [(item.owner_type, item.owner_id) for item in items]
+    keys = [item.key for item in items]
     payees = load_payees(session, keys)
     claimable = journal.lock_claimable(session, currency, keys)
     balances = journal.available_balances(session, currency, keys)
-    frozen = skipped = 0
+    skips: list[dict[str, object]] = []
+    freezes: list[dict[str, object]] = []
+    claims: dict[PayeeKey, list[uuid.UUID]] = {}
     txns: list[journal.Txn] = []
     for item in items:
-        key = (item.owner_type, item.owner_id)
-        payee, amount = payees[key], balances[key]
-        item.worker = me
+        payee, amount = payees[item.key], balances[item.key]
         reason = payee.blocked_reason(rail)
         if reason is None and amount < 0:
             reason = f"negative balance ({format_minor(amount, currency)}) when the batch ran"
@@ -187,40 +224,37 @@ def freeze_chunk(
             reason = (f"balance {format_minor(amount, currency)} below the minimum payout of "
                       f"{format_minor(minimum, currency)} when the batch ran")
         if reason is not None:
-            item.failure_reason = reason
-            advance(item, ItemStatus.SKIPPED)
-            skipped += 1
+            skips.append({"id": item.id, "failure_reason": reason})
             continue
-        item.amount = amount
-        item.payee_name = payee.name
-        item.destination = payee.destination(rail)
-        journal.claim(session, item, claimable[key])
+        freezes.append({"id": item.id, "amount": amount, "payee_name": payee.name,
+                        "destination": payee.destination(rail)})
+        claims[item.key] = claimable[item.key]
         txns.append(journal.freeze_txn(item, amount))
-        advance(item, ItemStatus.FROZEN)
-        frozen += 1
+    states.advance_all(session, ItemStatus.SKIPPED, [], from_=[ItemStatus.QUEUED], values={"worker": me},
+                       rows=skips)
+    states.advance_all(session, ItemStatus.FROZEN, [], from_=[ItemStatus.QUEUED], values={"worker": me},
+                       rows=freezes)
+    journal.claim_all(session, batch_id, claims)
     journal.write(session, txns)
-    return frozen, skipped
+    return len(freezes), len(skips)
 
 
 def mark_sending(session: Session, batch_id: uuid.UUID, limit: int, me: str) -> list[uuid.UUID]:
     """Take up to `limit` frozen items, or sending items due for a retry, and mark them sending
-    (committed before any rail call). `SKIP LOCKED`: an item another worker is sending right now
-    is locked by it and not taken."""
+    (committed before any rail call), in one UPDATE. `SKIP LOCKED`: an item another worker is
+    sending right now is locked by it and not taken."""
     now = clock.now()
-    items = list(session.scalars(
-        select(PayoutItem).where(
+    ids = [row[0] for row in session.execute(
+        select(PayoutItem.id).where(
             PayoutItem.batch_id == batch_id,
             PayoutItem.status.in_(IN_FLIGHT_ITEM_STATUSES),
             or_(PayoutItem.next_attempt_at.is_(None), PayoutItem.next_attempt_at <= now),
         ).order_by(PayoutItem.id).limit(limit).with_for_update(skip_locked=True)
-    ))
-    for item in items:
-        if item.status == ItemStatus.FROZEN:
-            advance(item, ItemStatus.SENDING)
-        item.attempts += 1
-        item.worker = me
-        item.next_attempt_at = None
-    return [item.id for item in items]
+    )]
+    # A retry (already `sending`) stays there; either way one more attempt.
+    states.advance_all(session, ItemStatus.SENDING, ids, from_=IN_FLIGHT_ITEM_STATUSES,
+                       values={"attempts": PayoutItem.attempts + 1, "worker": me, "next_attempt_at": None})
+    return ids
 
 
 def _lock_sending(session: Session, item_ids: Sequence[uuid.UUID]) -> list[PayoutItem]:
@@ -267,37 +301,44 @@ def send_one(runtime: Runtime, item_id: uuid.UUID) -> str:
 def send_manual(runtime: Runtime, batch_id: uuid.UUID, item_ids: Sequence[uuid.UUID]) -> tuple[int, int]:
     """Manual rail: append the chunk to the batch's bank export and record it paid, in one
     transaction under the batch row lock (two workers never write the file at the same time, and
-    each starts from the length the previous writer committed). Returns (paid, failed)."""
+    each starts from the length the previous writer committed). Set-based: the moves, the journal
+    and the balance table one statement each. Returns (paid, failed)."""
     if not item_ids:
         return 0, 0
     settings, rail = runtime.settings, runtime.rail
     with session_scope(runtime.sessions) as session:
         batch = lock_batch(session, batch_id)
-        locked = _lock_sending(session, item_ids)
+        locked = _lock_items(session, among(PayoutItem.id, item_ids, is_postgres(session)),
+                             PayoutItem.status == ItemStatus.SENDING)
         if not locked:
             return 0, 0
-        payees = load_payees(session, [(item.owner_type, item.owner_id) for item in locked])
-        payee_of = {item.id: payees[(item.owner_type, item.owner_id)] for item in locked}
+        payees = load_payees(session, [item.key for item in locked])
         # A payee held (or no longer payable) since the freeze gets no export line: failed, its
         # money back to its available balance.
-        blocked = {item.id: payee_of[item.id].blocked_reason(item.rail) for item in locked}
-        items = [item for item in locked if blocked[item.id] is None]
-        references = {item.id: transfer(rail, item) for item in items}  # ManualRail: never raises
-        for item in items:
-            item.rail_reference = references[item.id]
-        if items:
-            export.append(session, settings, batch, items)
+        blocked = {item.id: payees[item.key].blocked_reason(item.rail) for item in locked}
+        sent = [item._replace(rail_reference=transfer(rail, item))  # ManualRail: never raises
+                for item in locked if blocked[item.id] is None]
+        refused = [item._replace(failure_reason=f"not sent: {blocked[item.id]}"[:2000])
+                   for item in locked if blocked[item.id] is not None]
+        if sent:
+            export.append(session, settings, batch, sent)
             _pause(settings)
-        journal.write(session, [
-            record_paid(session, item, references[item.id], payee_of[item.id].webhook_url)
-            if blocked[item.id] is None else
-            record_failed(session, item, f"not sent: {blocked[item.id]}", payee_of[item.id].webhook_url)
-            for item in locked
-        ])
-        return len(items), len(locked) - len(items)
+        states.advance_all(session, ItemStatus.PAID, [], from_=[ItemStatus.SENDING],
+                           values={"last_error": None, "next_attempt_at": None},
+                           rows=[{"id": item.id, "rail_reference": item.rail_reference} for item in sent])
+        states.advance_all(session, ItemStatus.FAILED, [], from_=[ItemStatus.SENDING], values={"next_attempt_at": None},
+                           rows=[{"id": item.id, "failure_reason": item.failure_reason} for item in refused])
+        for item in refused:
+            journal.release_claims(session, item)
+            log.warning("payout_failed", item_id=str(item.id), reason=item.failure_reason)
+        for item, event_type in [*((i, "payout.paid") for i in sent), *((i, "payout.failed") for i in refused)]:
+            _notify(session, item._replace(status=event_type.removeprefix("payout.")), event_type,
+                    payees[item.key].webhook_url)
+        journal.write(session, [*map(journal.paid_txn, sent), *map(journal.failed_txn, refused)])
+        return len(sent), len(refused)
 
 
-def transfer(rail: PaymentRail, item: PayoutItem) -> str:
+def transfer(rail: PaymentRail, item: PayoutItem | ItemRow) -> str:
     """The rail call. Every parameter comes from the frozen item, so a re-send is identical and
     the rail's idempotency returns the first result. A re-send (an earlier attempt's answer was
     lost or was an error) first adopts a transfer the rail already made for this item (its
@@ -316,7 +357,7 @@ def transfer(rail: PaymentRail, item: PayoutItem) -> str:
     )
 
 
-def transfer_already_made(rail: PaymentRail, item: PayoutItem) -> str | None:
+def transfer_already_made(rail: PaymentRail, item: PayoutItem | ItemRow) -> str | None:
     """On a re-send (`attempts` > 1): the transfer an earlier attempt made for this item, if the
     rail has one (its metadata names the item). A first send has none to look for."""
     if item.attempts <= 1 or item.destination is None:
@@ -367,7 +408,7 @@ def record_failed(session: Session, item: PayoutItem, reason: str, url: str | No
     return journal.failed_txn(item)
 
 
-def _notify(session: Session, item: PayoutItem, event_type: str, url: str | None) -> None:
+def _notify(session: Session, item: PayoutItem | ItemRow, event_type: str, url: str | None) -> None:
     outbound.emit(
         session, recipient_type=item.owner_type, recipient_id=item.owner_id, url=url, event_type=event_type,
         data={"payout_id": str(item.id), "batch_id": str(item.batch_id), "status": item.status,
