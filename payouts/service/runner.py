@@ -36,6 +36,7 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
@@ -107,39 +108,76 @@ def run_batch(runtime: Runtime, batch_id: uuid.UUID) -> RunResult:
     # Renewed at each step below: if this process dies, the lease expires and a live worker
     # resumes the batch (lease.py).
     renewal = lease.Renewal(runtime.sessions, batch_id, me, settings.payout_lease_seconds)
-    while True:
-        renewal.due()
-        with session_scope(runtime.sessions) as session:
-            frozen, skipped = freeze_chunk(session, settings, batch_id, currency, minimum, rail.name, me)
-        result.frozen += frozen
-        result.skipped += skipped
-        with session_scope(runtime.sessions) as session:
-            sending = mark_sending(session, batch_id, settings.payout_chunk_size, me)
-        settled = 0
-        if rail.name == "manual":
-            paid, failed = send_manual(runtime, batch_id, sending)
-            result.paid += paid
-            result.failed += failed
-            settled = paid + failed
-        else:
-            for item_id in sending:
-                renewal.due()  # a rail call may be slow
-                outcome = send_one(runtime, item_id)
-                if outcome == "paid":
-                    result.paid += 1
-                elif outcome == "failed":
-                    result.failed += 1
-                elif outcome == "deferred":
-                    result.deferred += 1
-                settled += outcome in ("paid", "failed")
-        # Stop when this pass moved nothing forward: what is left is queued or in flight in
-        # another worker's hands, or deferred until its retry time (finish() says when).
-        if not (frozen or skipped or settled):
-            break
+    if rail.name == "manual":
+        _run_manual(runtime, batch_id, currency, minimum, me, renewal, result)
+    else:
+        _run_on_rail(runtime, batch_id, currency, minimum, me, renewal, result)
     with session_scope(runtime.sessions) as session:
         result.status, result.retry_in = finish(session, settings, batch_id)
     log.info("payout_run_ended", worker=me, **result.as_dict())
     return result
+
+
+def _run_manual(runtime: Runtime, batch_id: uuid.UUID, currency: str, minimum: int, me: str,
+                renewal: lease.Renewal, result: RunResult) -> None:
+    settings = runtime.settings
+    while True:
+        renewal.due()
+        with session_scope(runtime.sessions) as session:
+            frozen, skipped = freeze_chunk(session, settings, batch_id, currency, minimum, "manual", me)
+        with session_scope(runtime.sessions) as session:
+            sending = mark_sending(session, batch_id, settings.payout_chunk_size, me)
+        paid, failed = send_manual(runtime, batch_id, sending)
+        result.frozen, result.skipped = result.frozen + frozen, result.skipped + skipped
+        result.paid, result.failed = result.paid + paid, result.failed + failed
+        # Stop when this pass moved nothing forward: what is left is queued or in flight in
+        # another worker's hands (finish() says so).
+        if not (frozen or skipped or paid or failed):
+            return
+
+
+def _run_on_rail(runtime: Runtime, batch_id: uuid.UUID, currency: str, minimum: int, me: str,
+                 renewal: lease.Renewal, result: RunResult) -> None:
+    """The Stripe rail: `payout_send_concurrency` threads send the items (`send_one`, each in its
+    own transaction holding its item's lock), fed a chunk ahead: while they send, this thread
+    freezes and marks the next chunk, so the rail's rate limit, not our round trips, sets the pace
+    (kernel.payment_rail.RateGate paces the requests and backs off after a 429)."""
+    settings, rail = runtime.settings, runtime.rail
+    outstanding: dict[Future[str], uuid.UUID] = {}
+    pool = ThreadPoolExecutor(max_workers=settings.payout_send_concurrency, thread_name_prefix="payout-send")
+    try:
+        while True:
+            renewal.due()
+            with session_scope(runtime.sessions) as session:
+                frozen, skipped = freeze_chunk(session, settings, batch_id, currency, minimum, rail.name, me)
+            with session_scope(runtime.sessions) as session:
+                # Not the items our threads hold or are about to take: they are ours already.
+                sending = mark_sending(session, batch_id, settings.payout_chunk_size, me,
+                                       exclude=list(outstanding.values()))
+            for item_id in sending:
+                outstanding[pool.submit(send_one, runtime, item_id)] = item_id
+            result.frozen, result.skipped = result.frozen + frozen, result.skipped + skipped
+            moved = bool(frozen or skipped or sending)
+            # Something new: refill once the threads are down to two items each. Nothing new: wait
+            # for all of it, then look once more (a retry may have come due).
+            low_water = 2 * settings.payout_send_concurrency if moved else 0
+            settled = 0
+            while len(outstanding) > low_water:
+                done, _ = wait(outstanding, timeout=settings.payout_lease_seconds / 6, return_when=FIRST_COMPLETED)
+                renewal.due()  # rail calls may be slow
+                for future in done:
+                    del outstanding[future]
+                    outcome = future.result()
+                    result.paid += outcome == "paid"
+                    result.failed += outcome == "failed"
+                    result.deferred += outcome == "deferred"
+                    settled += outcome in ("paid", "failed")
+            # Stop when a pass moved nothing forward: what is left is queued or in flight in
+            # another worker's hands, or deferred until its retry time (finish() says when).
+            if not (moved or settled or outstanding):
+                return
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _start(session: Session, batch_id: uuid.UUID, rail: str, me: str, lease_seconds: float) -> PayoutBatch:
@@ -239,17 +277,22 @@ def freeze_chunk(
     return len(freezes), len(skips)
 
 
-def mark_sending(session: Session, batch_id: uuid.UUID, limit: int, me: str) -> list[uuid.UUID]:
-    """Take up to `limit` frozen items, or sending items due for a retry, and mark them sending
-    (committed before any rail call), in one UPDATE. `SKIP LOCKED`: an item another worker is
-    sending right now is locked by it and not taken."""
+def mark_sending(
+    session: Session, batch_id: uuid.UUID, limit: int, me: str, exclude: Sequence[uuid.UUID] = ()
+) -> list[uuid.UUID]:
+    """Take up to `limit` frozen items, or sending items due for a retry (not those of `exclude`),
+    and mark them sending (committed before any rail call), in one UPDATE. `SKIP LOCKED`: an item
+    another worker is sending right now is locked by it and not taken."""
     now = clock.now()
+    stmt = select(PayoutItem.id).where(
+        PayoutItem.batch_id == batch_id,
+        PayoutItem.status.in_(IN_FLIGHT_ITEM_STATUSES),
+        or_(PayoutItem.next_attempt_at.is_(None), PayoutItem.next_attempt_at <= now),
+    )
+    if exclude:
+        stmt = stmt.where(~among(PayoutItem.id, exclude, is_postgres(session)))
     ids = [row[0] for row in session.execute(
-        select(PayoutItem.id).where(
-            PayoutItem.batch_id == batch_id,
-            PayoutItem.status.in_(IN_FLIGHT_ITEM_STATUSES),
-            or_(PayoutItem.next_attempt_at.is_(None), PayoutItem.next_attempt_at <= now),
-        ).order_by(PayoutItem.id).limit(limit).with_for_update(skip_locked=True)
+        stmt.order_by(PayoutItem.id).limit(limit).with_for_update(skip_locked=True)
     )]
     # A retry (already `sending`) stays there; either way one more attempt.
     states.advance_all(session, ItemStatus.SENDING, ids, from_=IN_FLIGHT_ITEM_STATUSES,
