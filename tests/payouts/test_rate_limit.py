@@ -75,6 +75,7 @@ def test_a_run_over_the_rate_limit_is_refused_with_429s_backs_off_and_still_fill
     assert len(keys) == PAYEES and sum(keys.values()) == PAYEES + stats.limited
     assert audit(env) == []
     assert stats.utilisation >= 0.9, stats
+    assert stats.first is not None and stats.last is not None
     with capsys.disabled():
         print(f"\n[payouts rate limit] {stats.served} served, {stats.limited} refused (429) at a limit of "
               f"{LIMIT:.0f}/s over {stats.last - stats.first:.1f} s: utilisation {stats.utilisation:.0%} "
