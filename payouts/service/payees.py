@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ARRAY, ColumnElement, Uuid, any_, bindparam, select
 from sqlalchemy.orm import Session
@@ -27,8 +26,9 @@ PAYOUTS_ENABLED = "payouts_enabled"
 APPROVED = "approved"
 
 
-@dataclass(frozen=True, slots=True)
-class Payee:
+class Payee(NamedTuple):
+    """A payee as a payout sees it (a tuple: a run loads thousands per chunk)."""
+
     owner_type: str
     owner_id: uuid.UUID
     name: str | None
@@ -92,7 +92,7 @@ def load_payees(session: Session, keys: Iterable[PayeeKey]) -> dict[PayeeKey, Pa
             for row in rows:
                 found[(owner_type, row[0])] = Payee(owner_type, *row)
     for (owner_type, owner_id), reason in active_holds(session, found.keys()).items():
-        found[(owner_type, owner_id)] = replace(found[(owner_type, owner_id)], hold_reason=reason)
+        found[(owner_type, owner_id)] = found[(owner_type, owner_id)]._replace(hold_reason=reason)
     return {key: found.get(key) or unknown_payee(key) for key in wanted}
 
 

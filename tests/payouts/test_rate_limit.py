@@ -72,7 +72,8 @@ def test_a_run_over_the_rate_limit_is_refused_with_429s_backs_off_and_still_fill
     transfers = transfers_by_destination(fake_stripe)
     assert len(transfers) == PAYEES and all(len(made) == 1 for made in transfers.values())
     keys = Counter(r.idempotency_key for r in fake_stripe.requests if r.method == "POST" and r.path == "/v1/transfers")
-    assert len(keys) == PAYEES and sum(keys.values()) == PAYEES + stats.limited
+    # (a 429 may also fall on a listing: the reconciliation's)
+    assert len(keys) == PAYEES and PAYEES < sum(keys.values()) <= PAYEES + stats.limited
     assert audit(env) == []
     assert stats.utilisation >= 0.9, stats
     assert stats.first is not None and stats.last is not None
