@@ -223,6 +223,31 @@ def test_500_is_not_performed_and_a_retry_with_the_same_key_creates_one_transfer
     assert len(set(keys)) == 1  # three attempts, one auto-generated key
 
 
+def test_a_request_over_the_rate_limit_gets_stripes_429_is_not_performed_nor_retried_by_the_sdk(
+    fake_stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast_retries(monkeypatch)
+    client = make_stripe_client(fake_stripe, max_network_retries=2)
+    destination = onboarded_account(fake_stripe, client)
+    fake_stripe.limit_rate(0.5, burst=1)  # one request now, the next in two seconds
+    client.v1.transfers.create(params=transfer_params(destination), options={"idempotency_key": "k1"})
+    with pytest.raises(stripe.RateLimitError) as excinfo:
+        client.v1.transfers.create(params=transfer_params(destination, amount=7), options={"idempotency_key": "k2"})
+
+    error = excinfo.value
+    assert error.http_status == 429 and error.error is not None and error.error.code == "rate_limit"
+    assert error.error.type == "invalid_request_error" and "rate limit" in (error.error.message or "")
+    assert error.headers is not None and error.headers.get("Stripe-Rate-Limited-Reason") == "global-rate"
+    assert [t["amount"] for t in fake_stripe.objects("transfer")] == [1000]  # not performed
+    sent = [r.idempotency_key for r in fake_stripe.requests if r.path == "/v1/transfers"]
+    assert sent == ["k1", "k2"]  # the SDK did not retry the 429
+    stats = fake_stripe.rate_stats()
+    assert (stats.limit, stats.served, stats.limited) == (0.5, 1, 1)
+    fake_stripe.limit_rate(None)  # nothing stored under k2: the same request now performs it
+    client.v1.transfers.create(params=transfer_params(destination, amount=7), options={"idempotency_key": "k2"})
+    assert [t["amount"] for t in fake_stripe.objects("transfer")] == [1000, 7]
+
+
 @pytest.mark.parametrize("http_client", ["requests", "httpx"])
 @pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes/text content:DeprecationWarning")
 def test_drop_after_success_then_sdk_retry_returns_the_original_transfer(

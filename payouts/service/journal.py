@@ -21,16 +21,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from kernel import ledger, locking
+from kernel import ledger, locking, pgsql
 from kernel.ledger import AFFILIATE, AVAILABLE, IN_TRANSIT, PAID_OUT, PLATFORM, SELLER, Posting
 from orders.models import Commission, CommissionStatus, SubOrder
 from orders.service.states import COMMISSIONS
 from payouts.models import KIND_FAILED, KIND_FREEZE, KIND_PAID, REFERENCE_TYPE, PayoutItem
-from payouts.service.payees import PayeeKey
+from payouts.service.payees import PayeeKey, among
 
 
 def available_balances(session: Session, currency: str, keys: Iterable[PayeeKey] | None = None) -> dict[PayeeKey, int]:
@@ -60,14 +61,15 @@ def lock_claimable(session: Session, currency: str, keys: Iterable[PayeeKey]) ->
     affiliate_ids = [i for t, i in wanted if t == AFFILIATE]
     seller_ids = [i for t, i in wanted if t == SELLER]
     stmts: dict[str, locking.AnySelect] = {}
+    postgres = pgsql.is_postgres(session)
     if seller_ids:
         stmts[SELLER] = select(SubOrder.id, SubOrder.seller_id).where(
-            SubOrder.seller_id.in_(seller_ids), SubOrder.currency == currency,
+            among(SubOrder.seller_id, seller_ids, postgres), SubOrder.currency == currency,
             SubOrder.seller_share_released.is_(True), SubOrder.payout_item_id.is_(None),
         )
     if affiliate_ids:
         stmts[AFFILIATE] = select(Commission.id, Commission.affiliate_id).where(
-            Commission.affiliate_id.in_(affiliate_ids), Commission.currency == currency,
+            among(Commission.affiliate_id, affiliate_ids, postgres), Commission.currency == currency,
             Commission.status == CommissionStatus.AVAILABLE, Commission.payout_item_id.is_(None),
         )
     for owner_type, rows in zip(stmts, locking.lock_all(session, list(stmts.values())), strict=True):
@@ -76,7 +78,31 @@ def lock_claimable(session: Session, currency: str, keys: Iterable[PayeeKey]) ->
     return claimable
 
 
-def _source(item: PayoutItem, owner: str | None, purpose: str, amount: int) -> Posting:
+class ItemFacts(Protocol):
+    """What a posting needs of an item: a loaded `PayoutItem`, or a row of its columns (the
+    run's set-based steps read columns, not objects)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def batch_id(self) -> uuid.UUID: ...
+    @property
+    def owner_type(self) -> str: ...
+    @property
+    def owner_id(self) -> uuid.UUID: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def amount(self) -> int | None: ...
+    @property
+    def rail(self) -> str: ...
+    @property
+    def rail_reference(self) -> str | None: ...
+    @property
+    def failure_reason(self) -> str | None: ...
+
+
+def _source(item: ItemFacts, owner: str | None, purpose: str, amount: int) -> Posting:
     owner_type = owner or item.owner_type
     owner_id = None if owner_type == PLATFORM else item.owner_id
     return Posting(owner_type, owner_id, purpose, amount, REFERENCE_TYPE, item.id)
@@ -93,19 +119,19 @@ class Txn:
     postings: tuple[Posting, ...]
 
 
-def freeze_txn(item: PayoutItem, amount: int) -> Txn:
+def freeze_txn(item: ItemFacts, amount: int) -> Txn:
     """`amount` (minor units, > 0) of the payee's available balance into in_transit."""
     return Txn(KIND_FREEZE, item.id, item.currency, f"payout batch {item.batch_id}",
                (_source(item, None, AVAILABLE, -amount), _source(item, None, IN_TRANSIT, amount)))
 
 
-def paid_txn(item: PayoutItem) -> Txn:
+def paid_txn(item: ItemFacts) -> Txn:
     assert item.amount is not None
     return Txn(KIND_PAID, item.id, item.currency, f"{item.rail} {item.rail_reference}"[:200],
                (_source(item, None, IN_TRANSIT, -item.amount), _source(item, PLATFORM, PAID_OUT, item.amount)))
 
 
-def failed_txn(item: PayoutItem) -> Txn:
+def failed_txn(item: ItemFacts) -> Txn:
     """The frozen amount back to the payee's available balance."""
     assert item.amount is not None
     return Txn(KIND_FAILED, item.id, item.currency, (item.failure_reason or "failed")[:200],
@@ -124,20 +150,37 @@ def write(session: Session, txns: Sequence[Txn]) -> None:
 
 def claim(session: Session, item: PayoutItem, claims: list[uuid.UUID]) -> None:
     """Mark what the frozen item covers (`claims`, locked by `lock_claimable`)."""
-    if not claims:
-        return
-    if item.owner_type == AFFILIATE:
-        COMMISSIONS.move_all(session, CommissionStatus.PAID, Commission.id.in_(claims),
-                             from_=CommissionStatus.AVAILABLE, expected=len(claims),
-                             values={"payout_item_id": item.id}, synchronize=False)
-    else:
-        session.execute(
-            update(SubOrder).where(SubOrder.id.in_(claims)).values(payout_item_id=item.id)
-            .execution_options(synchronize_session=False)
-        )
+    claim_all(session, item.batch_id, {(item.owner_type, item.owner_id): claims})
 
 
-def release_claims(session: Session, item: PayoutItem) -> None:
+CLAIM_SLICE = 10_000  # ids per statement: below SQLite's bound-parameter limit
+
+
+def claim_all(session: Session, batch_id: uuid.UUID, claims: dict[PayeeKey, list[uuid.UUID]]) -> None:
+    """Mark what a chunk's frozen items cover (`claims` per payee, locked by `lock_claimable`):
+    one UPDATE per table (per 10,000 rows), each row pointed at its payee's item of the batch
+    (UNIQUE(batch_id, owner_type, owner_id): a correlated look-up by that key)."""
+    for owner_type, model in ((AFFILIATE, Commission), (SELLER, SubOrder)):
+        ids = [row_id for (kind, _), rows in claims.items() if kind == owner_type for row_id in rows]
+        owner = Commission.affiliate_id if owner_type == AFFILIATE else SubOrder.seller_id
+        item_of_payee = select(PayoutItem.id).where(
+            PayoutItem.batch_id == batch_id, PayoutItem.owner_type == owner_type, PayoutItem.owner_id == owner,
+        ).scalar_subquery()
+        for start in range(0, len(ids), CLAIM_SLICE):
+            part = ids[start:start + CLAIM_SLICE]
+            where = model.id.in_(part)
+            if owner_type == AFFILIATE:
+                COMMISSIONS.move_all(session, CommissionStatus.PAID, where, from_=CommissionStatus.AVAILABLE,
+                                     expected=len(part), values={"payout_item_id": item_of_payee},
+                                     synchronize=False)
+            else:
+                session.execute(
+                    update(SubOrder).where(where).values(payout_item_id=item_of_payee)
+                    .execution_options(synchronize_session=False)
+                )
+
+
+def release_claims(session: Session, item: ItemFacts) -> None:
     """A failed item gives back what it claimed, so the next payout covers it."""
     if item.owner_type == AFFILIATE:
         COMMISSIONS.move_all(session, CommissionStatus.AVAILABLE, Commission.payout_item_id == item.id,

@@ -62,12 +62,16 @@ def fetch_records(runtime: Runtime, batch_id: uuid.UUID) -> tuple[str, list[Rail
 
 def compare(session: Session, batch_id: uuid.UUID, rail: str, records: list[RailRecord]) -> PayoutReconciliation:
     """Store and return the comparison of the batch's items with `records`."""
-    items = list(session.scalars(select(PayoutItem).where(PayoutItem.batch_id == batch_id).order_by(PayoutItem.id)))
+    # Columns, not objects: a batch may hold 100,000 items.
+    items = session.execute(
+        select(PayoutItem.id, PayoutItem.status, PayoutItem.amount, PayoutItem.currency, PayoutItem.destination,
+               PayoutItem.rail_reference).where(PayoutItem.batch_id == batch_id).order_by(PayoutItem.id)
+    ).all()
     by_reference = {item.rail_reference: item for item in items if item.rail_reference}
     by_id = {str(item.id): item for item in items}
     found: list[dict[str, Any]] = []
 
-    def finding(kind: str, detail: str, item: PayoutItem | None = None, record: RailRecord | None = None,
+    def finding(kind: str, detail: str, item: Any = None, record: RailRecord | None = None,
                 expected: object = None, actual: object = None) -> None:
         found.append({"kind": kind, "item_id": str(item.id) if item else (record.item_id if record else None),
                       "reference": record.reference if record else (item.rail_reference if item else None),

@@ -36,11 +36,13 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 import structlog
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from kernel import outbound
@@ -48,6 +50,7 @@ from kernel.clock import clock
 from kernel.db import session_scope
 from kernel.money import format_minor
 from kernel.payment_rail import PaymentRail, PaymentRailError
+from kernel.pgsql import is_postgres
 from kernel.runtime import Runtime
 from kernel.settings import Settings
 from kernel.tasking import enqueue_after_commit
@@ -59,8 +62,8 @@ from payouts.models import (
     PayoutBatch,
     PayoutItem,
 )
-from payouts.service import export, journal, lease
-from payouts.service.payees import load_payees
+from payouts.service import export, journal, lease, states
+from payouts.service.payees import PayeeKey, among, load_payees
 from payouts.service.planning import lock_batch
 from payouts.service.states import advance
 
@@ -105,39 +108,76 @@ def run_batch(runtime: Runtime, batch_id: uuid.UUID) -> RunResult:
     # Renewed at each step below: if this process dies, the lease expires and a live worker
     # resumes the batch (lease.py).
     renewal = lease.Renewal(runtime.sessions, batch_id, me, settings.payout_lease_seconds)
-    while True:
-        renewal.due()
-        with session_scope(runtime.sessions) as session:
-            frozen, skipped = freeze_chunk(session, settings, batch_id, currency, minimum, rail.name, me)
-        result.frozen += frozen
-        result.skipped += skipped
-        with session_scope(runtime.sessions) as session:
-            sending = mark_sending(session, batch_id, settings.payout_chunk_size, me)
-        settled = 0
-        if rail.name == "manual":
-            paid, failed = send_manual(runtime, batch_id, sending)
-            result.paid += paid
-            result.failed += failed
-            settled = paid + failed
-        else:
-            for item_id in sending:
-                renewal.due()  # a rail call may be slow
-                outcome = send_one(runtime, item_id)
-                if outcome == "paid":
-                    result.paid += 1
-                elif outcome == "failed":
-                    result.failed += 1
-                elif outcome == "deferred":
-                    result.deferred += 1
-                settled += outcome in ("paid", "failed")
-        # Stop when this pass moved nothing forward: what is left is queued or in flight in
-        # another worker's hands, or deferred until its retry time (finish() says when).
-        if not (frozen or skipped or settled):
-            break
+    if rail.name == "manual":
+        _run_manual(runtime, batch_id, currency, minimum, me, renewal, result)
+    else:
+        _run_on_rail(runtime, batch_id, currency, minimum, me, renewal, result)
     with session_scope(runtime.sessions) as session:
         result.status, result.retry_in = finish(session, settings, batch_id)
     log.info("payout_run_ended", worker=me, **result.as_dict())
     return result
+
+
+def _run_manual(runtime: Runtime, batch_id: uuid.UUID, currency: str, minimum: int, me: str,
+                renewal: lease.Renewal, result: RunResult) -> None:
+    settings = runtime.settings
+    while True:
+        renewal.due()
+        with session_scope(runtime.sessions) as session:
+            frozen, skipped = freeze_chunk(session, settings, batch_id, currency, minimum, "manual", me)
+        with session_scope(runtime.sessions) as session:
+            sending = mark_sending(session, batch_id, settings.payout_chunk_size, me)
+        paid, failed = send_manual(runtime, batch_id, sending)
+        result.frozen, result.skipped = result.frozen + frozen, result.skipped + skipped
+        result.paid, result.failed = result.paid + paid, result.failed + failed
+        # Stop when this pass moved nothing forward: what is left is queued or in flight in
+        # another worker's hands (finish() says so).
+        if not (frozen or skipped or paid or failed):
+            return
+
+
+def _run_on_rail(runtime: Runtime, batch_id: uuid.UUID, currency: str, minimum: int, me: str,
+                 renewal: lease.Renewal, result: RunResult) -> None:
+    """The Stripe rail: `payout_send_concurrency` threads send the items (`send_one`, each in its
+    own transaction holding its item's lock), fed a chunk ahead: while they send, this thread
+    freezes and marks the next chunk, so the rail's rate limit, not our round trips, sets the pace
+    (kernel.payment_rail.RateGate paces the requests and backs off after a 429)."""
+    settings, rail = runtime.settings, runtime.rail
+    outstanding: dict[Future[str], uuid.UUID] = {}
+    pool = ThreadPoolExecutor(max_workers=settings.payout_send_concurrency, thread_name_prefix="payout-send")
+    try:
+        while True:
+            renewal.due()
+            with session_scope(runtime.sessions) as session:
+                frozen, skipped = freeze_chunk(session, settings, batch_id, currency, minimum, rail.name, me)
+            with session_scope(runtime.sessions) as session:
+                # Not the items our threads hold or are about to take: they are ours already.
+                sending = mark_sending(session, batch_id, settings.payout_chunk_size, me,
+                                       exclude=list(outstanding.values()))
+            for item_id in sending:
+                outstanding[pool.submit(send_one, runtime, item_id)] = item_id
+            result.frozen, result.skipped = result.frozen + frozen, result.skipped + skipped
+            moved = bool(frozen or skipped or sending)
+            # Something new: refill once the threads are down to two items each. Nothing new: wait
+            # for all of it, then look once more (a retry may have come due).
+            low_water = 2 * settings.payout_send_concurrency if moved else 0
+            settled = 0
+            while len(outstanding) > low_water:
+                done, _ = wait(outstanding, timeout=settings.payout_lease_seconds / 6, return_when=FIRST_COMPLETED)
+                renewal.due()  # rail calls may be slow
+                for future in done:
+                    del outstanding[future]
+                    outcome = future.result()
+                    result.paid += outcome == "paid"
+                    result.failed += outcome == "failed"
+                    result.deferred += outcome == "deferred"
+                    settled += outcome in ("paid", "failed")
+            # Stop when a pass moved nothing forward: what is left is queued or in flight in
+            # another worker's hands, or deferred until its retry time (finish() says when).
+            if not (moved or settled or outstanding):
+                return
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _start(session: Session, batch_id: uuid.UUID, rail: str, me: str, lease_seconds: float) -> PayoutBatch:
@@ -156,6 +196,41 @@ def _start(session: Session, batch_id: uuid.UUID, rail: str, me: str, lease_seco
     return batch
 
 
+class ItemRow(NamedTuple):
+    """An item's columns as a run step reads them (set-based steps read rows, not ORM objects)."""
+
+    id: uuid.UUID
+    batch_id: uuid.UUID
+    owner_type: str
+    owner_id: uuid.UUID
+    currency: str
+    rail: str
+    status: str
+    amount: int | None
+    payee_name: str | None
+    destination: str | None
+    rail_reference: str | None
+    failure_reason: str | None
+    attempts: int
+
+    @property
+    def key(self) -> PayeeKey:
+        return (self.owner_type, self.owner_id)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payout-{self.id}"
+
+
+_ITEM_COLUMNS = [getattr(PayoutItem, name) for name in ItemRow._fields]
+
+
+def _lock_items(session: Session, *where: ColumnElement[bool], limit: int | None = None) -> list[ItemRow]:
+    """Lock (`FOR UPDATE SKIP LOCKED`, in key order) and read the items matching `where`."""
+    stmt = select(*_ITEM_COLUMNS).where(*where).order_by(PayoutItem.id).limit(limit)
+    return [ItemRow(*row) for row in session.execute(stmt.with_for_update(skip_locked=True))]
+
+
 def freeze_chunk(
     session: Session, settings: Settings, batch_id: uuid.UUID, currency: str, minimum: int, rail: str, me: str
 ) -> tuple[int, int]:
@@ -163,23 +238,23 @@ def freeze_chunk(
 
     Locks: the items with `SKIP LOCKED` (another worker's chunk is simply not ours), then the
     commissions / sub-orders to claim (see journal.lock_claimable), then the balances are read.
+    Set-based: a few statements whatever the chunk's size (the items' moves, the claims, the
+    journal and the balance table each one statement).
     """
-    items = list(session.scalars(
-        select(PayoutItem).where(PayoutItem.batch_id == batch_id, PayoutItem.status == ItemStatus.QUEUED)
-        .order_by(PayoutItem.id).limit(settings.payout_chunk_size).with_for_update(skip_locked=True)
-    ))
+    items = _lock_items(session, PayoutItem.batch_id == batch_id, PayoutItem.status == ItemStatus.QUEUED,
+                        limit=settings.payout_chunk_size)
     if not items:
         return 0, 0
-    keys = [(item.owner_type, item.owner_id) for item in items]
+    keys = [item.key for item in items]
     payees = load_payees(session, keys)
     claimable = journal.lock_claimable(session, currency, keys)
     balances = journal.available_balances(session, currency, keys)
-    frozen = skipped = 0
+    skips: list[dict[str, object]] = []
+    freezes: list[dict[str, object]] = []
+    claims: dict[PayeeKey, list[uuid.UUID]] = {}
     txns: list[journal.Txn] = []
     for item in items:
-        key = (item.owner_type, item.owner_id)
-        payee, amount = payees[key], balances[key]
-        item.worker = me
+        payee, amount = payees[item.key], balances[item.key]
         reason = payee.blocked_reason(rail)
         if reason is None and amount < 0:
             reason = f"negative balance ({format_minor(amount, currency)}) when the batch ran"
@@ -187,40 +262,42 @@ def freeze_chunk(
             reason = (f"balance {format_minor(amount, currency)} below the minimum payout of "
                       f"{format_minor(minimum, currency)} when the batch ran")
         if reason is not None:
-            item.failure_reason = reason
-            advance(item, ItemStatus.SKIPPED)
-            skipped += 1
+            skips.append({"id": item.id, "failure_reason": reason})
             continue
-        item.amount = amount
-        item.payee_name = payee.name
-        item.destination = payee.destination(rail)
-        journal.claim(session, item, claimable[key])
+        freezes.append({"id": item.id, "amount": amount, "payee_name": payee.name,
+                        "destination": payee.destination(rail)})
+        claims[item.key] = claimable[item.key]
         txns.append(journal.freeze_txn(item, amount))
-        advance(item, ItemStatus.FROZEN)
-        frozen += 1
+    states.advance_all(session, ItemStatus.SKIPPED, [], from_=[ItemStatus.QUEUED], values={"worker": me},
+                       rows=skips)
+    states.advance_all(session, ItemStatus.FROZEN, [], from_=[ItemStatus.QUEUED], values={"worker": me},
+                       rows=freezes)
+    journal.claim_all(session, batch_id, claims)
     journal.write(session, txns)
-    return frozen, skipped
+    return len(freezes), len(skips)
 
 
-def mark_sending(session: Session, batch_id: uuid.UUID, limit: int, me: str) -> list[uuid.UUID]:
-    """Take up to `limit` frozen items, or sending items due for a retry, and mark them sending
-    (committed before any rail call). `SKIP LOCKED`: an item another worker is sending right now
-    is locked by it and not taken."""
+def mark_sending(
+    session: Session, batch_id: uuid.UUID, limit: int, me: str, exclude: Sequence[uuid.UUID] = ()
+) -> list[uuid.UUID]:
+    """Take up to `limit` frozen items, or sending items due for a retry (not those of `exclude`),
+    and mark them sending (committed before any rail call), in one UPDATE. `SKIP LOCKED`: an item
+    another worker is sending right now is locked by it and not taken."""
     now = clock.now()
-    items = list(session.scalars(
-        select(PayoutItem).where(
-            PayoutItem.batch_id == batch_id,
-            PayoutItem.status.in_(IN_FLIGHT_ITEM_STATUSES),
-            or_(PayoutItem.next_attempt_at.is_(None), PayoutItem.next_attempt_at <= now),
-        ).order_by(PayoutItem.id).limit(limit).with_for_update(skip_locked=True)
-    ))
-    for item in items:
-        if item.status == ItemStatus.FROZEN:
-            advance(item, ItemStatus.SENDING)
-        item.attempts += 1
-        item.worker = me
-        item.next_attempt_at = None
-    return [item.id for item in items]
+    stmt = select(PayoutItem.id).where(
+        PayoutItem.batch_id == batch_id,
+        PayoutItem.status.in_(IN_FLIGHT_ITEM_STATUSES),
+        or_(PayoutItem.next_attempt_at.is_(None), PayoutItem.next_attempt_at <= now),
+    )
+    if exclude:
+        stmt = stmt.where(~among(PayoutItem.id, exclude, is_postgres(session)))
+    ids = [row[0] for row in session.execute(
+        stmt.order_by(PayoutItem.id).limit(limit).with_for_update(skip_locked=True)
+    )]
+    # A retry (already `sending`) stays there; either way one more attempt.
+    states.advance_all(session, ItemStatus.SENDING, ids, from_=IN_FLIGHT_ITEM_STATUSES,
+                       values={"attempts": PayoutItem.attempts + 1, "worker": me, "next_attempt_at": None})
+    return ids
 
 
 def _lock_sending(session: Session, item_ids: Sequence[uuid.UUID]) -> list[PayoutItem]:
@@ -267,37 +344,44 @@ def send_one(runtime: Runtime, item_id: uuid.UUID) -> str:
 def send_manual(runtime: Runtime, batch_id: uuid.UUID, item_ids: Sequence[uuid.UUID]) -> tuple[int, int]:
     """Manual rail: append the chunk to the batch's bank export and record it paid, in one
     transaction under the batch row lock (two workers never write the file at the same time, and
-    each starts from the length the previous writer committed). Returns (paid, failed)."""
+    each starts from the length the previous writer committed). Set-based: the moves, the journal
+    and the balance table one statement each. Returns (paid, failed)."""
     if not item_ids:
         return 0, 0
     settings, rail = runtime.settings, runtime.rail
     with session_scope(runtime.sessions) as session:
         batch = lock_batch(session, batch_id)
-        locked = _lock_sending(session, item_ids)
+        locked = _lock_items(session, among(PayoutItem.id, item_ids, is_postgres(session)),
+                             PayoutItem.status == ItemStatus.SENDING)
         if not locked:
             return 0, 0
-        payees = load_payees(session, [(item.owner_type, item.owner_id) for item in locked])
-        payee_of = {item.id: payees[(item.owner_type, item.owner_id)] for item in locked}
+        payees = load_payees(session, [item.key for item in locked])
         # A payee held (or no longer payable) since the freeze gets no export line: failed, its
         # money back to its available balance.
-        blocked = {item.id: payee_of[item.id].blocked_reason(item.rail) for item in locked}
-        items = [item for item in locked if blocked[item.id] is None]
-        references = {item.id: transfer(rail, item) for item in items}  # ManualRail: never raises
-        for item in items:
-            item.rail_reference = references[item.id]
-        if items:
-            export.append(session, settings, batch, items)
+        blocked = {item.id: payees[item.key].blocked_reason(item.rail) for item in locked}
+        sent = [item._replace(rail_reference=transfer(rail, item))  # ManualRail: never raises
+                for item in locked if blocked[item.id] is None]
+        refused = [item._replace(failure_reason=f"not sent: {blocked[item.id]}"[:2000])
+                   for item in locked if blocked[item.id] is not None]
+        if sent:
+            export.append(session, settings, batch, sent)
             _pause(settings)
-        journal.write(session, [
-            record_paid(session, item, references[item.id], payee_of[item.id].webhook_url)
-            if blocked[item.id] is None else
-            record_failed(session, item, f"not sent: {blocked[item.id]}", payee_of[item.id].webhook_url)
-            for item in locked
-        ])
-        return len(items), len(locked) - len(items)
+        states.advance_all(session, ItemStatus.PAID, [], from_=[ItemStatus.SENDING],
+                           values={"last_error": None, "next_attempt_at": None},
+                           rows=[{"id": item.id, "rail_reference": item.rail_reference} for item in sent])
+        states.advance_all(session, ItemStatus.FAILED, [], from_=[ItemStatus.SENDING], values={"next_attempt_at": None},
+                           rows=[{"id": item.id, "failure_reason": item.failure_reason} for item in refused])
+        for item in refused:
+            journal.release_claims(session, item)
+            log.warning("payout_failed", item_id=str(item.id), reason=item.failure_reason)
+        for item, event_type in [*((i, "payout.paid") for i in sent), *((i, "payout.failed") for i in refused)]:
+            _notify(session, item._replace(status=event_type.removeprefix("payout.")), event_type,
+                    payees[item.key].webhook_url)
+        journal.write(session, [*map(journal.paid_txn, sent), *map(journal.failed_txn, refused)])
+        return len(sent), len(refused)
 
 
-def transfer(rail: PaymentRail, item: PayoutItem) -> str:
+def transfer(rail: PaymentRail, item: PayoutItem | ItemRow) -> str:
     """The rail call. Every parameter comes from the frozen item, so a re-send is identical and
     the rail's idempotency returns the first result. A re-send (an earlier attempt's answer was
     lost or was an error) first adopts a transfer the rail already made for this item (its
@@ -316,7 +400,7 @@ def transfer(rail: PaymentRail, item: PayoutItem) -> str:
     )
 
 
-def transfer_already_made(rail: PaymentRail, item: PayoutItem) -> str | None:
+def transfer_already_made(rail: PaymentRail, item: PayoutItem | ItemRow) -> str | None:
     """On a re-send (`attempts` > 1): the transfer an earlier attempt made for this item, if the
     rail has one (its metadata names the item). A first send has none to look for."""
     if item.attempts <= 1 or item.destination is None:
@@ -367,7 +451,7 @@ def record_failed(session: Session, item: PayoutItem, reason: str, url: str | No
     return journal.failed_txn(item)
 
 
-def _notify(session: Session, item: PayoutItem, event_type: str, url: str | None) -> None:
+def _notify(session: Session, item: PayoutItem | ItemRow, event_type: str, url: str | None) -> None:
     outbound.emit(
         session, recipient_type=item.owner_type, recipient_id=item.owner_id, url=url, event_type=event_type,
         data={"payout_id": str(item.id), "batch_id": str(item.batch_id), "status": item.status,

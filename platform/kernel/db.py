@@ -73,6 +73,19 @@ def new_id() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+def new_ids(count: int) -> list[uuid.UUID]:
+    """`count` ids as `new_id` makes them, the randomness read in one call (a payout chunk's
+    journal takes tens of thousands)."""
+    millis = int(time.time() * 1000) & ((1 << 48) - 1)
+    head = (millis << 80) | (0x7 << 76) | (0b10 << 62)
+    noise = secrets.token_bytes(10 * count)
+    ids = []
+    for start in range(0, 10 * count, 10):
+        rand = int.from_bytes(noise[start:start + 10]) >> 6  # 74 random bits
+        ids.append(uuid.UUID(int=head | (((rand >> 62) & 0xFFF) << 64) | (rand & ((1 << 62) - 1))))
+    return ids
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime()}

@@ -28,15 +28,19 @@ Rules every caller relies on:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 import stripe
 
 from kernel.settings import Settings
 
 RailName = Literal["stripe", "manual"]
+T = TypeVar("T")
 
 
 class PaymentRailError(Exception):
@@ -190,6 +194,63 @@ def _params(**values: Any) -> Any:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def _keyed(idempotency_key: str) -> Any:
+    return {"idempotency_key": idempotency_key}
+
+
+class RateGate:
+    """This process's pace towards Stripe, shared by every thread: at most `per_second` HTTP
+    requests a second (None: unpaced), every attempt counted, the SDK's own retries included
+    (`_PacedRequestsClient`), so a run keeps the account's rate limit busy without flooding it.
+    Stripe counts requests per account: with several processes, give each its share.
+
+    After a 429 the caller sleeps `backoff(attempt)`: half to all of `min(2 s, step * 2**attempt)`,
+    `step` being one request's interval at the pace (or 50 ms unpaced). Short on purpose: the
+    rate limiter frees a slot every `step`, and a long sleep would leave it idle; the jitter keeps
+    threads that were refused together from coming back together."""
+
+    MAX_BACKOFF_SECONDS = 2.0
+
+    def __init__(self, per_second: float | None, retries: int = 8) -> None:
+        self.interval = 1.0 / per_second if per_second else 0.0
+        self.retries = retries
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self.rate_limited = 0  # 429s seen by this process (a figure for logs and benchmarks)
+
+    def wait(self) -> None:
+        """Take the next request slot at the pace, sleeping until it comes."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+    def backoff(self, attempt: int) -> None:
+        with self._lock:
+            self.rate_limited += 1
+        step = self.interval or 0.05
+        time.sleep(min(self.MAX_BACKOFF_SECONDS, step * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+class _PacedRequestsClient(stripe.RequestsClient):
+    """The SDK's `requests` client, each HTTP attempt (its own retries too) taken through the gate."""
+
+    def __init__(self, gate: RateGate, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._gate = gate
+
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None,
+        *, _usage: list[str] | None = None,
+    ) -> Any:
+        self._gate.wait()
+        return super().request(method, url, headers, post_data)
+
+
 class StripeRail:
     """Stripe Connect through the official SDK (`stripe.StripeClient`).
 
@@ -200,21 +261,40 @@ class StripeRail:
 
     name: RailName = "stripe"
 
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(self, client: stripe.StripeClient, gate: RateGate | None = None) -> None:
         self.client = client
+        self.gate = gate or RateGate(None)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StripeRail:
         if settings.stripe_api_key is None:
             raise ValueError("StripeRail needs settings.stripe_api_key")
         base = settings.stripe_api_base.rstrip("/") if settings.stripe_api_base else None
+        gate = RateGate(settings.stripe_requests_per_second, settings.stripe_rate_limit_retries)
         client = stripe.StripeClient(
             settings.stripe_api_key.get_secret_value(),
             base_addresses={"api": base, "connect": base, "files": base} if base else None,
             max_network_retries=settings.stripe_max_network_retries,
-            http_client=stripe.RequestsClient(timeout=settings.stripe_timeout_seconds),
+            http_client=_PacedRequestsClient(gate, timeout=settings.stripe_timeout_seconds),
         )
-        return cls(client)
+        return cls(client, gate)
+
+    def _call(self, request: Callable[[], T]) -> T:
+        """One API call, errors mapped; a 429 (rate limited) is sent again after a back-off, up to
+        the gate's `retries` times, then surfaces as a retryable error. Safe: Stripe performs a
+        rate-limited request not at all and stores nothing under its key, so the same call with
+        the same idempotency key is still performed once. (The SDK's own retries cover network
+        errors, 409 and 5xx; it does not retry a 429 unless told to by `Stripe-Should-Retry`.)"""
+        attempt = 0
+        while True:
+            try:
+                with _mapped_errors():
+                    return request()
+            except PaymentRailError as exc:
+                if exc.http_status != 429 or attempt >= self.gate.retries:
+                    raise
+                self.gate.backoff(attempt)
+                attempt += 1
 
     def create_connected_account(
         self, *, email: str, metadata: Mapping[str, str], idempotency_key: str, country: str | None = None
@@ -224,8 +304,7 @@ class StripeRail:
             # Separate charges and transfers: the platform charges, the account only receives transfers.
             capabilities={"transfers": {"requested": True}},
         )
-        with _mapped_errors():
-            account = self.client.v1.accounts.create(params=params, options={"idempotency_key": idempotency_key})
+        account = self._call(lambda: self.client.v1.accounts.create(params=params, options=_keyed(idempotency_key)))
         return str(account.id)
 
     def onboarding_link(
@@ -235,13 +314,11 @@ class StripeRail:
             "account": account_id, "refresh_url": refresh_url, "return_url": return_url,
             "type": "account_update" if update else "account_onboarding",
         }
-        with _mapped_errors():
-            link = self.client.v1.account_links.create(params=params, options={"idempotency_key": idempotency_key})
+        link = self._call(lambda: self.client.v1.account_links.create(params=params, options=_keyed(idempotency_key)))
         return str(link.url)
 
     def retrieve_account(self, account_id: str) -> AccountState:
-        with _mapped_errors():
-            account = self.client.v1.accounts.retrieve(account_id)
+        account = self._call(lambda: self.client.v1.accounts.retrieve(account_id))
         return AccountState(str(account.id), bool(account.payouts_enabled), bool(account.details_submitted))
 
     def create_payment(
@@ -251,21 +328,19 @@ class StripeRail:
             "amount": amount, "currency": currency.lower(), "transfer_group": transfer_group,
             "metadata": dict(metadata), "automatic_payment_methods": {"enabled": True},
         }
-        with _mapped_errors():
-            intent = self.client.v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})
+        intent = self._call(lambda: self.client.v1.payment_intents.create(params=params,
+                                                                          options=_keyed(idempotency_key)))
         return Payment(str(intent.id), intent.client_secret, str(intent.status))
 
     def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> str:
-        with _mapped_errors():
-            intent = self.client.v1.payment_intents.cancel(
-                payment_id, params={"cancellation_reason": "abandoned"}, options={"idempotency_key": idempotency_key}
-            )
+        intent = self._call(lambda: self.client.v1.payment_intents.cancel(
+            payment_id, params={"cancellation_reason": "abandoned"}, options=_keyed(idempotency_key)
+        ))
         return str(intent.status)
 
     def refund(self, *, payment_id: str, amount: int, metadata: Mapping[str, str], idempotency_key: str) -> str:
         params: Any = {"payment_intent": payment_id, "amount": amount, "metadata": dict(metadata)}
-        with _mapped_errors():
-            refund = self.client.v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
+        refund = self._call(lambda: self.client.v1.refunds.create(params=params, options=_keyed(idempotency_key)))
         return str(refund.id)
 
     def transfer(
@@ -282,15 +357,13 @@ class StripeRail:
             destination=destination, amount=amount, currency=currency.lower(), transfer_group=transfer_group,
             metadata=dict(metadata),
         )
-        with _mapped_errors():
-            transfer = self.client.v1.transfers.create(params=params, options={"idempotency_key": idempotency_key})
+        transfer = self._call(lambda: self.client.v1.transfers.create(params=params, options=_keyed(idempotency_key)))
         return str(transfer.id)
 
     def reverse_transfer(self, transfer_id: str, *, amount: int | None, idempotency_key: str) -> str:
-        with _mapped_errors():
-            reversal = self.client.v1.transfers.reversals.create(
-                transfer_id, params=_params(amount=amount), options={"idempotency_key": idempotency_key}
-            )
+        reversal = self._call(lambda: self.client.v1.transfers.reversals.create(
+            transfer_id, params=_params(amount=amount), options=_keyed(idempotency_key)
+        ))
         return str(reversal.id)
 
     def list_transfers(
@@ -299,16 +372,17 @@ class StripeRail:
         if transfer_group is None and destination is None:
             raise ValueError("list_transfers needs a transfer_group or a destination")
         params = _params(transfer_group=transfer_group, destination=destination, limit=100)
+        # Read whole (every page) in one call: a 429 on a later page retries the listing from the start.
+        listed = self._call(lambda: list(self.client.v1.transfers.list(params=params).auto_paging_iter()))
         records: list[TransferRecord] = []
-        with _mapped_errors():
-            for item in self.client.v1.transfers.list(params=params).auto_paging_iter():
-                metadata = item.to_dict().get("metadata") or {}
-                records.append(TransferRecord(
-                    id=str(item.id), destination=str(item.destination), amount=int(item.amount),
-                    amount_reversed=int(item.amount_reversed), currency=str(item.currency).upper(),
-                    transfer_group=item.transfer_group, metadata={str(k): str(v) for k, v in metadata.items()},
-                    created=int(item.created),
-                ))
+        for item in listed:
+            metadata = item.to_dict().get("metadata") or {}
+            records.append(TransferRecord(
+                id=str(item.id), destination=str(item.destination), amount=int(item.amount),
+                amount_reversed=int(item.amount_reversed), currency=str(item.currency).upper(),
+                transfer_group=item.transfer_group, metadata={str(k): str(v) for k, v in metadata.items()},
+                created=int(item.created),
+            ))
         # Stripe lists newest first (ties within a second in true order); reconciliation reads
         # in the order money moved.
         records.reverse()

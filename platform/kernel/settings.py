@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str | None = None  # tests point the real SDK at the fake Stripe server
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
+    # Stripe's rate limit (issue 18): this process's pace in requests a second (None: unpaced; the
+    # account's limit is 100/s live, 25/s in test mode, shared by every process), and how many
+    # times one call is sent again after a 429 before it fails as retryable (kernel/payment_rail.py).
+    stripe_requests_per_second: float | None = Field(default=None, gt=0, le=10_000)
+    stripe_rate_limit_retries: int = Field(default=8, ge=0, le=50)
     public_base_url: str = "http://127.0.0.1:8000"
 
     # Secret each payee's webhook signing secret is derived from (kernel/outbound.py). Unset: one
@@ -95,7 +100,10 @@ class Settings(BaseSettings):
     # schedule, Celery beat creates one batch per currency every `payout_schedule_seconds`.
     payout_auto_approve: bool = False
     payout_schedule_seconds: float | None = Field(default=None, gt=0)
-    payout_chunk_size: int = Field(default=50, ge=1, le=1000)  # items one worker takes per transaction
+    payout_chunk_size: int = Field(default=50, ge=1, le=5000)  # items one worker takes per transaction
+    # Stripe rail: threads of one run sending transfers at once (each its own item lock and
+    # connection), so the rail's rate limit, not the round trip, sets the pace.
+    payout_send_concurrency: int = Field(default=4, ge=1, le=64)
     payout_retry_base_seconds: float = Field(default=5.0, gt=0)  # backoff after a retryable rail error
     # A running batch's lease (payouts/service/lease.py): renewed by its run at least every third of it;
     # when it expires (the worker died) a live worker, checking every `payout_lease_check_seconds`,

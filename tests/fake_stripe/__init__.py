@@ -26,6 +26,10 @@ Fault modes, armed with `server.fail_next(path_prefix | None, mode, count=1, met
   connection without a response: the SDK sees a network error, retries with the same key, and gets the
   stored result back (no duplicate transfer).
 
+Rate limit: `server.limit_rate(per_second)` refuses requests over the limit with Stripe's 429
+(`rate_limit`, not performed, not stored under the key); `server.rate_stats()` says how many were
+served and refused, and the utilisation of the limit.
+
 Usage::
 
     server = FakeStripe().start()
@@ -35,13 +39,14 @@ Usage::
 """
 
 from tests.fake_stripe.core import StripeError
-from tests.fake_stripe.server import FAULT_MODES, FakeStripe, FaultMode, RecordedRequest
+from tests.fake_stripe.server import FAULT_MODES, FakeStripe, FaultMode, RateStats, RecordedRequest
 from tests.fake_stripe.webhooks import make_event, sign_payload, webhook_request
 
 __all__ = [
     "FAULT_MODES",
     "FakeStripe",
     "FaultMode",
+    "RateStats",
     "RecordedRequest",
     "StripeError",
     "make_event",

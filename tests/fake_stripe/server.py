@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, NamedTuple, get_args
@@ -39,6 +40,48 @@ class _Fault:
         return (self.method is None or self.method == method) and (
             self.path_prefix is None or path.startswith(self.path_prefix)
         )
+
+
+class _TokenBucket:
+    """Stripe's request rate limiter: `rate` tokens a second into a bucket of `burst`; a request
+    takes one or is refused."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = burst, time.monotonic()
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class RateStats(NamedTuple):
+    """What the rate limiter did since `limit_rate`: requests served and refused (429), and the
+    monotonic times of the first and last served request."""
+
+    limit: float
+    served: int
+    limited: int
+    first: float | None
+    last: float | None
+
+    @property
+    def utilisation(self) -> float:
+        """Served requests over what the limit allowed between the first and the last one."""
+        if self.first is None or self.last is None or self.last <= self.first:
+            return 0.0
+        return (self.served - 1) / ((self.last - self.first) * self.limit)
+
+
+# Stripe's answer to a rate-limited request (error type and code as the API sends them; the
+# `Stripe-Rate-Limited-Reason` header names the limiter). No `Stripe-Should-Retry`: the SDK does
+# not retry it, the caller backs off. The request is not performed, nor stored under its key.
+RATE_LIMITED_MESSAGE = ("Request rate limit exceeded. You can learn more about rate limits here "
+                        "https://docs.stripe.com/rate-limits.")
 
 
 @dataclass(frozen=True)
@@ -101,6 +144,9 @@ class FakeStripe:
         self._idempotency: dict[tuple[str, str | None, str], _IdempotentResult] = {}
         self._faults: list[_Fault] = []
         self._requests: list[RecordedRequest] = []
+        self._limiter: _TokenBucket | None = None
+        self._served_at: list[float] = []
+        self._limited = 0
         self._release = threading.Event()  # set to wake handlers hanging in "timeout" mode
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -151,6 +197,9 @@ class FakeStripe:
             self._idempotency.clear()
             self._faults.clear()
             self._requests.clear()
+            self._limiter = None
+            self._served_at.clear()
+            self._limited = 0
             self._release.set()
             self._release = threading.Event()
 
@@ -164,6 +213,24 @@ class FakeStripe:
             raise ValueError(f"unknown fault mode {mode!r}; expected one of {FAULT_MODES}")
         with self._lock:
             self._faults.append(_Fault(path_prefix, mode, count, method.upper() if method else None))
+
+    def limit_rate(self, per_second: float | None, *, burst: float | None = None) -> None:
+        """Enforce a rate limit like Stripe's: at most `per_second` requests a second (a token
+        bucket holding `burst` requests, by default a fifth of a second's worth and at least 1);
+        a request over it gets Stripe's 429 `rate_limit` error and is not performed. None: no
+        limit. Starts `rate_stats` afresh."""
+        with self._lock:
+            self._limiter = None if per_second is None else _TokenBucket(
+                per_second, burst if burst is not None else max(1.0, per_second / 5))
+            self._served_at.clear()
+            self._limited = 0
+
+    def rate_stats(self) -> RateStats:
+        with self._lock:
+            limit = self._limiter.rate if self._limiter else 0.0
+            served = self._served_at
+            return RateStats(limit, len(served), self._limited, served[0] if served else None,
+                             served[-1] if served else None)
 
     def _take_fault(self, method: str, path: str) -> FaultMode | None:
         for fault in self._faults:
@@ -260,13 +327,26 @@ class FakeStripe:
         key = handler.headers.get("Idempotency-Key") if method == "POST" else None
         with self._lock:
             self._requests.append(RecordedRequest(method, url.path, key))
-            fault = self._take_fault(method, url.path)
+            limited = False
+            if self._limiter is not None:
+                now = time.monotonic()
+                limited = not self._limiter.take(now)
+                if limited:
+                    self._limited += 1
+                else:
+                    self._served_at.append(now)
+            fault = None if limited else self._take_fault(method, url.path)
             release = self._release
         request_id = new_id("req", 14)
         version = handler.headers.get("Stripe-Version") or self.api.api_version
         headers = {"Request-Id": request_id, "Stripe-Version": version}
         if key is not None:
             headers["Idempotency-Key"] = key
+        if limited:
+            headers["Stripe-Rate-Limited-Reason"] = "global-rate"
+            error = StripeError(429, RATE_LIMITED_MESSAGE, code="rate_limit")
+            self._send(handler, 429, error.body(request_id), headers)
+            return
         if fault == "timeout":  # never answer; close once the client has given up (or on stop/reset)
             release.wait(self.hang_seconds)
             return

@@ -64,8 +64,12 @@ def worker_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def two_workers(
     backend_env: Backend, fake_stripe_server: FakeStripe, broker: Settings, worker_log: Path
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Two worker processes for the module; a short pause after each rail call makes them overlap."""
-    workers = [start_worker(backend_env, fake_stripe_server, f"pay{i}", worker_log, payout_rail_pause_seconds=0.03)
+    """Two worker processes for the module; a short pause after each rail call makes them overlap.
+    One sending thread each: the fault test arms faults for "the next requests" in order, which
+    only one sender per worker keeps deterministic (threads sending at once: test_killed_worker.py,
+    test_rate_limit.py, test_slow_10k.py)."""
+    workers = [start_worker(backend_env, fake_stripe_server, f"pay{i}", worker_log, payout_rail_pause_seconds=0.03,
+                            payout_send_concurrency=1)
                for i in (1, 2)]
     wait_ready(make_celery(broker), ["pay1", "pay2"], worker_log)  # else one could do the whole batch alone
     yield workers

@@ -58,7 +58,8 @@ def test_a_worker_killed_after_stripe_made_a_transfer_is_resumed_by_a_live_worke
         stop(doomed)
     unrecorded = {t["metadata"]["payout_item_id"] for t in fake_stripe.objects("transfer")} - {
         str(i.id) for i in items_of(env, batch_id) if i.status == "paid"}
-    assert batch_status(env, batch_id) == "running" and len(unrecorded) == 1
+    # One per sending thread at most (payout_send_concurrency): each in the pause at the kill.
+    assert batch_status(env, batch_id) == "running" and 1 <= len(unrecorded) <= 4
 
     # A new worker, nothing sent to it: its lease watch takes over the dead worker's expired lease.
     rescuer = start_worker(env, fake_stripe, "rescuer", worker_log)
@@ -70,10 +71,9 @@ def test_a_worker_killed_after_stripe_made_a_transfer_is_resumed_by_a_live_worke
     assert time.monotonic() - killed_at < RESUMED_WITHIN_SECONDS
 
     assert_each_paid_once(env, fake_stripe, batch_id, accounts)
-    [resent] = unrecorded
     keys = [r.idempotency_key for r in fake_stripe.requests if r.method == "POST" and r.path == "/v1/transfers"]
-    # sent by the killed worker; the new one found that transfer at Stripe and adopted it
-    assert keys.count(f"payout-{resent}") == 1
+    # sent by the killed worker; the new one found each such transfer at Stripe and adopted it
+    assert all(keys.count(f"payout-{resent}") == 1 for resent in unrecorded)
     assert len({i.worker for i in items_of(env, batch_id)}) == 2
 
 
