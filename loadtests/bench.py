@@ -312,20 +312,28 @@ def percentile(response_times: dict[int, int], count: int, fraction: float) -> i
     return 0
 
 
+def locust_command(host: str, users: int, duration: int, out_prefix: Path) -> list[str]:
+    """The locustfile, headless, for `duration` seconds; final figures in `<out_prefix>.json`."""
+    return [
+        sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"), "--headless",
+        "-u", str(users), "-r", str(max(1, users)), "-t", f"{duration}s", "--host", host,
+        "--json-file", str(out_prefix), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5",
+    ]
+
+
 def run_locust(host: str, seed_file: Path, users: int, duration: int, out_prefix: Path) -> dict[str, Any]:
     """Run the locustfile headless; its final figures. From `--json-file`, written at exit: the
     CSV files are written once a second during the run, not at exit, so they miss up to the
     last second of requests (half of a 2-second run's)."""
-    spawn_rate = max(1, users)
     env = {**os.environ, "MARKETPLACE_SEED_FILE": str(seed_file)}
-    out = Path(f"{out_prefix}.json")  # Locust adds the suffix
-    command = [
-        sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"), "--headless",
-        "-u", str(users), "-r", str(spawn_rate), "-t", f"{duration}s", "--host", host,
-        "--json-file", str(out_prefix), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5",
-    ]
-    subprocess.run(command, env=env, cwd=REPO, check=False, stdout=subprocess.DEVNULL)
-    entries = json.loads(out.read_text())
+    subprocess.run(locust_command(host, users, duration, out_prefix), env=env, cwd=REPO, check=False,
+                   stdout=subprocess.DEVNULL)
+    return read_locust(out_prefix)
+
+
+def read_locust(out_prefix: Path) -> dict[str, Any]:
+    """Locust's final figures from its `--json-file` (Locust adds the suffix)."""
+    entries = json.loads(Path(f"{out_prefix}.json").read_text())
     checkout = next((entry for entry in entries if entry["name"] == "checkout"), None)
     if checkout is None or not checkout["num_requests"]:
         raise RuntimeError("locust recorded no checkout requests")
@@ -474,7 +482,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-pgbench", action="store_true", help="smoke runs: no ceiling, no ratio")
     parser.add_argument("--profile", metavar="DIR", help="record every server worker with py-spy into DIR "
                         "(collapsed stacks) and print a summary of where the time goes (the first real phase)")
+    parser.add_argument("--chaos", action="store_true",
+                        help="load held under faults (loadtests/chaos.py): one API worker SIGKILLed, the Celery "
+                        "worker SIGKILLed and restarted, Redis restarted, during one real phase of --duration; "
+                        "then the invariants (exit 1 when one breaks). No floor, no pgbench")
+    parser.add_argument("--chaos-down", type=float, default=1.0,
+                        help="with --chaos: seconds the killed Celery worker and Redis stay down")
+    parser.add_argument("--chaos-recovery-timeout", type=float, default=60.0,
+                        help="with --chaos: seconds a fault may take to recover before it counts as a violation")
+    parser.add_argument("--chaos-drain-timeout", type=float, default=180.0,
+                        help="with --chaos: seconds the worker gets to empty the queue after the load")
     args = parser.parse_args(argv)
+    if args.chaos:
+        from loadtests.chaos import run_chaos
+
+        return run_chaos(args)
 
     from loadtests.seed import oversold_variants, seed_platform
 

@@ -24,19 +24,26 @@ Environment:
 * MARKETPLACE_THINK_S    think time between tasks in seconds, "min,max" (default "0,0": a closed
                          loop, each user sends its next request when the previous one answers)
 * MARKETPLACE_RETRY_PCT  percent of checkouts retried with the same key (default 2)
+* MARKETPLACE_REQUEST_LOG  a file to append one line per request to (`R <end time> <0|1 failed>
+                         <name> <why: status or exception class, or ->`) and one per order
+                         answered 201 (`O <end time> <Idempotency-Key> <order id>`), as they
+                         happen: `bench --chaos` reads it to count failures per fault window and
+                         to find every order a client saw in the database (loadtests/chaos.py)
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from locust import between, constant, task
+from locust import between, constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
 # Locust imports this file by path: make the repository importable for the shared helpers.
@@ -60,6 +67,20 @@ def think_time() -> Any:
 SEED = load_seed() if os.environ.get("MARKETPLACE_SEED_FILE") else {}
 MIX = parse_mix(os.environ.get("MARKETPLACE_MIX", ""))
 RETRY_PCT = float(os.environ.get("MARKETPLACE_RETRY_PCT", "2"))
+# Line-buffered (each line is written when it ends, so it is never closed): the chaos bench
+# reads it during the load (has a checkout been answered since Redis came back?).
+REQUEST_LOG = open(os.environ["MARKETPLACE_REQUEST_LOG"], "a", buffering=1) \
+    if os.environ.get("MARKETPLACE_REQUEST_LOG") else None  # noqa: SIM115 (open for the whole run)
+
+
+if REQUEST_LOG is not None:
+    @events.request.add_listener
+    def _log_request(name: str, exception: BaseException | None = None, **_kwargs: Any) -> None:
+        assert REQUEST_LOG is not None
+        # Why it failed, in a word: "500", "409", or the exception's class (a reset connection).
+        found = re.search(r"answered (\d{3})", str(exception)) if exception is not None else None
+        reason = "-" if exception is None else found.group(1) if found else type(exception).__name__
+        REQUEST_LOG.write(f"R {time.time():.3f} {int(exception is not None)} {name.replace(' ', '_')} {reason}\n")
 
 
 class StorefrontBuyer(FastHttpUser):
@@ -129,6 +150,8 @@ class StorefrontBuyer(FastHttpUser):
                 response.failure(f"checkout returned no order: {(response.text or '')[:300]}")
                 return
             response.success()
+        if REQUEST_LOG is not None:
+            REQUEST_LOG.write(f"O {time.time():.3f} {key} {order['id']}\n")
         if self.rng.random() * 100 < RETRY_PCT:
             with self.client.post(path, json=body, headers=headers, name="checkout retry",
                                   catch_response=True) as retry:

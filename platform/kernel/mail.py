@@ -13,6 +13,7 @@ invitation is worse than a duplicate one.
 
 from __future__ import annotations
 
+import functools
 import smtplib
 import ssl
 import uuid
@@ -97,19 +98,25 @@ def _message(settings: Settings, row: OutboxMail) -> EmailMessage:
     return message
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The system's CA store, loaded once per process: loading it costs about 20 ms of CPU, which
+    was most of what sending one message cost (the worker sent ~7 messages/s; loadtests/chaos.py)."""
+    return ssl.create_default_context()
+
+
 def deliver(settings: Settings, message: EmailMessage) -> None:
     """One SMTP conversation: implicit TLS (`smtp_tls=ssl`), STARTTLS, or plain (local relays, tests)."""
     assert settings.smtp_host is not None
     timeout = settings.smtp_timeout_seconds
-    context = ssl.create_default_context()
     smtp: smtplib.SMTP
     if settings.smtp_tls == "ssl":
-        smtp = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=timeout, context=context)
+        smtp = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=timeout, context=tls_context())
     else:
         smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
     with smtp:
         if settings.smtp_tls == "starttls":
-            smtp.starttls(context=context)
+            smtp.starttls(context=tls_context())
         if settings.smtp_user:
             password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
             smtp.login(settings.smtp_user, password)
