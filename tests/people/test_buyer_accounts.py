@@ -87,3 +87,8 @@ def test_an_email_is_one_account_its_link_expires_and_other_keys_see_no_buyer_or
     assert client.get("/v1/me/orders", headers=bearer(signed["api_key"])).status_code == 403
     assert client.get("/v1/me/orders", headers=operator).status_code == 403  # a buyer's own route
     assert client.get("/v1/me/orders").status_code == 401
+    member = ok(client.post("/v1/buyer-organizations", json={
+        "name": "Acme", "email": f"ada-{uuid.uuid4().hex[:6]}@acme.example", "owner_name": "Ada",
+        "password": "acme-buying-passphrase"}), 201)
+    no_account = ok(client.get("/v1/me/orders", headers=bearer(member["api_key"])), 403)
+    assert no_account["type"].endswith("no-buyer-account")  # a buyer without an account sees no orders here

@@ -39,6 +39,11 @@ class AccountNotConfirmed(Forbidden):
     title = "Confirm your email first"
 
 
+class NoBuyerAccount(Forbidden):
+    type = "no-buyer-account"
+    title = "This person has no buyer account"
+
+
 class ConfirmationGone(AppError):
     status = 410
     type = "buyer-account-confirmation-gone"
@@ -100,7 +105,7 @@ def account_of(session: Session, principal: Principal) -> BuyerAccount:
     found = session.scalars(select(BuyerAccount).where(BuyerAccount.person_id == principal.person_id)).one_or_none() \
         if principal.person_id is not None else None
     if found is None:
-        raise NotFound("this key's person has no buyer account: POST /v1/buyer-accounts")
+        raise NoBuyerAccount("this key's person has no buyer account: POST /v1/buyer-accounts")
     return found
 
 
