@@ -62,7 +62,8 @@ def test_every_error_response_refers_to_the_one_problem_details_schema(spec: dic
 
 # Public routes that take a person's email and password: a wrong password is their 401.
 PASSWORD_ROUTES = {("/v1/sessions", "post"), ("/v1/auth/api-keys", "post"), ("/v1/sellers", "post"),
-                   ("/v1/affiliates", "post"), ("/v1/invitations/accept", "post"), ("/v1/buyer-organizations", "post")}
+                   ("/v1/affiliates", "post"), ("/v1/invitations/accept", "post"), ("/v1/buyer-organizations", "post"),
+                   ("/v1/buyer-accounts", "post")}
 
 
 def test_operations_list_only_the_errors_they_can_return(spec: dict[str, Any]) -> None:
@@ -76,7 +77,8 @@ def test_operations_list_only_the_errors_they_can_return(spec: dict[str, Any]) -
             assert path in {"/v1/payout-holds", "/v1/affiliates/me/clicks", "/v1/referral-links",
                             "/v1/commissions/preview", "/v1/webhooks/stripe", "/v1/password-resets/confirm",
                             "/v1/invitations/accept", "/v1/buyer-organizations/me/orders",
-                            "/v1/relationship-contacts", "/v1/sessions/current"}, (path, method)
+                            "/v1/relationship-contacts", "/v1/sessions/current",
+                            "/v1/buyer-accounts/confirm"}, (path, method)
         if operation.get("parameters") or operation.get("requestBody"):
             assert 422 in errors_of(operation), (path, method)
         if operation.get("requestBody"):  # the body limit, answered before routing

@@ -85,6 +85,8 @@ LOCK_ORDER: tuple[Place, ...] = (
     Place("payout_items", "taken SKIP LOCKED before the shares a freeze claims or a failed payout gives back"),
     Place("payout_recoveries", "taken SKIP LOCKED before its journal posting"),
     Place("payout_holds", "an operator's hold on a payee; nothing else is locked with it"),
+    Place("buyer_accounts", "a buyer account's emailed confirmation, used once; nothing else is locked with it"),
+    Place("buyer_organizations", "an operator sets its invoice terms; nothing else is locked with it"),
     Place("buyer_spending_limits", "a buyer organization member's limit, set by its admin; nothing else is "
                                    "locked with it"),
     Place("affiliates", "a payee (recovery planning, onboarding), before what it owns; a Stripe account "
@@ -104,6 +106,7 @@ LOCK_ORDER: tuple[Place, ...] = (
                         "freeze and a refund take them in this order"),
     Place("commissions", "after the sub-orders (above)"),
     Place("order_lines", "written only under the order's row lock, by refunds", guarded_by="orders"),
+    Place("invoices", "an order's invoice, paid or voided only under the order's row lock", guarded_by="orders"),
     Place("growth_customers", "a payment's or refund's rollup rows, after the order's shares and before the stock a "
                               "rejection gives back; (group type, group, buyer) order"),
     Place("growth_daily", "the growth rollup, after its customers; rows in key order"),

@@ -82,7 +82,7 @@ def create_person(session: Session, email: str, name: str, password: str) -> Per
     return person
 
 
-def _person_for(session: Session, email: str, name: str | None, password: str) -> Person:
+def person_for(session: Session, email: str, name: str | None, password: str) -> Person:
     """The person an email names, proven by their password; or a new person with that password."""
     person = find_person(session, email)
     if person is None:
@@ -116,7 +116,7 @@ def sign_up_owner(
 ) -> Person:
     """The person who applied for a new seller or affiliate becomes its owner (an existing
     person proves it with their password)."""
-    person = _person_for(session, email, name, password)
+    person = person_for(session, email, name, password)
     add_membership(session, person, kind, organization_id, permissions.TOP_ROLE[kind])
     return person
 
@@ -148,7 +148,7 @@ def ensure_operator_admin(session: Session, email: str, name: str, password: str
     if session.scalars(select(Membership.id).where(Membership.organization_id == permissions.OPERATOR_TEAM_ID,
                                                    Membership.role == top)).first() is not None:
         return None
-    person = _person_for(session, email, name, password)
+    person = person_for(session, email, name, password)
     add_membership(session, person, Role.OPERATOR, permissions.OPERATOR_TEAM_ID, top)
     return person
 
@@ -339,7 +339,7 @@ def accept_invitation(session: Session, token: str, name: str | None, password: 
         raise NotFound("no such invitation: check the link")
     if row.accepted_at is not None or row.revoked_at is not None or row.expires_at <= clock.now():
         raise InvitationGone("this invitation was used, revoked or has expired: ask for a new one")
-    person = _person_for(session, row.email, name, password)
+    person = person_for(session, row.email, name, password)
     kind = Role(row.organization_kind)
     membership = add_membership(session, person, kind, row.organization_id, row.role)
     row.accepted_at = clock.now()

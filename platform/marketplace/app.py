@@ -23,8 +23,8 @@ from marketplace import bootstrap, people_api, system_api
 from marketplace.docs_ui import install_docs
 from marketplace.subjects import subject_rejected
 from orders import api as orders_api
+from orders import buyer_account_api, buyer_data_api, buyer_org_api, reports_api
 from orders import buyer_api as order_links_api
-from orders import buyer_data_api, buyer_org_api, reports_api
 from payouts import api as payouts_api
 from web import install_web
 
@@ -99,6 +99,7 @@ def create_app(
     app.include_router(people_api.router)
     app.include_router(order_links_api.router)
     app.include_router(buyer_org_api.router)
+    app.include_router(buyer_account_api.router)
     app.include_router(buyer_data_api.router)
     app.include_router(payouts_api.router)
     app.include_router(reports_api.router)

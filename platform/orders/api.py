@@ -145,8 +145,10 @@ def list_orders(
 ) -> Page[OrderOperatorOut]:
     """Operator: every order, newest first."""
     rows = queries.list_orders(session, status=status, after=decode_cursor(cursor), limit=limit)
-    return Page(items=[_operator_view(session, o, principal) for o in rows[:limit]],
-                next_cursor=_page_of(rows, limit, [o.id for o in rows]))
+    log = buyer_policy.AccessLog()  # the page's reads of buyer data: one insert
+    items = [_operator_view(session, o, principal, log) for o in rows[:limit]]
+    log.write(session)
+    return Page(items=items, next_cursor=_page_of(rows, limit, [o.id for o in rows]))
 
 
 @router.get("/orders/{order_id}", response_model=OrderOperatorOut, tags=["orders"])
@@ -169,8 +171,9 @@ def mark_paid(
     return _operator_view(session, order, principal)
 
 
-def _operator_view(session: Session, order: Order, principal: Principal) -> OrderOperatorOut:
-    return views.order_for_operator(order, buyer_policy.view_and_log(session, order, Viewer.of(principal)))
+def _operator_view(session: Session, order: Order, principal: Principal,
+                   log: buyer_policy.AccessLog | None = None) -> OrderOperatorOut:
+    return views.order_for_operator(order, buyer_policy.view_and_log(session, order, Viewer.of(principal), log=log))
 
 
 RefundKeyHeader = Annotated[
@@ -239,12 +242,13 @@ def _seller_view(session: Session, sub_id: uuid.UUID, principal: CurrentPrincipa
 
 
 def _sub_view(session: Session, sub: SubOrder, principal: Principal, order: Order | None = None,
-              cache: buyer_policy.TermsCache | None = None) -> SubOrderSellerOut:
+              cache: buyer_policy.TermsCache | None = None, log: buyer_policy.AccessLog | None = None,
+              ) -> SubOrderSellerOut:
     """A part of an order with what this viewer may see of its buyer (orders.service.buyer_policy);
     `order`: the sub-order's order when the caller has loaded it already (a page loads them at once)."""
     order = order or queries.get_order(session, sub.order_id)
     buyer = buyer_policy.view_and_log(session, order, Viewer.of(principal), seller_id=sub.seller_id,
-                                      shipping=sub.status in views.PAID_STATES, cache=cache)
+                                      shipping=sub.status in views.PAID_STATES, cache=cache, log=log)
     return views.sub_order_for_seller(sub, buyer)
 
 
@@ -266,8 +270,10 @@ def list_sub_orders(
     rows = queries.list_sub_orders(session, principal, status=status, after=decode_cursor(cursor), limit=limit)
     orders = queries.orders_by_id(session, (s.order_id for s in rows[:limit]))  # one statement, not one a row
     terms: buyer_policy.TermsCache = {}  # each affiliate's charter terms read once a page
-    return Page(items=[_sub_view(session, s, principal, orders[s.order_id], terms) for s in rows[:limit]],
-                next_cursor=_page_of(rows, limit, [s.id for s in rows]))
+    log = buyer_policy.AccessLog()  # and the page's reads of buyer data logged in one insert
+    items = [_sub_view(session, s, principal, orders[s.order_id], terms, log) for s in rows[:limit]]
+    log.write(session)
+    return Page(items=items, next_cursor=_page_of(rows, limit, [s.id for s in rows]))
 
 
 @router.get("/sub-orders/{sub_order_id}", response_model=SubOrderSellerOut, tags=["fulfilment"])

@@ -63,12 +63,14 @@ def affiliate_orders(
     buyers' consents let you see of each buyer (masked by default)."""
     viewer = Viewer.of(principal)
     out = []
+    log = buyer_policy.AccessLog()  # the list's reads of buyer data: one insert
     for order in buyer_policy.orders_brought_by(session, viewer.organization_id, limit):
-        buyer = buyer_policy.view_and_log(session, order, viewer)
+        buyer = buyer_policy.view_and_log(session, order, viewer, log=log)
         out.append(AffiliateOrderOut(
             id=order.id, status=order.status, total=money(order.total_amount, order.currency),
             attribution_source=order.attribution_source, created_at=order.created_at,
             buyer=BuyerFieldsOut.model_validate(buyer.as_json())))
+    log.write(session)
     return out
 
 

@@ -4,7 +4,7 @@ addresses, orders placed by members, and approvers' decisions. Thin: each calls 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Response
 from sqlalchemy.orm import Session
@@ -12,13 +12,22 @@ from sqlalchemy.orm import Session
 from kernel import mail
 from kernel.auth import Principal, Role
 from kernel.db import session_scope
-from kernel.deps import DbSession, NoStore, PublicRateLimit, PublicWriteAudit, StrictQuery, get_runtime, require
+from kernel.deps import (
+    DbSession,
+    NoStore,
+    OperatorPrincipal,
+    PublicRateLimit,
+    PublicWriteAudit,
+    StrictQuery,
+    get_runtime,
+    require,
+)
 from kernel.errors import Unprocessable
 from kernel.people import list_members
 from kernel.runtime import Runtime
-from kernel.schemas import money
+from kernel.schemas import Page, decode_cursor, encode_cursor, money
 from kernel.tasking import enqueue_after_commit
-from orders.models import Order
+from orders.models import Invoice, Order
 from orders.schemas import (
     ApprovalOut,
     BuyerAddressIn,
@@ -30,10 +39,14 @@ from orders.schemas import (
     BuyerSignedUpOut,
     BuyerSignUpIn,
     DecisionIn,
+    InvoiceOut,
+    InvoicePaymentIn,
+    InvoiceTermsIn,
+    InvoiceTermsOut,
     OrderBuyerOut,
     SpendingLimitIn,
 )
-from orders.service import buyer_orgs, checkout, payments, views
+from orders.service import buyer_orgs, checkout, invoices, payments, settlement, views
 
 router = APIRouter(prefix="/v1", dependencies=[StrictQuery])
 BuyerPrincipal = Annotated[Principal, Depends(require(Role.BUYER))]
@@ -50,6 +63,7 @@ def _org_out(session: Session, organization_id: uuid.UUID) -> BuyerOrganizationO
 
     return BuyerOrganizationOut(
         id=organization.id, name=organization.name, email=organization.email,
+        invoice_terms_days=organization.invoice_terms_days,
         members=[BuyerMemberOut(person_id=m.person.id, email=m.person.email, name=m.person.name, role=m.membership.role,
                                 spending_limit=limit_of(m.person.id)) for m in list_members(session, organization_id)],
         addresses=[BuyerAddressOut(id=a.id, label=a.label, address=a.address)
@@ -104,7 +118,17 @@ def _order_out(session: Session, order: Order) -> BuyerOrgOrderOut:
         **views.order_for_buyer(order).model_dump(), "placed_by_person_id": order.placed_by_person_id,
         "approval": ApprovalOut(decision=approval.decision, person_id=approval.person_id, reason=approval.reason,
                                 decided_at=approval.decided_at) if approval else None,
+        "invoice": _invoice_out(invoice) if (invoice := invoices.of_order(session, order.id)) else None,
     })
+
+
+def _invoice_out(invoice: Invoice) -> InvoiceOut:
+    return InvoiceOut(
+        id=invoice.id, order_id=invoice.order_id, buyer_organization_id=invoice.buyer_organization_id,
+        amount=money(invoice.amount, invoice.currency), status=invoice.status,
+        overdue=invoices.is_overdue(invoice), issued_at=invoice.issued_at, due_at=invoice.due_at,
+        paid_at=invoice.paid_at, payment_reference=invoice.payment_reference,
+    )
 
 
 def _pay_later(background: BackgroundTasks, runtime: Runtime, order: Any) -> None:
@@ -156,6 +180,8 @@ def place_order(
         enqueue_after_commit(session, mail.SEND_TASK, str(result.mail_id))
     if not result.replayed and order.status == "awaiting_approval":
         buyer_orgs.notify_approvers(session, runtime.settings, order.id)
+    if not result.replayed:
+        invoices.issue(session, order.id)  # on account, if the organization has invoice terms
     _pay_later(background, runtime, order)
     link = (result.link.token, result.link.url) if result.link else None
     out = Response(views.order_for_buyer_json(order, link), status_code=201, media_type="application/json")
@@ -200,3 +226,64 @@ def reject(
 ) -> BuyerOrgOrderOut:
     """Approver: the order is cancelled and its stock given back."""
     return _decide(runtime, principal, order_id, False, body.reason if body else "", session, background)
+
+
+# --- invoice terms (orders.service.invoices) ------------------------------------------------------
+
+InvoiceStatusQuery = Annotated[Literal["open", "paid", "void"] | None, Query()]
+
+
+def _invoice_page(
+    session: Session, organization_id: uuid.UUID | None, status: str | None, overdue: bool, cursor: str | None,
+    limit: int,
+) -> Page[InvoiceOut]:
+    rows = invoices.listed(session, organization_id=organization_id, status=status, overdue=overdue,
+                           after=decode_cursor(cursor), limit=limit + 1)
+    return Page(items=[_invoice_out(i) for i in rows[:limit]],
+                next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+@router.put("/buyer-organizations/{buyer_organization_id}/invoice-terms", response_model=InvoiceTermsOut,
+            tags=["buyers"])
+def set_invoice_terms(
+    buyer_organization_id: uuid.UUID, body: InvoiceTermsIn, session: DbSession, principal: OperatorPrincipal,
+) -> InvoiceTermsOut:
+    """Operator: trust a buyer organization with invoice terms (net days): its orders on the manual
+    rail are then placed on account, payable by a due date, the ledger showing the receivable until
+    the payment is recorded. `null` takes the terms away (invoices issued stay due)."""
+    organization = invoices.set_terms(session, buyer_organization_id, body.net_days)
+    return InvoiceTermsOut(buyer_organization_id=organization.id, net_days=organization.invoice_terms_days)
+
+
+@router.get("/invoices", response_model=Page[InvoiceOut], tags=["buyers"])
+def list_invoices(
+    session: DbSession, principal: OperatorPrincipal, status: InvoiceStatusQuery = None, overdue: bool = False,
+    buyer_organization_id: uuid.UUID | None = None, cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[InvoiceOut]:
+    """Operator: invoices newest first; `overdue=true`: the open ones past their due date."""
+    return _invoice_page(session, buyer_organization_id, status, overdue, cursor, limit)
+
+
+@router.post("/invoices/{invoice_id}/payments", response_model=InvoiceOut, tags=["buyers"],
+             responses={409: {"description": "the invoice was paid already, or its order cancelled"},
+                        422: {"description": "the amount is not the invoice's, in full, in its currency"}})
+def record_invoice_payment(
+    invoice_id: uuid.UUID, body: InvoicePaymentIn, session: DbSession, principal: OperatorPrincipal,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+) -> InvoiceOut:
+    """Operator: the buyer's payment of an invoice arrived (once; its amount in full). The order is
+    paid: the receivable is collected and the sellers' and market makers' shares are booked as for
+    any payment (`POST /v1/orders/{id}/mark-paid` does the same for the full amount)."""
+    invoice = settlement.record_invoice_payment(session, runtime.settings, invoice_id, body.amount.amount,
+                                                body.amount.currency, body.reference)
+    return _invoice_out(invoice)
+
+
+@router.get(ME + "/invoices", response_model=Page[InvoiceOut], tags=["buyers"])
+def list_my_invoices(
+    session: DbSession, principal: BuyerPrincipal, status: InvoiceStatusQuery = None, overdue: bool = False,
+    cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[InvoiceOut]:
+    """The organization's invoices (orders on account), newest first; `overdue=true`: what is late."""
+    return _invoice_page(session, _org_id(principal), status, overdue, cursor, limit)

@@ -235,6 +235,49 @@ class BuyerOrganization(TimestampMixin, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(254))
+    # Invoice terms an operator trusts it with: its orders on the manual rail are placed on account,
+    # payable within this many days (orders.service.invoices); None: paid at once like everyone's.
+    invoice_terms_days: Mapped[int | None] = mapped_column(Integer)
+
+
+class InvoiceStatus(enum.StrEnum):
+    OPEN = "open"  # issued, the buyer owes it (overdue once past due_at)
+    PAID = "paid"  # its payment was recorded, once
+    VOID = "void"  # its order was cancelled unpaid
+
+
+class Invoice(Base):
+    """An order placed on account (orders.service.invoices): payable by `due_at`; the ledger holds
+    its amount as the organization's receivable while it is open. Written only under its order's
+    row lock."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (Index("ix_invoices_status_due_at", "status", "due_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), unique=True)
+    buyer_organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buyer_organizations.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(8))
+    issued_at: Mapped[datetime] = mapped_column()
+    due_at: Mapped[datetime] = mapped_column()
+    paid_at: Mapped[datetime | None] = mapped_column()
+    payment_reference: Mapped[str | None] = mapped_column(String(200))
+
+
+class BuyerAccount(TimestampMixin, Base):
+    """A person's buyer account (orders.service.buyer_accounts): once `confirmed_at`, its person
+    sees every order placed with `email`. Only the confirmation token's SHA-256 is stored."""
+
+    __tablename__ = "buyer_accounts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("people.id"), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    token_expires_at: Mapped[datetime | None] = mapped_column()
+    confirmed_at: Mapped[datetime | None] = mapped_column()
 
 
 class BuyerSpendingLimit(Base):

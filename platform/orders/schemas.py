@@ -334,6 +334,9 @@ class PlatformBalanceOut(BaseModel):
     payees_in_transit: int
     paid_out: int
     refunds_owed: int = Field(description="refunds the rail failed to return, owed to buyers until settled")
+    receivable: int = Field(default=0, description="what buyer organizations owe for orders on account, unpaid "
+                                                   "invoices (negative: owed to the platform)")
+    invoiced: int = Field(default=0, description="billed on account, not yet collected (mirrors `receivable`)")
 
 
 class TodayCurrencyOut(BaseModel):
@@ -549,6 +552,27 @@ class BuyerSignUpIn(StrictModel):
     password: SecretStr = Field(min_length=10, max_length=200)
 
 
+class BuyerAccountIn(StrictModel):
+    email: EmailStr = Field(description="the email your orders were placed with; confirmed by a link mailed to it")
+    name: str = Field(min_length=1, max_length=200)
+    password: SecretStr = Field(min_length=10, max_length=200, description="a new password, or an existing "
+                                                                         "person's own")
+
+
+class BuyerAccountConfirmIn(StrictModel):
+    token: str = Field(min_length=20, max_length=100, description="the token of the link mailed at sign-up")
+
+
+class BuyerAccountOut(BaseModel):
+    person_id: uuid.UUID
+    email: str
+    confirmed_at: datetime | None = Field(description="null until the emailed link is used: no orders shown before")
+
+
+class BuyerAccountSignedUpOut(BuyerAccountOut):
+    api_key: str = Field(description="a personal key for this account, shown once")
+
+
 class SpendingLimitIn(StrictModel):
     limit: MoneyIn | None = Field(description="what the member may order per order without an approver (null: "
                                               "no limit set, every order waits for approval)")
@@ -577,6 +601,7 @@ class BuyerOrganizationOut(BaseModel):
     id: uuid.UUID
     name: str
     email: str
+    invoice_terms_days: int | None = Field(description="net days an operator trusts it with (null: none)")
     members: list[BuyerMemberOut]
     addresses: list[BuyerAddressOut]
 
@@ -606,9 +631,38 @@ class ApprovalOut(BaseModel):
     decided_at: datetime
 
 
+class InvoiceOut(BaseModel):
+    id: uuid.UUID
+    order_id: uuid.UUID
+    buyer_organization_id: uuid.UUID
+    amount: MoneyOut
+    status: Literal["open", "paid", "void"]
+    overdue: bool = Field(description="open and past its due date")
+    issued_at: datetime
+    due_at: datetime
+    paid_at: datetime | None
+    payment_reference: str | None
+
+
 class BuyerOrgOrderOut(OrderBuyerOut):
     placed_by_person_id: uuid.UUID | None
     approval: ApprovalOut | None
+    invoice: InvoiceOut | None = Field(description="the order's invoice when placed on account (invoice terms)")
+
+
+class InvoiceTermsIn(StrictModel):
+    net_days: StrictInt | None = Field(ge=1, le=180, description="orders on the manual rail are placed on account, "
+                                                                 "payable within this many days (null: no terms)")
+
+
+class InvoiceTermsOut(BaseModel):
+    buyer_organization_id: uuid.UUID
+    net_days: int | None
+
+
+class InvoicePaymentIn(StrictModel):
+    amount: MoneyIn = Field(description="the invoice's amount, in full, in its currency")
+    reference: str = Field(min_length=1, max_length=200, description="the bank transfer's reference, for the books")
 
 
 class DecisionIn(StrictModel):

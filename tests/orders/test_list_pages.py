@@ -60,3 +60,18 @@ def test_a_sellers_sub_order_page_costs_the_same_statements_for_2_rows_as_for_10
         if cursor is None:
             break
     assert seen == [o["id"] for o in reversed(made)]  # newest first, each once
+
+
+def test_an_operators_order_page_logs_every_read_of_buyer_data_in_one_insert(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    world = worked_example(client, operator)
+    made = [ok(checkout(client, "a-store", cart(world, ("Y-KIT", 1), email=f"b{i}@example.com")), 201)
+            for i in range(6)]
+    with counted(env) as statements:
+        page = ok(client.get("/v1/orders?limit=10", headers=operator))
+    assert [o["id"] for o in page["items"]] == [o["id"] for o in reversed(made)]
+    inserts = [s for s in statements if s.startswith("INSERT INTO buyer_data_access")]
+    assert len(inserts) == 1, inserts  # was one a row: each row's charter read flushed the one before
+    logged = ok(client.get("/v1/buyer-data-access?limit=100", headers=operator))
+    assert {row["order_id"] for row in logged} >= {o["id"] for o in made}

@@ -188,11 +188,18 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
                   json={"limit": {"amount": 100, "currency": "USD"}}))
     dock = ok(client.post("/v1/buyer-organizations/me/addresses", headers=buyer_admin, json={
         "label": "Dock", "address": {"line1": "1 Way", "city": "Paris", "postal_code": "75001", "country": "FR"}}), 201)
+    ok(client.put(f"/v1/buyer-organizations/{buyer['organization']['id']}/invoice-terms", headers=operator,
+                  json={"net_days": 30}))
     for verb in ("approve", "reject"):
         waiting = ok(client.post("/v1/buyer-organizations/me/orders", headers={
             **buyer_admin, "Idempotency-Key": uuid.uuid4().hex}, json={
             "items": [{"variant_id": vid, "quantity": 1}], "shipping_address_id": dock["id"]}), 201)
         ok(client.post(f"/v1/buyer-organizations/me/orders/{waiting['id']}/{verb}", headers=bearer(approver_key)))
+    ok(client.post("/v1/buyer-accounts", json={"email": "bea@example.com", "name": "Bea", "password": PASSWORD}), 201)
+    ok(client.post("/v1/buyer-accounts/confirm", json={"token": token_in(Inbox.body(inbox.to("bea@example.com")[-1]))}))
+    invoice = ok(client.get("/v1/invoices", headers=operator))["items"][0]  # the approved order's, on account
+    ok(client.post(f"/v1/invoices/{invoice['id']}/payments", headers=operator,
+                   json={"amount": invoice["amount"], "reference": "BANK-1"}))
     assert client.delete(f"/v1/storefronts/{slug}/listings/{pid}", headers=a).status_code == 204
     ok(client.post("/v1/privacy/erasures", json={"email": "nobody@example.com"}, headers=operator))
     ok(client.post("/v1/relationship-contacts", headers=s, json={

@@ -35,6 +35,7 @@ from orders.models import (
     Refund,
     SubOrder,
 )
+from orders.service import invoices
 
 PAID_LIKE = (OrderStatus.PAID.value,)
 
@@ -272,4 +273,5 @@ AUDIT_CHECKS: tuple[tuple[str, AuditCheck], ...] = (
     ("shares_match_journal", shares_match_journal),
     ("shares_sit_in_their_account", shares_sit_in_their_account),
     ("stock_never_negative", stock_never_negative),
+    ("receivables_match_open_invoices", invoices.receivables_match_open_invoices),
 )

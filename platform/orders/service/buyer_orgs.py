@@ -42,7 +42,7 @@ from orders.models import (
     OrderApproval,
     OrderStatus,
 )
-from orders.service import settlement
+from orders.service import invoices, settlement
 from orders.service.checkout import OrganizationBuyer
 from orders.service.states import move_order
 
@@ -172,6 +172,8 @@ def decide(
     if approve:
         move_order(order, OrderStatus.AWAITING_PAYMENT)
         order.expires_at = now + timedelta(minutes=settings.unpaid_order_timeout_minutes)
+        session.flush()
+        invoices.issue(session, order.id)  # on account, if the organization has invoice terms
     else:
         settlement.cancel_unpaid(session, order.id, reason=f"rejected by an approver: {reason}"[:200])
     decision = "approved" if approve else "rejected"

@@ -29,9 +29,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from affiliates.service import charters
@@ -39,6 +40,7 @@ from affiliates.service.charters import DEFAULT_TERMS, Terms
 from kernel import consents
 from kernel.auth import Principal, Role
 from kernel.clock import clock
+from kernel.db import new_id
 from orders.models import BuyerDataAccess, Order
 
 FIELDS = ("name", "email", "phone", "shipping_address")
@@ -159,26 +161,53 @@ def decide(order: Any, viewer: Viewer, terms: Mapping[uuid.UUID, Terms], *, sell
     return BuyerView(None, None, None, None, None, ())
 
 
-def log_reads(session: Session, order: Any, viewer: Viewer, view: BuyerView) -> None:
-    """Write the access log row for a view that shows buyer contact data in full."""
+def _log_row(order: Any, viewer: Viewer, view: BuyerView, at: datetime) -> dict[str, Any] | None:
+    """The access log row for a view that shows buyer contact data in full (None: nothing shown)."""
     fields = [f for f in view.full if getattr(view, f) is not None]
     if not fields:
-        return
-    session.add(BuyerDataAccess(
-        order_id=order.id, buyer_organization_id=order.buyer_organization_id, viewer_kind=viewer.kind,
-        viewer_organization_id=viewer.organization_id, viewer_role=viewer.role, person_id=viewer.person_id,
-        api_key_id=viewer.key_id, channel=viewer.channel, fields=fields, purpose=view.purpose or "",
-        at=clock.now(),
-    ))
+        return None
+    return {"id": new_id(), "order_id": order.id, "buyer_organization_id": order.buyer_organization_id,
+            "viewer_kind": viewer.kind, "viewer_organization_id": viewer.organization_id, "viewer_role": viewer.role,
+            "person_id": viewer.person_id, "api_key_id": viewer.key_id, "channel": viewer.channel,
+            "fields": fields, "purpose": view.purpose or "", "at": at}
+
+
+class AccessLog:
+    """The reads of one response, written to the log in ONE insert (`write`): a page of 50 rows
+    is one statement, not 50 (each of which an autoflush would have sent on its own)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def note(self, order: Any, viewer: Viewer, view: BuyerView) -> None:
+        row = _log_row(order, viewer, view, clock.now())
+        if row is not None:
+            self.rows.append(row)
+
+    def write(self, session: Session) -> None:
+        if self.rows:
+            session.execute(insert(BuyerDataAccess), self.rows)
+            self.rows = []
+
+
+def log_reads(session: Session, order: Any, viewer: Viewer, view: BuyerView) -> None:
+    """Write the access log row for one view that shows buyer contact data in full."""
+    log = AccessLog()
+    log.note(order, viewer, view)
+    log.write(session)
 
 
 def view_and_log(session: Session, order: Any, viewer: Viewer, *, seller_id: uuid.UUID | None = None,
-                 shipping: bool = True, cache: TermsCache | None = None) -> BuyerView:
+                 shipping: bool = True, cache: TermsCache | None = None, log: AccessLog | None = None) -> BuyerView:
     """`decide` with the charter terms read for it, and its read logged: what every caller uses
-    (`cache`: one per page of rows, see `terms_for`)."""
+    (`cache`: one per page of rows, see `terms_for`; `log`: a page's reads, written by the caller
+    in one insert, `AccessLog.write`; without it the read is written now)."""
     sellers = [seller_id] if seller_id is not None else [s.seller_id for s in order.sub_orders]
     view = decide(order, viewer, terms_for(session, order, sellers, cache), seller_id=seller_id, shipping=shipping)
-    log_reads(session, order, viewer, view)
+    if log is not None:
+        log.note(order, viewer, view)
+    else:
+        log_reads(session, order, viewer, view)
     return view
 
 

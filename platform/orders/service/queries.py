@@ -20,6 +20,7 @@ from kernel.pgsql import aggregated_ids, collect_ids, in_list, precompile, run_b
 from orders.errors import OrderNotFound
 from orders.models import Commission, Order, OrderStatus, Refund, SubOrder
 from orders.schemas import BalanceOut, BalancesOut, PlatformBalanceOut
+from orders.service import invoices
 
 # A buyer's live orders (for the first-order rule): awaiting approval, unpaid or paid, not cancelled.
 ACTIVE_ORDER_STATES = (OrderStatus.AWAITING_APPROVAL.value, OrderStatus.AWAITING_PAYMENT.value, OrderStatus.PAID.value)
@@ -111,6 +112,8 @@ def platform_balances(session: Session) -> list[PlatformBalanceOut]:
         parts = totals[bal.currency]
         if bal.owner_type == PLATFORM:
             parts[bal.purpose] += bal.amount
+        elif bal.owner_type == invoices.BUYER_ORG:
+            parts[invoices.RECEIVABLE] += bal.amount
         else:
             parts[f"payees_{bal.purpose}"] += bal.amount
     return [
@@ -118,6 +121,7 @@ def platform_balances(session: Session) -> list[PlatformBalanceOut]:
             currency=currency, fees=parts[FEES], clearing=parts[CLEARING], payees_pending=parts["payees_pending"],
             payees_available=parts["payees_available"], payees_in_transit=parts["payees_in_transit"],
             paid_out=parts[PAID_OUT], refunds_owed=parts[REFUNDS_OWED],
+            receivable=parts[invoices.RECEIVABLE], invoiced=parts[invoices.INVOICED],
         )
         for currency, parts in sorted(totals.items())
     ]

@@ -35,12 +35,14 @@ from orders.errors import InvalidTransition, OrderNotFound
 from orders.models import (
     Commission,
     CommissionStatus,
+    Invoice,
+    InvoiceStatus,
     Order,
     OrderStatus,
     SubOrder,
     SubOrderStatus,
 )
-from orders.service import rollups
+from orders.service import invoices, rollups
 from orders.service.notifications import notify_seller
 from orders.service.states import COMMISSIONS, SUB_ORDERS, move_commission, move_order, move_sub_order
 
@@ -57,9 +59,11 @@ def lock_order(session: Session, order_id: uuid.UUID) -> Order:
 
 
 def mark_paid(
-    session: Session, settings: Settings, order_id: uuid.UUID, *, payment_reference: str | None = None
+    session: Session, settings: Settings, order_id: uuid.UUID, *, payment_reference: str | None = None,
+    invoice_reference: str | None = None,
 ) -> bool:
-    """Record the buyer's payment. Idempotent: paying a paid order changes nothing (False)."""
+    """Record the buyer's payment. Idempotent: paying a paid order changes nothing (False).
+    `invoice_reference`: what the operator noted of an invoice's payment (a bank transfer's)."""
     order = lock_order(session, order_id)
     if order.status == OrderStatus.PAID:
         return False
@@ -71,6 +75,7 @@ def mark_paid(
     if payment_reference and order.payment_id is None:
         order.payment_id = payment_reference
     _move_shares(session, order, SubOrderStatus.PAID, CommissionStatus.PENDING)
+    invoices.settle(session, order, invoice_reference)  # an order on account: its receivable is collected
     ledger.post(
         session, kind="order.paid", reference_type="order", reference_id=order.id, currency=order.currency,
         order_id=order.id, postings=paid_postings(order), memo=f"order {order.id} paid",
@@ -123,6 +128,7 @@ def cancel_unpaid(session: Session, order_id: uuid.UUID, reason: str) -> bool:
     order.cancelled_at = clock.now()
     order.cancel_reason = reason
     _move_shares(session, order, SubOrderStatus.CANCELLED, CommissionStatus.CANCELLED)
+    invoices.void(session, order)
     for line in sorted(order.lines, key=lambda item: item.variant_id):
         release_stock(session, line.variant_id, line.quantity)
     _uncount_attributed_sale(session, order)
@@ -154,11 +160,29 @@ def _uncount_attributed_sale(session: Session, order: Order) -> None:
 
 
 def expired_unpaid_order_ids(session: Session, limit: int = 500) -> list[uuid.UUID]:
+    """Unpaid orders past their timeout; not an order on account (orders.service.invoices), which
+    the buyer pays by its due date, and which stays listed as overdue after it."""
     return list(session.scalars(
         select(Order.id).where(
-            Order.status == OrderStatus.AWAITING_PAYMENT, Order.expires_at <= clock.now()
+            Order.status == OrderStatus.AWAITING_PAYMENT, Order.expires_at <= clock.now(),
+            ~select(Invoice.id).where(Invoice.order_id == Order.id).exists(),
         ).order_by(Order.expires_at).limit(limit)
     ))
+
+
+def record_invoice_payment(
+    session: Session, settings: Settings, invoice_id: uuid.UUID, amount: int, currency: str, reference: str,
+) -> Invoice:
+    """Operator: the buyer paid an invoice (in full, in its currency: orders.service.invoices).
+    Exactly once: the order's row lock orders two recordings, and the second finds it paid (409)."""
+    invoice = invoices.get(session, invoice_id)
+    invoices.check_payment(invoice, amount, currency)
+    if not mark_paid(session, settings, invoice.order_id, invoice_reference=reference):
+        raise InvalidTransition(f"invoice {invoice.id} was paid already")
+    session.refresh(invoice)
+    if invoice.status != InvoiceStatus.PAID:
+        raise InvalidTransition(f"invoice {invoice.id} is {invoice.status}; it cannot be paid")
+    return invoice
 
 
 def start_holding_period(session: Session, settings: Settings, sub: SubOrder) -> None:
