@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy.exc import OperationalError
 
-from kernel import ledger
+from kernel import audit_log, ledger
 from kernel.ledger import AFFILIATE, AVAILABLE, SELLER
 from kernel.runtime import get_runtime
 from kernel.settings import Settings
@@ -30,10 +30,21 @@ log = structlog.get_logger(__name__)
 MAX_RUN_RETRIES = 50
 
 
+def _audited(task_name: str, args: tuple[Any, ...], outcome: dict[str, object]) -> None:
+    """The audit log's system event for a payout task that changed something. The runner,
+    recoveries and reconciliation commit in many short transactions of their own (one a payee),
+    so task_session cannot see their work: the event is one more transaction, after it, saying
+    what the run did (each item's own history is in its rows and the journal)."""
+    with task_session() as session:
+        audit_log.record_task(session, task_name, args, outcome)
+
+
 def run_batch(self: Any, batch_id: str) -> dict[str, object]:
     """Run (or resume) a batch. Items waiting after a retryable rail error are retried by a
     Celery retry of this task, scheduled for when the earliest of them is due."""
     result = runner.run_batch(get_runtime(), uuid.UUID(batch_id))
+    if result.frozen or result.skipped or result.paid or result.failed or result.deferred:
+        _audited(planning.RUN_TASK, (batch_id,), result.as_dict())
     if result.retry_in is not None and not self.request.is_eager:
         raise self.retry(countdown=max(result.retry_in, 1.0))
     return result.as_dict()
@@ -44,6 +55,8 @@ def recover_clawbacks(self: Any, accounts: list[list[str]] | None = None) -> dic
     take back from paid Stripe payouts what balances cannot cover (payouts/service/recoveries.py)."""
     wanted = None if accounts is None else [(t, uuid.UUID(i), c) for t, i, c in accounts]
     result = recoveries.recover(get_runtime(), wanted)
+    if result.planned or result.recovered or result.failed:
+        _audited("payouts.recover_clawbacks", (), result.as_dict())
     if result.retry and not self.request.is_eager:
         raise self.retry(countdown=30)
     return result.as_dict()
@@ -52,6 +65,7 @@ def recover_clawbacks(self: Any, accounts: list[list[str]] | None = None) -> dic
 def reconcile_batch(batch_id: str) -> dict[str, object]:
     """Compare a batch's paid items with the rail; the result is stored on the batch."""
     found = reconcile.reconcile(get_runtime(), uuid.UUID(batch_id))
+    _audited(runner.RECONCILE_TASK, (batch_id,), {"status": found.status, "mismatches": len(found.mismatches)})
     if found.status != "ok":
         log.error("payout_reconciliation_mismatches", batch_id=batch_id, mismatches=found.mismatches[:20])
     return {"status": found.status, "mismatches": len(found.mismatches)}

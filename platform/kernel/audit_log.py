@@ -270,10 +270,18 @@ def watch_task(session: Session, task_name: str, args: tuple[Any, ...]) -> None:
         if not changed[0]:
             return
         changed[0] = False  # one event per unit of work
-        ids = [str(arg) for arg in args if isinstance(arg, str | uuid.UUID | int)][:5]
-        record(sess, action=f"task {task_name}", object_type="task", object_id=ids[0] if ids else None,
-               changes={"args": ", ".join(ids)} if ids else {}, actor_type="system")
+        record_task(sess, task_name, args)
         sess.flush()
+
+
+def record_task(session: Session, task_name: str, args: tuple[Any, ...],
+                outcome: Mapping[str, Any] | None = None) -> AuditEvent:
+    """One system event for a task run: its name, its first arguments, and (for a task whose work
+    commits in many transactions of its own, like a payout run) what it did."""
+    ids = [str(arg) for arg in args if isinstance(arg, str | uuid.UUID | int)][:5]
+    changes: dict[str, Any] = {"args": ", ".join(ids)} if ids else {}
+    return record(session, action=f"task {task_name}", object_type="task", object_id=ids[0] if ids else None,
+                  changes={**changes, **(outcome or {})}, actor_type="system")
 
 
 # --- reading -----------------------------------------------------------------------------------

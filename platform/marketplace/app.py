@@ -19,7 +19,7 @@ from kernel.openapi import install_openapi
 from kernel.runtime import Runtime, set_runtime
 from kernel.settings import Settings, get_settings, warn_insecure_defaults
 from kernel.tasking import install_celery
-from marketplace import bootstrap, people_api, system_api
+from marketplace import bootstrap, people_api, sessions_api, system_api
 from marketplace.docs_ui import install_docs
 from marketplace.subjects import subject_rejected
 from orders import api as orders_api
@@ -97,6 +97,7 @@ def create_app(
     app.include_router(catalog_api.router)
     app.include_router(system_api.router)
     app.include_router(people_api.router)
+    app.include_router(sessions_api.router)
     app.include_router(order_links_api.router)
     app.include_router(buyer_org_api.router)
     app.include_router(buyer_account_api.router)

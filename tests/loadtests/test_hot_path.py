@@ -145,13 +145,14 @@ def test_no_path_matches_routes_of_two_routers_so_inclusion_order_changes_only_c
     from affiliates import api as affiliates_api
     from catalog import api as catalog_api
     from kernel import stripe_webhooks
-    from marketplace import system_api
+    from marketplace import people_api, sessions_api, system_api
     from orders import api as orders_api
     from payouts import api as payouts_api
 
     routers = {"system": system_api.router, "catalog": catalog_api.router, "affiliates": affiliates_api.router,
                "affiliates (buyers)": affiliates_api.buyer_router, "orders": orders_api.router,
-               "payouts": payouts_api.router, "webhooks": stripe_webhooks.router}
+               "payouts": payouts_api.router, "webhooks": stripe_webhooks.router, "people": people_api.router,
+               "sessions": sessions_api.router}
     paths = [(name, router.prefix + route.path if not route.path.startswith(router.prefix) else route.path)
              for name, router in routers.items() for route in router.routes if isinstance(route, APIRoute)]
     assert len(paths) > 90

@@ -314,3 +314,22 @@ def test_beat_resumes_an_approved_batch_whose_run_task_was_lost(
     assert resumed == [batch_id]
     assert get_batch(client, operator, batch_id)["status"] == "completed"
     assert balance(env, SELLER, payee, AVAILABLE) == 0
+
+
+def test_a_batch_run_and_its_reconciliation_leave_system_events_in_the_audit_log(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    """The payout tasks commit in transactions of their own (one a payee), out of task_session's
+    sight; each run that changed something still records what it did, as the system."""
+    seller, affiliate = make_payee(env, SELLER), make_payee(env, AFFILIATE)
+    credit(env, SELLER, seller, 4000)
+    credit(env, AFFILIATE, affiliate, 1200)
+    batch = create(client, operator)
+    approve(client, operator, batch["id"])
+    page = client.get("/v1/audit-events", params={"object_id": batch["id"]}, headers=operator)
+    assert page.status_code == 200, page.text
+    events = {e["action"]: e for e in page.json()["items"] if e["actor_type"] == "system"}
+    run = events["task payouts.run_batch"]
+    assert (run["object_type"], run["person_id"]) == ("task", None)
+    assert (run["changes"]["status"], run["changes"]["paid"], run["changes"]["failed"]) == ("completed", 2, 0)
+    assert events["task payouts.reconcile"]["changes"]["status"] == "ok"

@@ -10,7 +10,7 @@ import httpx
 from tests.embedded_server import embedded_server
 
 
-def test_first_serve_prints_an_operator_admin_and_demo_owners_who_can_log_in(tmp_path: Path) -> None:
+def test_first_serve_prints_an_operator_admin_the_operator_key_and_demo_owners_who_can_log_in(tmp_path: Path) -> None:
     with embedded_server(tmp_path) as served:
         found = re.search(r"log in at \S+/login as (\S+) with password (\S+) ", served.output())
         assert found, served.output()
@@ -21,6 +21,11 @@ def test_first_serve_prints_an_operator_admin_and_demo_owners_who_can_log_in(tmp
             me = browser.get("/v1/me").json()
         assert (me["organization_kind"], me["role"], me["key_kind"]) == ("operator", "admin", "personal")
         assert "payout_batches.approve" in me["permissions"]
+        key = re.search(r"Operator API key \(shown once\): (\S+)", served.output())  # the key is kept too
+        assert key, served.output()
+        with httpx.Client(base_url=served.base_url) as server:
+            by_key = server.get("/v1/me", headers={"Authorization": f"Bearer {key.group(1)}"}).json()
+        assert (by_key["organization_kind"], by_key["key_kind"]) == ("operator", "organization")
         demo = re.search(r"as (\S+) \(a seller\) or (\S+) \(an affiliate\), each with password (\S+)", served.output())
         assert demo, served.output()
         for email, kind in ((demo.group(1), "seller"), (demo.group(2), "affiliate")):

@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -96,3 +98,37 @@ def test_the_outbox_row_is_written_in_the_same_transaction_as_its_cause(env: Bac
     except RuntimeError:
         pass
     assert all(row.to_address != "ghost@example.com" for row in _outbox(env))
+
+
+def test_smtp_credentials_and_the_from_address_of_the_settings_are_used(
+    client: TestClient, env: Backend, operator: dict[str, str]
+) -> None:
+    """A relay that requires AUTH gets the configured user and password, and the From header is
+    MAIL_FROM. (Plain SMTP here: TLS needs a certificate; `smtp_tls` picks only the transport.)"""
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(_server: object, _session: object, _envelope: object, _mechanism: str,
+                      auth_data: object) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=(auth_data.login, auth_data.password) == (b"relay-user", b"relay-pass"))
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), authenticator=authenticator,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    runtime = Runtime(env.settings.model_copy(update={
+        "smtp_host": "127.0.0.1", "smtp_port": controller.port, "smtp_tls": "none", "smtp_user": "relay-user",
+        "smtp_password": SecretStr("relay-pass"), "mail_from": "Team Desk <desk@market.example>"}))
+    set_runtime(runtime)
+    try:
+        seller = seller_with_owner(client, operator)
+        ok(client.post(f"/v1/organizations/{seller.id}/invitations", headers=seller.key,
+                       json={"email": "welcome@example.com", "role": "viewer"}), 201)
+    finally:
+        set_runtime(env.runtime)
+        runtime.close()
+        controller.stop()
+    assert logins == [(b"relay-user", b"relay-pass")]
+    [message] = inbox.to("welcome@example.com")
+    assert message["From"] == "Team Desk <desk@market.example>"

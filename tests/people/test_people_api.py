@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from kernel.accounts import Person
 from kernel.auth import Role
 from kernel.clock import clock
+from kernel.db import session_scope
 from tests.conftest import Backend, bearer
 from tests.people.conftest import (
     PASSWORD,
@@ -269,3 +271,14 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(
     assert statuses[0] == 200 and statuses[1] in (403, 409), statuses
     roles = [m["role"] for m in ok(client.get(members, headers=seller.key))]
     assert sorted(roles) == ["owner", "viewer"]
+
+
+def test_a_password_is_stored_only_as_an_argon2id_hash(client: TestClient, env: Backend,
+                                                     operator: dict[str, str]) -> None:
+    seller = seller_with_owner(client, operator)
+    with session_scope(env.runtime.sessions) as session:
+        person = session.get(Person, uuid.UUID(seller.owner_id or ""))
+        assert person is not None and person.password_hash is not None
+        stored = person.password_hash
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    key_for_password(client, seller.owner_email or "", seller.id)  # and it still logs in
