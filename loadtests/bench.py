@@ -496,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.chaos:
         from loadtests.chaos import run_chaos
 
+        if args.workers < 2:  # one uvicorn worker serves in its supervisor's process: nobody restarts it
+            parser.error("--chaos kills one API worker process and needs --workers 2 or more")
+
         return run_chaos(args)
 
     from loadtests.seed import oversold_variants, seed_platform

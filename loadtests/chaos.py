@@ -68,8 +68,11 @@ MUST_BE_ZERO = ("seen_201_missing", "seen_201_key_mismatch", "seen_201_conflicti
                 "orders_without_key", "keys_without_order")
 
 
+STARTED = time.monotonic()
+
+
 def log(message: str) -> None:
-    bench.log(f"chaos: {message}")
+    bench.log(f"chaos +{time.monotonic() - STARTED:.0f}s: {message}")
 
 
 class OwnRedis:

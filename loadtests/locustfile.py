@@ -25,7 +25,7 @@ Environment:
                          loop, each user sends its next request when the previous one answers)
 * MARKETPLACE_RETRY_PCT  percent of checkouts retried with the same key (default 2)
 * MARKETPLACE_REQUEST_LOG  a file to append one line per request to (`R <end time> <0|1 failed>
-                         <name> <why: status or exception class, or ->`) and one per order
+                         <name> <why: status, 0 for no answer, or exception class; ->`) and one per order
                          answered 201 (`O <end time> <Idempotency-Key> <order id>`), as they
                          happen: `bench --chaos` reads it to count failures per fault window and
                          to find every order a client saw in the database (loadtests/chaos.py)
@@ -77,8 +77,9 @@ if REQUEST_LOG is not None:
     @events.request.add_listener
     def _log_request(name: str, exception: BaseException | None = None, **_kwargs: Any) -> None:
         assert REQUEST_LOG is not None
-        # Why it failed, in a word: "500", "409", or the exception's class (a reset connection).
-        found = re.search(r"answered (\d{3})", str(exception)) if exception is not None else None
+        # Why it failed, in a word: the status ("500"; "0": no answer, the connection was reset or
+        # refused), or the exception's class.
+        found = re.search(r"(?:answered |got |code=)(\d+)", str(exception)) if exception is not None else None
         reason = "-" if exception is None else found.group(1) if found else type(exception).__name__
         REQUEST_LOG.write(f"R {time.time():.3f} {int(exception is not None)} {name.replace(' ', '_')} {reason}\n")
 

@@ -41,6 +41,8 @@ NOT_RUN = {
     ("README.md", 'pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start'),
     ("affiliates/README.md", ".venv/bin/marketplace serve                     # prints the operator key: mk_..."),
     ("loadtests/README.md", "python -m loadtests.bench --duration 30            # prints one JSON line last"),
+    ("loadtests/README.md",
+     "python -m loadtests.bench --chaos --duration 30    # one JSON line last; exit 1 when an invariant breaks"),
     ("loadtests/README.md", "createdb -h 127.0.0.1 -U postgres hist && U=postgresql+psycopg://postgres@127.0.0.1:5432/hist"),
     ("README.md", "createdb -h 127.0.0.1 -U postgres hist_growth && U=postgresql+psycopg://postgres@127.0.0.1:5432/hist_growth"),
 }
