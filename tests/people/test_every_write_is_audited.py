@@ -40,12 +40,9 @@ NOT_TOURED = {
     # Audited like every write (the structural test above); the tour cannot reach it without a
     # refund that Stripe failed (tests/orders cover settling).
     "POST /v1/refunds/{refund_id}/settle",
-    # Audited like every write (the structural test above); each needs a history the tour does not
-    # build (an open alarm, a month of sales), and tests/orders/test_partner_health.py,
-    # tests/affiliates/test_quotas_api.py and tests/orders/test_plan_simulation.py call them.
+    # Audited like every write (the structural test above); it needs an open alarm, which needs a
+    # history of sales the tour does not build (tests/orders/test_partner_health.py resolves one).
     "POST /v1/alarms/{alarm_id}/resolve",
-    "POST /v1/programs/{program_id}/quotas",
-    "POST /v1/programs/{program_id}/simulations",
 }
 
 
@@ -126,6 +123,10 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
     ok(client.patch(f"/v1/programs/{program}", headers=s, json={"terms": "Be nice"}))
     ok(client.post(f"/v1/programs/{program}/plan-versions", headers=s,
                    json={"rules": {"default": {"bps": 800}}}), 201)
+    ok(client.post(f"/v1/programs/{program}/quotas", headers=s,
+                   json={"month": clock.now().strftime("%Y-%m"), "metric": "orders", "target": 10}), 201)
+    ok(client.post(f"/v1/programs/{program}/simulations", headers=s,
+                   json={"rules": {"default": {"bps": 900}}, "since": (clock.now() - timedelta(days=7)).isoformat()}))
 
     # --- affiliates, memberships, storefronts, links, coupons --------------------------------------
     affiliate = m.affiliate("Guild")

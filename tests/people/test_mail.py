@@ -100,6 +100,7 @@ def test_the_outbox_row_is_written_in_the_same_transaction_as_its_cause(env: Bac
     assert all(row.to_address != "ghost@example.com" for row in _outbox(env))
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # a local test relay
 def test_smtp_credentials_and_the_from_address_of_the_settings_are_used(
     client: TestClient, env: Backend, operator: dict[str, str]
 ) -> None:
