@@ -48,7 +48,8 @@ NOT_RUN = {
 # What each walkthrough's output must show, beyond every command exiting 0.
 EXPECTED = {
     "README.md": ["idempotent-replayed", '"status": "completed"', "Who sold, earned and was paid what",
-                  '"who": "Sam Shipper (fulfilment)"', '"approval":"approved"', '"email":"r***@acme.example"'],
+                  '"who": "Sam Shipper (fulfilment)"', '"approval":"approved"', '"email":"r***@acme.example"',
+                  '"shipping_method":"Standard"'],
     "catalog/README.md": ['"status": "archived"', '"seller_name": "Ledgerly"', "whsec_"],
     "affiliates/README.md": ['"attribution": "click"', '"name": "Router Pro"'],
     "payouts/README.md": ['"status":"completed"', "reconciled: 4 paid items, 4 at the rail", "ledger audit clean"],
