@@ -22,12 +22,16 @@ from catalog.schemas import (
     SellerOut,
     SellerReject,
     SellerUpdate,
+    ShippingProfileIn,
+    ShippingProfileOut,
+    ShippingQuoteIn,
+    ShippingQuoteOut,
     StockChange,
     VariantIn,
     VariantOut,
     VariantUpdate,
 )
-from catalog.service import browse, products, sellers
+from catalog.service import browse, products, sellers, shipping
 from kernel import people
 from kernel.auth import Principal, Role
 from kernel.deps import (
@@ -308,3 +312,38 @@ def read_catalog_product(
 ) -> CatalogProductOut:
     """Any key: one published product (cached; every change shows at once)."""
     return products.catalog_view(session, runtime.store, runtime.settings.catalog_cache_ttl_seconds, product_id)
+
+
+# --- shipping (catalog.service.shipping) --------------------------------------------------------
+
+
+@router.post("/v1/shipping-profiles", status_code=201, response_model=ShippingProfileOut, tags=["shipping"])
+def create_shipping_profile(
+    body: ShippingProfileIn, session: DbSession, principal: SellerPrincipal
+) -> ShippingProfileOut:
+    """A shipping profile: the zones you ship to and the rates the buyer chooses from. While you
+    have an active profile, every checkout must choose one of your rates for your part."""
+    return shipping.profile_out(shipping.create_profile(session, _seller_id(principal), body))
+
+
+@router.get("/v1/shipping-profiles", response_model=list[ShippingProfileOut], tags=["shipping"])
+def list_shipping_profiles(session: DbSession, principal: SellerPrincipal) -> list[ShippingProfileOut]:
+    """Your shipping profiles, archived ones included, oldest first."""
+    return [shipping.profile_out(p) for p in shipping.list_profiles(session, _seller_id(principal))]
+
+
+@router.post("/v1/shipping-profiles/{profile_id}/archive", response_model=ShippingProfileOut, tags=["shipping"])
+def archive_shipping_profile(
+    profile_id: uuid.UUID, session: DbSession, principal: SellerPrincipal
+) -> ShippingProfileOut:
+    """Stop a profile's rates for new orders (orders placed keep what they were charged)."""
+    return shipping.profile_out(shipping.archive_profile(session, _seller_id(principal), profile_id))
+
+
+@router.post("/v1/shipping/quote", response_model=ShippingQuoteOut, tags=["shipping", "checkout"],
+             dependencies=[PublicRateLimit])
+def quote_shipping(body: ShippingQuoteIn, session: DbSession) -> ShippingQuoteOut:
+    """Each seller's shipping options for a cart and destination (public, changes nothing): checkout
+    takes one `rate_id` per seller that has options (`shipping` in its body)."""
+    items = [(item.variant_id, item.quantity) for item in body.items]
+    return ShippingQuoteOut(sellers=shipping.quote(session, items, body.country, body.region))

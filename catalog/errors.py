@@ -66,3 +66,13 @@ class InvalidProduct(Unprocessable):
 class NotASeller(Forbidden):
     type = "seller-key-required"
     title = "This action needs a seller key"
+
+
+class ShippingProfileNotFound(NotFound):
+    type = "shipping-profile-not-found"
+    title = "Shipping profile not found"
+
+
+class InvalidShipping(Unprocessable):
+    type = "invalid-shipping"
+    title = "The shipping choice or profile is invalid"

@@ -69,6 +69,9 @@ class Seller(TimestampMixin, Base):
     bank_reference: Mapped[str | None] = mapped_column(String(200))  # manual rail: where to wire money
     # The platform's webhook to this seller (order.created, sub_order.*, payout.paid ...).
     webhook_url: Mapped[str | None] = mapped_column(String(500))
+    # True while the seller has an active shipping profile (kept by catalog.service.shipping):
+    # checkout then needs a chosen rate for the seller's part, and reads this with the cart.
+    ships_with_profiles: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     updated_at: Mapped[datetime] = mapped_column(default=lambda: clock.now(), onupdate=lambda: clock.now())
 
 
@@ -126,6 +129,44 @@ class Variant(TimestampMixin, Base):
     currency: Mapped[str] = mapped_column(String(3))
     stock: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(default=True)
+    weight_grams: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # weight-band shipping
     updated_at: Mapped[datetime] = mapped_column(default=lambda: clock.now(), onupdate=lambda: clock.now())
 
     product: Mapped[Product] = relationship(back_populates="variants")
+
+
+class ShippingRateKind(enum.StrEnum):
+    FLAT = "flat"  # `amount` once per sub-order
+    PER_ITEM = "per_item"  # `amount` per unit of the seller's part
+    WEIGHT_BAND = "weight_band"  # `amount` once, for a part weighing min..max grams (inclusive)
+
+
+class ShippingProfile(TimestampMixin, Base):
+    """A seller's shipping profile: where it ships (zones) and at which rates (catalog.service.shipping)."""
+
+    __tablename__ = "shipping_profiles"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    seller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sellers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    currency: Mapped[str] = mapped_column(String(3))
+    zones: Mapped[list[str]] = mapped_column(JSON)  # "US" (the whole country) or "US-CA" (one region)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    rates: Mapped[list[ShippingRate]] = relationship(order_by="ShippingRate.id", lazy="selectin")
+
+
+class ShippingRate(TimestampMixin, Base):
+    __tablename__ = "shipping_rates"
+    __table_args__ = (CheckConstraint("amount >= 0", name="amount_not_negative"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    profile_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shipping_profiles.id"), index=True)
+    seller_id: Mapped[uuid.UUID] = mapped_column()
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)  # minor units of the profile's currency
+    min_weight_grams: Mapped[int | None] = mapped_column(Integer)
+    max_weight_grams: Mapped[int | None] = mapped_column(Integer)
+    # Free once the seller's part of the cart (its lines' amounts) reaches this; NULL: never free.
+    free_over_amount: Mapped[int | None] = mapped_column(BigInteger)

@@ -34,6 +34,7 @@ Sku = Annotated[
 Tag = Annotated[str, Field(min_length=1, max_length=50)]
 Category = Annotated[str, Field(min_length=1, max_length=100)]
 StockLevel = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
+WeightGrams = Annotated[StrictInt, Field(ge=0, le=1_000_000_000, description="grams, for weight-band shipping")]
 Url = Annotated[AnyHttpUrl, Field(description="http(s) URL, at most 500 characters")]
 
 MAX_VARIANTS = 100
@@ -133,6 +134,7 @@ class VariantIn(StrictModel):
     price: PriceIn
     stock: StockLevel = 0
     active: StrictBool = True
+    weight_grams: WeightGrams = 0
 
 
 PRODUCT_CREATE_EXAMPLE: dict[str, Any] = {
@@ -149,11 +151,13 @@ PRODUCT_EXAMPLE: dict[str, Any] = {
     "variants": [
         {"id": "01a2063a-7602-7602-a016-ac609431b54e", "product_id": "01a2063a-7c2b-7c2b-945a-b8372d14ebab",
          "sku": "LDG-BASIC", "name": "Basic", "position": 0, "price": {"amount": 1900, "currency": "USD"},
-         "stock": 1000, "active": True, "product_version": 2, "created_at": "2026-10-20T16:43:44.236565Z",
+         "stock": 1000, "active": True, "weight_grams": 0, "product_version": 2,
+         "created_at": "2026-10-20T16:43:44.236565Z",
          "updated_at": "2026-10-20T16:43:44.236563Z"},
         {"id": "01a2063a-7807-7807-a4fe-17171d6cabf8", "product_id": "01a2063a-7c2b-7c2b-945a-b8372d14ebab",
          "sku": "LDG-PRO", "name": "Pro", "position": 1, "price": {"amount": 4900, "currency": "USD"},
-         "stock": 996, "active": True, "product_version": 2, "created_at": "2026-10-20T16:43:44.236567Z",
+         "stock": 996, "active": True, "weight_grams": 0, "product_version": 2,
+         "created_at": "2026-10-20T16:43:44.236567Z",
          "updated_at": "2026-10-20T16:43:45.675200Z"},
     ],
     "created_at": "2026-10-20T16:43:44.235889Z", "updated_at": "2026-10-20T16:43:44.257513Z",
@@ -195,6 +199,7 @@ class VariantUpdate(StrictModel):
     name: Name | None = None
     price: PriceIn | None = None
     active: StrictBool | None = None
+    weight_grams: WeightGrams | None = None
 
 
 class StockChange(StrictModel):
@@ -219,6 +224,7 @@ class VariantOut(BaseModel):
     price: MoneyOut
     stock: int
     active: bool
+    weight_grams: int = Field(description="what weight-band shipping rates weigh (0: not given)")
     product_version: int = Field(description="the product's version after this change")
     created_at: datetime
     updated_at: datetime
@@ -276,3 +282,98 @@ class CatalogProductOut(BaseModel):
     variants: list[CatalogVariantOut]
     created_at: datetime
     updated_at: datetime
+
+
+# --- shipping (catalog.service.shipping) ---------------------------------------------------------
+
+Zone = Annotated[str, Field(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
+                            description='a country ("US", ISO 3166-1) or one of its regions ("US-CA", ISO 3166-2)')]
+ShippingAmount = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT, description="minor units of the profile's currency")]
+
+
+class ShippingRateIn(StrictModel):
+    name: str = Field(min_length=1, max_length=100, description='what the buyer sees, e.g. "Standard (3-5 days)"')
+    kind: Literal["flat", "per_item", "weight_band"] = Field(
+        description="flat: once per sub-order; per_item: per unit; weight_band: once, for a part weighing "
+                    "min_weight_grams..max_weight_grams")
+    amount: ShippingAmount
+    min_weight_grams: WeightGrams | None = None
+    max_weight_grams: WeightGrams | None = None
+    free_over_amount: StrictInt | None = Field(
+        default=None, gt=0, le=MAX_AMOUNT,
+        description="free once the seller's part of the cart (unit price x quantity) reaches this")
+
+    @model_validator(mode="after")
+    def _band(self) -> ShippingRateIn:
+        banded = self.min_weight_grams is not None or self.max_weight_grams is not None
+        if self.kind == "weight_band":
+            if self.min_weight_grams is None or self.max_weight_grams is None:
+                raise ValueError("a weight_band rate needs min_weight_grams and max_weight_grams")
+            if self.min_weight_grams > self.max_weight_grams:
+                raise ValueError("min_weight_grams must not exceed max_weight_grams")
+        elif banded:
+            raise ValueError("only a weight_band rate has weights")
+        return self
+
+
+class ShippingProfileIn(StrictModel):
+    """Where a seller ships (zones) and at which rates; the buyer chooses one rate per seller."""
+
+    name: str = Field(min_length=1, max_length=100)
+    currency: Currency
+    zones: list[Zone] = Field(min_length=1, max_length=250)
+    rates: list[ShippingRateIn] = Field(min_length=1, max_length=20)
+
+    @field_validator("currency")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _currency(value)
+
+
+class ShippingRateOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    kind: str
+    amount: MoneyOut
+    min_weight_grams: int | None
+    max_weight_grams: int | None
+    free_over: MoneyOut | None
+
+
+class ShippingProfileOut(BaseModel):
+    id: uuid.UUID
+    seller_id: uuid.UUID
+    name: str
+    currency: str
+    zones: list[str]
+    active: bool
+    rates: list[ShippingRateOut]
+    created_at: datetime
+
+
+class ShippingQuoteItemIn(StrictModel):
+    variant_id: uuid.UUID
+    quantity: StrictInt = Field(ge=1, le=1000)
+
+
+class ShippingQuoteIn(StrictModel):
+    items: list[ShippingQuoteItemIn] = Field(min_length=1, max_length=50)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    region: str | None = Field(default=None, max_length=100, description='e.g. "CA" (matches zone "US-CA")')
+
+
+class ShippingOptionOut(BaseModel):
+    rate_id: uuid.UUID
+    name: str
+    kind: str
+    amount: MoneyOut
+
+
+class ShippingSellerQuoteOut(BaseModel):
+    seller_id: uuid.UUID
+    required: bool = Field(description="the seller ships with a rate: checkout must choose one of `options`")
+    options: list[ShippingOptionOut] = Field(description="cheapest first; empty: no rate ships there")
+
+
+class ShippingQuoteOut(BaseModel):
+    sellers: list[ShippingSellerQuoteOut]

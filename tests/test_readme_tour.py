@@ -52,7 +52,7 @@ EXPECTED = {
     "README.md": ["idempotent-replayed", '"status": "completed"', "Who sold, earned and was paid what",
                   '"who": "Sam Shipper (fulfilment)"', '"approval":"approved"', '"email":"r***@acme.example"',
                   '"receivable":-4999,"invoiced":4999', '{"status":"paid","paid_at":true}',
-                  '{"email":"ada@example.com","confirmed_at":"'],
+                  '{"email":"ada@example.com","confirmed_at":"', '"shipping_method":"Standard"'],
     "catalog/README.md": ['"status": "archived"', '"seller_name": "Ledgerly"', "whsec_"],
     "affiliates/README.md": ['"attribution": "click"', '"name": "Router Pro"'],
     "payouts/README.md": ['"status":"completed"', "reconciled: 4 paid items, 4 at the rail", "ledger audit clean"],

@@ -13,6 +13,10 @@ For checkout (orders):
   `cart_stock() -> CartStock`: the same reservation as SQLAlchemy Core CTEs for one PostgreSQL
   statement; `lower_stock_after_commit(session, levels)` for the cached stock levels they return
 
+For shipping at checkout (orders): `seller_parts(variants, quantities)` and
+`chosen_shipping(session, parts, choices, required, country, region) -> {seller: ShippingOption}`
+(catalog.service.shipping holds every shipping rule).
+
 For storefronts (affiliates): `catalog_product(session, store, ttl_seconds, product_id)` (cached)
 and `search_catalog(session, CatalogQuery(...))`; `matching_product_ids` (a search within a
 storefront's listed products).
@@ -25,6 +29,7 @@ from catalog.service.browse import search as search_catalog
 from catalog.service.cache import StockLevel, invalidate_after_commit, lower_stock_after_commit
 from catalog.service.products import catalog_view as catalog_product
 from catalog.service.products import catalog_views as catalog_products
+from catalog.service.shipping import SellerPart, ShippingOption, chosen_shipping, seller_parts
 from catalog.service.stock import (
     CartStock,
     StockTaken,
@@ -42,6 +47,8 @@ from catalog.service.stock import (
 __all__ = [
     "CartStock",
     "CatalogQuery",
+    "SellerPart",
+    "ShippingOption",
     "StockLevel",
     "StockTaken",
     "VariantForCheckout",
@@ -49,6 +56,7 @@ __all__ = [
     "catalog_product",
     "catalog_products",
     "checkout_variants",
+    "chosen_shipping",
     "current_stock",
     "invalidate_after_commit",
     "load_variants_for_checkout",
@@ -57,6 +65,7 @@ __all__ = [
     "release_stock",
     "reserve_stock",
     "search_catalog",
+    "seller_parts",
     "take_stock",
     "variants_from_rows",
 ]

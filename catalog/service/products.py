@@ -62,7 +62,8 @@ def variant_out(variant: Variant, product_version: int) -> VariantOut:
     return VariantOut(
         id=variant.id, product_id=variant.product_id, sku=variant.sku, name=variant.name,
         position=variant.position, price=money(variant.price_amount, variant.currency), stock=variant.stock,
-        active=variant.active, product_version=product_version, created_at=variant.created_at,
+        active=variant.active, weight_grams=variant.weight_grams, product_version=product_version,
+        created_at=variant.created_at,
         updated_at=variant.updated_at,
     )
 
@@ -172,7 +173,7 @@ def _new_variant(product: Product, data: VariantIn, position: int) -> Variant:
     return Variant(
         id=new_id(), product_id=product.id, seller_id=product.seller_id, sku=data.sku, name=data.name,
         position=position, price_amount=data.price.amount, currency=data.price.currency, stock=data.stock,
-        active=data.active,
+        active=data.active, weight_grams=data.weight_grams,
     )
 
 
@@ -255,6 +256,10 @@ def update_variant(
             raise ProductNotPublishable(
                 "this is the last active variant of a published product; unpublish the product first"
             )
+    if "weight_grams" in sent:
+        if data.weight_grams is None:
+            raise InvalidProduct("weight_grams cannot be null")
+        variant.weight_grams = data.weight_grams
     _changed(session, product)
     return variant
 

@@ -52,6 +52,8 @@ class VariantForCheckout:
     product_status: str
     seller_status: str
     product_version: int
+    weight_grams: int = 0  # for weight-band shipping
+    seller_ships_with_profiles: bool = False  # checkout needs a shipping rate for this seller's part
 
     @property
     def product_published(self) -> bool:
@@ -72,7 +74,7 @@ def checkout_variants(postgres: bool) -> Any:
         select(
             Variant.id, Variant.product_id, Variant.seller_id, Variant.sku, Product.name, Variant.name,
             Variant.price_amount, Variant.currency, Variant.stock, Variant.active, Product.status,
-            Seller.status, Product.version,
+            Seller.status, Product.version, Variant.weight_grams, Seller.ships_with_profiles,
         )
         .join(Product, Product.id == Variant.product_id)
         .join(Seller, Seller.id == Variant.seller_id)
@@ -80,7 +82,7 @@ def checkout_variants(postgres: bool) -> Any:
     )
 
 
-_VARIANT_COLUMNS = 13  # checkout_variants' columns
+_VARIANT_COLUMNS = 15  # checkout_variants' columns
 
 
 def variants_from_rows(rows: Iterable[Sequence[Any]], start: int = 0) -> dict[uuid.UUID, VariantForCheckout]:
@@ -89,13 +91,13 @@ def variants_from_rows(rows: Iterable[Sequence[Any]], start: int = 0) -> dict[uu
     out: dict[uuid.UUID, VariantForCheckout] = {}
     for row in rows:
         (variant_id, product_id, seller_id, sku, product_name, variant_name, price, currency, stock, active,
-         product_status, seller_status, product_version) = row[start:start + _VARIANT_COLUMNS]
+         product_status, seller_status, product_version, weight, ships) = row[start:start + _VARIANT_COLUMNS]
         if variant_id is not None:
             out[variant_id] = VariantForCheckout(
                 variant_id=variant_id, product_id=product_id, seller_id=seller_id, sku=sku,
                 product_name=product_name, variant_name=variant_name, price_amount=price, currency=currency,
                 stock=stock, variant_active=active, product_status=product_status, seller_status=seller_status,
-                product_version=product_version,
+                product_version=product_version, weight_grams=weight, seller_ships_with_profiles=ships,
             )
     return out
 

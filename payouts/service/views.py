@@ -81,7 +81,8 @@ def payout_detail(
         # Net of refunds so far, like the commissions above (a refund after the payout also shows
         # as a recovery below).
         sales=[CoveredSaleOut(sub_order_id=s.id, order_id=s.order_id,
-                              amount=money(s.seller_net_amount - sum(line.refunded_seller_net for line in s.lines),
+                              amount=money(s.seller_net_amount - s.refunded_shipping_amount
+                                           - sum(line.refunded_seller_net for line in s.lines),
                                            s.currency))
                for s in sub_orders],
         recoveries=[RecoveryOut(id=r.id, amount=money(r.amount, r.currency), status=r.status,

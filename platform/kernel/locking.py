@@ -92,6 +92,7 @@ LOCK_ORDER: tuple[Place, ...] = (
     Place("affiliates", "a payee (recovery planning, onboarding), before what it owns; a Stripe account "
                         "event looks for its account among affiliates, then sellers"),
     Place("sellers", "a payee, likewise"),
+    Place("shipping_profiles", "archived by its seller, after the seller's ships_with_profiles flag"),
     Place("affiliate_programs", "a program before its memberships"),
     Place("program_memberships", "a membership before the listings its removal drops"),
     Place("storefronts", "a storefront before its listings"),

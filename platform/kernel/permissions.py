@@ -89,6 +89,8 @@ _GRANTS: dict[str, dict[str, tuple[str, ...] | str]] = {
     "products.read": {SELLER: ALL, OPERATOR: ALL},
     "products.create": {SELLER: ("owner", "admin", "catalog")},
     "products.write": {SELLER: ("owner", "admin", "catalog"), OPERATOR: ("admin", "support")},
+    "shipping.read": {SELLER: ALL},
+    "shipping.write": {SELLER: ("owner", "admin", "catalog")},
     "stock.write": {SELLER: ("owner", "admin", "catalog", "fulfilment"), OPERATOR: ("admin", "support")},
     "sub_orders.read": {SELLER: ALL, OPERATOR: ALL},
     "sub_orders.fulfil": {SELLER: ("owner", "admin", "fulfilment")},
@@ -258,6 +260,9 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "POST /v1/products/{product_id}/publish": "products.write",
     "POST /v1/products/{product_id}/unpublish": "products.write",
     "POST /v1/products/{product_id}/archive": "products.write",
+    "POST /v1/shipping-profiles": "shipping.write",
+    "GET /v1/shipping-profiles": "shipping.read",
+    "POST /v1/shipping-profiles/{profile_id}/archive": "shipping.write",
     "GET /v1/catalog/products": "catalog.browse",
     "GET /v1/catalog/products/{product_id}": "catalog.browse",
     # payouts and the Stripe inbox
@@ -300,7 +305,7 @@ OPERATION_PERMISSIONS: dict[str, str] = {
     "POST /v1/relationship-contacts": "contacts.write",
 }
 
-READ_ONLY_WRITES = frozenset({"POST /v1/commissions/preview"})
+READ_ONLY_WRITES = frozenset({"POST /v1/commissions/preview", "POST /v1/shipping/quote"})
 """Operations sent with POST that change nothing: the audit log skips them."""
 
 

@@ -68,6 +68,7 @@ def _checkout(
         storefront_slug=slug, coupon_code=body.coupon_code, attribution_token=body.attribution_token,
         canonical_body=body.canonical(), buyer_phone=body.buyer.phone,
         consents=body.consents,
+        shipping_choices={choice.seller_id: choice.rate_id for choice in body.shipping or ()},
     )
     # The order commits first: on PostgreSQL the checkout reads, then writes everything in one
     # statement, on an autocommit connection, so that statement is its transaction (see
@@ -191,11 +192,15 @@ def _refund(
     items = None if body.lines is None else [refunds.RefundItem(x.order_line_id, x.quantity) for x in body.lines]
     if key is None:
         refund = refunds.refund_order(session, order_id, items, reason=body.reason, requested_by=requested_by,
-                                      seller_id=seller_id)
+                                      seller_id=seller_id, include_shipping=body.include_shipping)
     else:
-        request = refunds.IdempotentRequest.of(key, endpoint, body.model_dump(mode="json"))
+        # `include_shipping` counts in the fingerprint only when sent true: a key's fingerprint is
+        # what it was before the field existed.
+        request = refunds.IdempotentRequest.of(key, endpoint, body.model_dump(
+            mode="json", exclude=None if body.include_shipping else {"include_shipping"}))
         refund, replayed = refunds.refund_order_once(session, order_id, items, request, reason=body.reason,
-                                                     requested_by=requested_by, seller_id=seller_id)
+                                                     requested_by=requested_by, seller_id=seller_id,
+                                                     include_shipping=body.include_shipping)
         if replayed:
             response.headers["Idempotent-Replayed"] = "true"
     return views.refund_out(refund)

@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -82,6 +83,8 @@ class Order(TimestampMixin, Base):
     total_amount: Mapped[int] = mapped_column(BigInteger)  # what the buyer pays
     platform_fee_amount: Mapped[int] = mapped_column(BigInteger)
     commission_amount: Mapped[int] = mapped_column(BigInteger)
+    # Every sub-order's shipping, inside total_amount (orders.service.shipping).
+    shipping_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str] = mapped_column(String(20), default=OrderStatus.AWAITING_PAYMENT.value, index=True)
     payment_rail: Mapped[str] = mapped_column(String(16))
@@ -121,8 +124,14 @@ class SubOrder(TimestampMixin, Base):
     amount: Mapped[int] = mapped_column(BigInteger)  # buyer pays for this seller's lines
     platform_fee_amount: Mapped[int] = mapped_column(BigInteger)
     commission_amount: Mapped[int] = mapped_column(BigInteger)
-    seller_net_amount: Mapped[int] = mapped_column(BigInteger)
+    seller_net_amount: Mapped[int] = mapped_column(BigInteger)  # its lines' nets + its shipping
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The chosen shipping rate (orders.service.shipping): inside `amount` and, all of it, the
+    # seller's (`seller_net_amount`); refunds give it back by the rules written there.
+    shipping_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    refunded_shipping_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    shipping_rate_id: Mapped[uuid.UUID | None] = mapped_column()
+    shipping_method: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default=SubOrderStatus.AWAITING_PAYMENT.value, index=True)
     tracking_number: Mapped[str | None] = mapped_column(String(100))
     carrier: Mapped[str | None] = mapped_column(String(100))
@@ -212,6 +221,7 @@ class Refund(TimestampMixin, Base):
     sub_order_id: Mapped[uuid.UUID | None] = mapped_column()
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[int] = mapped_column(BigInteger)
+    shipping_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))  # inside amount
     reason: Mapped[str] = mapped_column(Text, default="")
     requested_by: Mapped[str] = mapped_column(String(16))  # operator | seller
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{order_line_id, quantity, amount}]

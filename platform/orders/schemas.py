@@ -44,7 +44,7 @@ CHECKOUT_EXAMPLE: dict[str, Any] = {
 }
 ORDER_EXAMPLE: dict[str, Any] = {
     "id": "01a2063a-5e0d-7b2a-901b-751061b9f240", "status": "awaiting_payment", "currency": "USD",
-    "subtotal": _usd(7499), "discount": _usd(0), "total": _usd(7499), "refunded": _usd(0),
+    "subtotal": _usd(7499), "discount": _usd(0), "shipping": _usd(0), "total": _usd(7499), "refunded": _usd(0),
     "lines": [
         {"id": "01a2063a-5e0e-743b-af90-0a08874b68d1", "sub_order_id": "01a2063a-5e0e-7450-afd3-7813955e8547",
          "product_id": "01a2063a-1f3e-7da6-9120-2c0f61d0a3ab", "variant_id": "01a2063a-1f3e-7ee6-b690-23d5b38ae31a",
@@ -57,9 +57,11 @@ ORDER_EXAMPLE: dict[str, Any] = {
     ],
     "sub_orders": [
         {"id": "01a2063a-5e0e-7450-afd3-7813955e8547", "seller_id": "01a2063a-1e30-7988-99c1-4778593675bc",
-         "status": "awaiting_payment", "amount": _usd(4999), "tracking_number": None, "carrier": None},
+         "status": "awaiting_payment", "amount": _usd(4999), "shipping": _usd(0), "shipping_method": None,
+         "tracking_number": None, "carrier": None},
         {"id": "01a2063a-5e0e-71e5-aa2d-50cc5902d8f7", "seller_id": "01a2063a-2a3b-7662-a43b-7c3c9716f19a",
-         "status": "awaiting_payment", "amount": _usd(2500), "tracking_number": None, "carrier": None},
+         "status": "awaiting_payment", "amount": _usd(2500), "shipping": _usd(0), "shipping_method": None,
+         "tracking_number": None, "carrier": None},
     ],
     "payment": {"rail": "manual", "status": "awaiting_payment", "payment_intent_id": None, "client_secret": None,
                 "instructions": "Pay 7499 minor units of USD by bank transfer with reference "
@@ -96,13 +98,19 @@ ORDER_OPERATOR_EXAMPLE: dict[str, Any] = {
     "platform_fee": _usd(750), "commission_total": _usd(600),
     "shares": [
         {"id": sub["id"], "seller_id": sub["seller_id"], "status": "paid", "amount": sub["amount"],
-         "platform_fee": _usd(fee), "commission": _usd(commission), "seller_net": _usd(net), "refunded": _usd(0)}
+         "platform_fee": _usd(fee), "commission": _usd(commission), "seller_net": _usd(net), "refunded": _usd(0),
+         "shipping": _usd(0), "refunded_shipping": _usd(0)}
         for sub, (fee, commission, net) in zip(ORDER_EXAMPLE["sub_orders"],
                                                [(500, 400, 4099), (250, 200, 2050)], strict=True)
     ],
     "commissions": [_commission(1, 0, _A, "affiliate", 280), _commission(2, 0, _S, "split_partner", 120),
                     _commission(3, 1, _A, "affiliate", 140), _commission(4, 1, _S, "split_partner", 60)],
 }
+
+
+class ShippingChoiceIn(StrictModel):
+    seller_id: uuid.UUID
+    rate_id: uuid.UUID = Field(description="one of the seller's options from POST /v1/shipping/quote")
 
 
 class CheckoutIn(StrictModel):
@@ -118,11 +126,23 @@ class CheckoutIn(StrictModel):
         default=None, min_length=1, max_length=200,
         description="from a referral link (the `mk_ref` query parameter or cookie `GET /r/{code}` set)",
     )
+    shipping: list[ShippingChoiceIn] | None = Field(
+        default=None, max_length=50,
+        description="the chosen shipping rate per seller (POST /v1/shipping/quote): required for each seller "
+                    "that ships with a rate; the destination is shipping_address's country and region",
+    )
     consents: dict[str, StrictBool] | None = Field(
         default=None, max_length=20,
         description="the buyer's answer per purpose (`GET /v1/consent-purposes`), e.g. "
                     '`{"order_updates": true, "marketing": false}`; an unanswered purpose takes its default',
     )
+
+    @field_validator("shipping")
+    @classmethod
+    def _one_rate_per_seller(cls, value: list[ShippingChoiceIn] | None) -> list[ShippingChoiceIn] | None:
+        if value is not None and len({choice.seller_id for choice in value}) != len(value):
+            raise ValueError("one shipping rate per seller")
+        return value
 
     def canonical(self) -> dict[str, Any]:
         """The body an Idempotency-Key's fingerprint is taken of: the fields added with order links
@@ -130,6 +150,8 @@ class CheckoutIn(StrictModel):
         body = self.model_dump(mode="json")
         if body["consents"] is None:
             del body["consents"]
+        if body["shipping"] is None:
+            del body["shipping"]
         if body["buyer"]["phone"] is None:
             del body["buyer"]["phone"]
         return body
@@ -154,7 +176,9 @@ class SubOrderBuyerOut(BaseModel):
     id: uuid.UUID
     seller_id: uuid.UUID
     status: str
-    amount: MoneyOut
+    amount: MoneyOut = Field(description="the seller's lines and its shipping")
+    shipping: MoneyOut
+    shipping_method: str | None = Field(description="the chosen shipping rate's name (null: no shipping charged)")
     tracking_number: str | None
     carrier: str | None
 
@@ -177,6 +201,7 @@ class OrderBuyerOut(BaseModel):
     currency: str
     subtotal: MoneyOut
     discount: MoneyOut
+    shipping: MoneyOut = Field(description="every seller's shipping, inside total")
     total: MoneyOut
     refunded: MoneyOut
     lines: list[OrderLineOut]
@@ -214,8 +239,10 @@ class SubOrderShareOut(BaseModel):
     amount: MoneyOut
     platform_fee: MoneyOut
     commission: MoneyOut
-    seller_net: MoneyOut
+    seller_net: MoneyOut = Field(description="the seller's lines net of fee and commissions, plus its shipping")
     refunded: MoneyOut
+    shipping: MoneyOut
+    refunded_shipping: MoneyOut
 
 
 class OrderOperatorOut(OrderBuyerOut):
@@ -262,6 +289,8 @@ class SubOrderSellerOut(BaseModel):
     commission: MoneyOut
     seller_net: MoneyOut
     refunded: MoneyOut
+    shipping: MoneyOut
+    shipping_method: str | None
     lines: list[OrderLineOut]
     ship_to: ShippingOut | None = Field(description="shown once the order is paid")
     buyer: BuyerFieldsOut = Field(description="the buyer fields the charter and the buyer's consents let you see")
@@ -292,6 +321,10 @@ class RefundIn(StrictModel):
         description="omit to refund everything left (a seller: everything left of its part)",
     )
     reason: str = Field(default="", max_length=500)
+    include_shipping: StrictBool = Field(
+        default=False,
+        description="also refund what is left of the shipping of each sub-order these lines belong to; a "
+                    "refund that leaves no unit of a sub-order unrefunded refunds its shipping anyway")
 
 
 class RefundSettleIn(StrictModel):
@@ -303,6 +336,7 @@ class RefundOut(BaseModel):
     order_id: uuid.UUID
     sub_order_id: uuid.UUID | None
     amount: MoneyOut
+    shipping: MoneyOut = Field(description="the shipping given back, inside amount")
     reason: str
     requested_by: str
     lines: list[dict[str, str | int]]

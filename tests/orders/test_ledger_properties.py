@@ -1,6 +1,8 @@
-"""Random sequences of checkouts, payments, fulfilment, partial refunds and the clock moving
-keep every invariant of the ledger audit, and the growth rollups kept on the way equal a
-recomputation from the orders and the journal (hypothesis, through the HTTP API)."""
+"""Random sequences of checkouts (with seller X's shipping rates), payments, fulfilment, partial
+refunds (with and without their shipping) and the clock moving keep every invariant of the ledger
+audit, buyer paid = seller nets (with their shipping) + commissions + fees to the minor unit, and
+the growth rollups kept on the way equal a recomputation from the orders and the journal
+(hypothesis, through the HTTP API)."""
 
 from __future__ import annotations
 
@@ -42,13 +44,22 @@ def test_random_order_histories_keep_the_ledger_exact_and_the_rollups_equal_a_re
             for sku in ("X-BASIC", "X-ODD"):
                 ok(client.post(f"/v1/storefronts/{slug}/listings", headers=self.world.affiliates["A"].headers,
                                json={"product_id": self.world.products[sku]}), 201)
+            # X ships with a rate (so every cart with X chooses one), Y without (its part ships free).
+            shipping = ok(client.post("/v1/shipping-profiles", headers=self.world.sellers["X"].headers, json={
+                "name": "Domestic", "currency": "USD", "zones": ["US"],
+                "rates": [{"name": "Flat", "kind": "flat", "amount": 499, "free_over_amount": 9000},
+                          {"name": "Each", "kind": "per_item", "amount": 151}]}), 201)
+            self.rates = [rate["id"] for rate in shipping["rates"]]
             self.awaiting: list[dict[str, Any]] = []
             self.paid: list[dict[str, Any]] = []
 
         @rule(items=st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 7)), min_size=1, max_size=3),
-              buyer=st.sampled_from(["p@example.com", "q@example.com"]))
-        def place(self, items: list[tuple[str, int]], buyer: str) -> None:
-            response = checkout(client, self.slug, cart(self.world, *items, email=buyer))
+              buyer=st.sampled_from(["p@example.com", "q@example.com"]), rate=st.integers(0, 1))
+        def place(self, items: list[tuple[str, int]], buyer: str, rate: int) -> None:
+            body = cart(self.world, *items, email=buyer)
+            if any(sku.startswith("X-") for sku, _ in items):
+                body["shipping"] = [{"seller_id": self.world.sellers["X"].id, "rate_id": self.rates[rate]}]
+            response = checkout(client, self.slug, body)
             assert response.status_code == 201, response.text
             self.awaiting.append(response.json())
 
@@ -74,7 +85,8 @@ def test_random_order_histories_keep_the_ledger_exact_and_the_rollups_equal_a_re
             line = data.draw(st.sampled_from(open_lines))
             qty = data.draw(st.integers(1, line["quantity"] - line["refunded_quantity"]))
             ok(client.post(f"/v1/orders/{order['id']}/refunds", headers=operator,
-                           json={"lines": [{"order_line_id": line["id"], "quantity": qty}]}), 201)
+                           json={"lines": [{"order_line_id": line["id"], "quantity": qty}],
+                                 "include_shipping": data.draw(st.booleans())}), 201)
 
         @precondition(lambda self: self.paid)
         @rule(data=st.data())
@@ -96,6 +108,19 @@ def test_random_order_histories_keep_the_ledger_exact_and_the_rollups_equal_a_re
         def audit_is_clean(self) -> None:
             with session_scope(env.runtime.sessions) as session:
                 assert audit_ledger(session) == []
+
+        @invariant()
+        def buyer_paid_is_every_share_to_the_minor_unit(self) -> None:
+            for order in self.paid:
+                full = ok(client.get(f"/v1/orders/{order['id']}", headers=operator))
+                shares = full["shares"]
+                nets = sum(share["seller_net"]["amount"] for share in shares)
+                shipping = sum(share["shipping"]["amount"] for share in shares)
+                assert full["total"]["amount"] == (nets + full["commission_total"]["amount"]
+                                                   + full["platform_fee"]["amount"])
+                assert full["shipping"]["amount"] == shipping
+                assert all(0 <= s["refunded_shipping"]["amount"] <= s["shipping"]["amount"] for s in shares)
+                assert full["refunded"]["amount"] == sum(share["refunded"]["amount"] for share in shares)
 
         @invariant()
         def rollups_equal_a_recomputation(self) -> None:

@@ -18,6 +18,7 @@ def _order(rail: str, secret: str | None, created_at: datetime, status: str = "a
     order_id, seller = uuid.uuid4(), uuid.uuid4()
     sub = SubOrder(id=uuid.uuid4(), order_id=order_id, seller_id=seller, currency="EUR", amount=2598,
                    platform_fee_amount=260, commission_amount=100, seller_net_amount=2238, refunded_amount=0,
+                   shipping_amount=0,
                    status="awaiting_payment", tracking_number=None, carrier="DHL", created_at=created_at)
     line = OrderLine(id=uuid.uuid4(), order_id=order_id, sub_order_id=sub.id, position=0, seller_id=seller,
                      product_id=uuid.uuid4(), variant_id=uuid.uuid4(), sku="SKU-1", product_name="Théière «Ö»",
@@ -27,7 +28,8 @@ def _order(rail: str, secret: str | None, created_at: datetime, status: str = "a
     return Order(
         id=order_id, buyer_email="b@example.com", buyer_name="B", shipping_address={}, currency="EUR",
         gross_amount=2598, discount_amount=0, total_amount=2598, platform_fee_amount=260, commission_amount=100,
-        refunded_amount=0, status=status, payment_rail=rail, payment_id="pi_1" if secret else None,
+        refunded_amount=0, shipping_amount=0, status=status, payment_rail=rail,
+        payment_id="pi_1" if secret else None,
         payment_client_secret=secret, expires_at=created_at + timedelta(minutes=30), created_at=created_at,
         lines=[line], sub_orders=[sub],
     )

@@ -116,6 +116,10 @@ def test_a_tour_of_every_write_operation_finds_each_ones_audit_event(
     ok(client.patch(f"/v1/products/{pid}/variants/{extra['id']}", headers=s, json={"name": "Deluxe II"}))
     ok(client.post(f"/v1/products/{pid}/variants/{vid}/stock", headers=s, json={"delta": 5}))
     ok(client.post(f"/v1/products/{pid}/publish", headers=s))
+    shipping = ok(client.post("/v1/shipping-profiles", headers=s, json={
+        "name": "Domestic", "currency": "USD", "zones": ["US"],
+        "rates": [{"name": "Standard", "kind": "flat", "amount": 500}]}), 201)
+    ok(client.post(f"/v1/shipping-profiles/{shipping['id']}/archive", headers=s))
     other = m.product(m.seller("Other"), 1000)[0]
     ok(client.post(f"/v1/products/{other.product_id}/unpublish", headers=operator))
     ok(client.post(f"/v1/products/{other.product_id}/archive", headers=operator))

@@ -66,7 +66,8 @@ def _paid(order_id: QueryableAttribute[uuid.UUID]) -> ColumnElement[bool]:
 
 
 def order_splits_are_exact(session: Session) -> Iterable[AuditFinding]:
-    """buyer pays = sum(seller nets) + sum(commissions) + platform fee, per line and per order."""
+    """buyer pays = sum(seller nets) + sum(commissions) + platform fee, per line and per order (a
+    sub-order's net holds its shipping; the sub-orders' shipping is the order's)."""
     commissions = _commissions_per_line()
     parts = OrderLine.platform_fee_amount + func.coalesce(commissions.c.total, 0) + OrderLine.seller_net_amount
     for line_id, amount, shares in session.execute(
@@ -76,11 +77,13 @@ def order_splits_are_exact(session: Session) -> Iterable[AuditFinding]:
     ):
         yield AuditFinding("order_splits_are_exact", f"line {line_id}: amount {amount} but shares sum to {int(shares)}")
     subs = (select(SubOrder.order_id.label("order_id"), func.sum(SubOrder.amount).label("amount"),
-                   func.sum(SubOrder.seller_net_amount).label("net"))
+                   func.sum(SubOrder.seller_net_amount).label("net"),
+                   func.sum(SubOrder.shipping_amount).label("shipping"))
             .group_by(SubOrder.order_id).subquery())
     for (order_id,) in session.execute(
         select(Order.id).outerjoin(subs, subs.c.order_id == Order.id).where(or_(
             func.coalesce(subs.c.amount, 0) != Order.total_amount,
+            func.coalesce(subs.c.shipping, 0) != Order.shipping_amount,
             func.coalesce(subs.c.net, 0) + Order.commission_amount + Order.platform_fee_amount != Order.total_amount,
         ))
     ):
@@ -108,6 +111,11 @@ def refunds_never_exceed_shares(session: Session) -> Iterable[AuditFinding]:
         ):
             if not 0 <= taken <= share:
                 yield AuditFinding("refunds_never_exceed_shares", f"line {line.id}: refunded {taken} of {name} {share}")
+    for sub_id, taken, share in session.execute(
+        select(SubOrder.id, SubOrder.refunded_shipping_amount, SubOrder.shipping_amount).where(or_(
+            SubOrder.refunded_shipping_amount < 0, SubOrder.refunded_shipping_amount > SubOrder.shipping_amount))
+    ):
+        yield AuditFinding("refunds_never_exceed_shares", f"sub-order {sub_id}: refunded {taken} of shipping {share}")
 
 
 def failed_refunds_are_owed(session: Session) -> Iterable[AuditFinding]:
@@ -209,7 +217,7 @@ def shares_match_journal(session: Session) -> Iterable[AuditFinding]:
                                                    f"expected {expected_amount}")
     held = _held_per_source("sub_order")
     refunded = _refunded_net_per_sub_order()
-    expected = SubOrder.seller_net_amount - func.coalesce(refunded.c.net, 0)
+    expected = SubOrder.seller_net_amount - SubOrder.refunded_shipping_amount - func.coalesce(refunded.c.net, 0)
     holds = func.coalesce(held.c.held, 0)
     for sub_id, held_amount, expected_amount in session.execute(
         select(SubOrder.id, holds, expected)
@@ -247,8 +255,8 @@ def shares_sit_in_their_account(session: Session) -> Iterable[AuditFinding]:
     pending = _held_per_source("sub_order", PENDING)
     refunded = _refunded_net_per_sub_order()
     holds = func.coalesce(pending.c.held, 0)
-    expected = case((SubOrder.seller_share_released, 0),
-                    else_=SubOrder.seller_net_amount - func.coalesce(refunded.c.net, 0))
+    expected = case((SubOrder.seller_share_released, 0), else_=SubOrder.seller_net_amount
+                    - SubOrder.refunded_shipping_amount - func.coalesce(refunded.c.net, 0))
     for sub_id, released, held_amount, expected_amount in session.execute(
         select(SubOrder.id, SubOrder.seller_share_released, holds, expected)
         .outerjoin(pending, pending.c.source_id == SubOrder.id)

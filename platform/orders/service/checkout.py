@@ -54,10 +54,13 @@ from affiliates.service import (
     storefront_for_checkout,
 )
 from catalog.service import (
+    ShippingOption,
     VariantForCheckout,
     checkout_variants,
+    chosen_shipping,
     current_stock,
     lower_stock_after_commit,
+    seller_parts,
     take_stock,
     variants_from_rows,
 )
@@ -119,6 +122,7 @@ class CheckoutRequest:
     buyer_phone: str | None = None
     consents: dict[str, bool] | None = None  # as the buyer sent them (kernel.consents)
     organization: OrganizationBuyer | None = None
+    shipping_choices: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # seller -> chosen rate
 
     def fingerprint(self) -> str:
         payload = {"storefront": self.storefront_slug, "body": self.canonical_body}
@@ -169,6 +173,7 @@ def place_order(
     storefront = storefront_for_checkout(session, request.storefront_slug) if request.storefront_slug else None
     variants = variants_from_rows(rows, start=idempotency.LOOKUP_WIDTH)
     lines, currency = _priced(request, items, variants, storefront)
+    shipping = _shipping(session, request, items, variants)
     attribution = commission.resolve_attribution(
         session, storefront_id=storefront.id if storefront else None,
         attribution_token=request.attribution_token, coupon_code=request.coupon_code,
@@ -183,7 +188,7 @@ def place_order(
     )
 
     link = order_links.new_link(settings, request.storefront_slug)
-    draft = _build_order(new_id(), request, currency, lines, variants, settlement, settings, now, link)
+    draft = _build_order(new_id(), request, currency, lines, variants, settlement, settings, now, link, shipping)
     key = idempotency.claim_params(scope, request.idempotency_key, fingerprint, draft.id, now, new_id())
     quantities = [(item.variant_id, item.quantity) for item in items]
     if one_statement if one_statement is not None else is_postgres(session):
@@ -248,6 +253,35 @@ def _priced(
     if storefront is not None and storefront.currency != currency:
         raise CartInvalid(f"storefront {request.storefront_slug} sells in {storefront.currency}, not {currency}")
     return lines, currency
+
+
+def _shipping(
+    session: Session, request: CheckoutRequest, items: Sequence[CartItem],
+    variants: dict[uuid.UUID, VariantForCheckout],
+) -> dict[uuid.UUID, ShippingOption]:
+    """Each seller's chosen shipping, priced by the catalog (catalog.service.shipping). A cart whose
+    sellers ship without rates, and that chose none, costs nothing here: no statement."""
+    required = {variants[item.variant_id].seller_id for item in items
+                if variants[item.variant_id].seller_ships_with_profiles}
+    if not required and not request.shipping_choices:
+        return {}
+    address = request.shipping_address
+    parts = seller_parts(variants, [(item.variant_id, item.quantity) for item in items])
+    return chosen_shipping(session, parts, request.shipping_choices, required, str(address.get("country", "")),
+                           address.get("region"))
+
+
+def _add_shipping(order: dict[str, Any], sub_orders: dict[uuid.UUID, dict[str, Any]],
+                  shipping: dict[uuid.UUID, ShippingOption]) -> None:
+    """Shipping is part of its seller's sub-order and, all of it, the seller's: it carries no
+    platform fee and no commission (orders.service.refunds gives it back by its own rules)."""
+    for seller_id, option in shipping.items():
+        sub = sub_orders[seller_id]
+        sub["shipping_amount"] = option.amount
+        sub["shipping_rate_id"] = option.rate_id
+        sub["shipping_method"] = option.name
+        sub["amount"] += option.amount
+        sub["seller_net_amount"] += option.amount
 
 
 @lru_cache(maxsize=2)
@@ -342,7 +376,7 @@ def _blank(table: Table) -> dict[str, Any]:
 def _build_order(
     order_id: uuid.UUID, request: CheckoutRequest, currency: str, lines: Sequence[commission.CartLine],
     variants: dict[uuid.UUID, VariantForCheckout], settlement: commission.Settlement, settings: Settings,
-    now: datetime, link: order_links.NewLink,
+    now: datetime, link: order_links.NewLink, shipping: dict[uuid.UUID, ShippingOption] | None = None,
 ) -> OrderDraft:
     """The order routed into one sub-order per seller (in order of first appearance), its lines
     (in cart order) and every commission above zero."""
@@ -357,7 +391,8 @@ def _build_order(
         "shipping_address": request.shipping_address, "currency": currency,
         "gross_amount": sum(s.gross for s in settlement.lines),
         "discount_amount": sum(s.discount for s in settlement.lines),
-        "total_amount": sum(s.amount for s in settlement.lines),
+        "shipping_amount": sum(option.amount for option in (shipping or {}).values()),
+        "total_amount": sum(s.amount for s in settlement.lines) + sum(o.amount for o in (shipping or {}).values()),
         "platform_fee_amount": sum(s.platform_fee for s in settlement.lines),
         "commission_amount": sum(c.amount for s in settlement.lines for c in s.commissions),
         "refunded_amount": 0, "status": OrderStatus.AWAITING_PAYMENT.value,
@@ -412,5 +447,7 @@ def _build_order(
                 "status": CommissionStatus.AWAITING_PAYMENT.value,
                 "holding_period_days": part.holding_period_days, "created_at": now,
             })
+    if shipping:
+        _add_shipping(order, sub_orders, shipping)
     mails = [order_links.confirmation_mail(order, link, now)]
     return OrderDraft(order, list(sub_orders.values()), order_lines, commissions, mails)

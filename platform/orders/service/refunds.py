@@ -10,6 +10,15 @@ buyer gets back for the line is prorated the same way and the seller's reversal 
 so every refund transaction sums to zero and, once a line is fully refunded, every share of it is
 back to exactly zero.
 
+Shipping (a sub-order's `shipping_amount`, all of it the seller's, no fee, no commission) is given
+back whole, never prorated, by these rules (`_shipping_refunds`):
+- a refund of everything left (of the order, or of a seller's part: no lines named) gives back
+  what is left of the shipping of every sub-order it touches;
+- a refund that leaves no unit of a sub-order unrefunded gives back what is left of its shipping;
+- a partial refund of a sub-order's lines does not, unless asked (`include_shipping`): then it
+  gives back what is left of the shipping of each sub-order whose lines it refunds.
+The seller's share is reversed by the same amount, so the refund still sums to zero.
+
 Each reversal debits the account the share sits in now: `pending` inside the holding period,
 `available` after it. If the share was already paid out, `available` goes negative: on the Stripe
 rail the payout's transfer is partly reversed (payouts/service/recoveries.py); otherwise, or if the
@@ -95,7 +104,7 @@ class IdempotentRequest:
 
 def refund_order_once(
     session: Session, order_id: uuid.UUID, items: Sequence[RefundItem] | None, request: IdempotentRequest, *,
-    reason: str, requested_by: str, seller_id: uuid.UUID | None = None,
+    reason: str, requested_by: str, seller_id: uuid.UUID | None = None, include_shipping: bool = False,
 ) -> tuple[Refund, bool]:
     """`refund_order` for a request with an Idempotency-Key: the first makes the refund; a retry
     (same key, same request) gets that refund back, True, however the order changed since; the
@@ -109,22 +118,23 @@ def refund_order_once(
             )
         return earlier, True
     refund = _refund_locked(session, order, items, reason=reason, requested_by=requested_by, seller_id=seller_id,
-                            request=request)
+                            request=request, include_shipping=include_shipping)
     return refund, False
 
 
 def refund_order(
     session: Session, order_id: uuid.UUID, items: Sequence[RefundItem] | None, *, reason: str,
-    requested_by: str, seller_id: uuid.UUID | None = None,
+    requested_by: str, seller_id: uuid.UUID | None = None, include_shipping: bool = False,
 ) -> Refund:
     """Refund the given lines (None: everything left, or everything left of `seller_id`'s part)."""
     return _refund_locked(session, lock_order(session, order_id), items, reason=reason,
-                          requested_by=requested_by, seller_id=seller_id)
+                          requested_by=requested_by, seller_id=seller_id, include_shipping=include_shipping)
 
 
 def _refund_locked(
     session: Session, order: Order, items: Sequence[RefundItem] | None, *, reason: str,
     requested_by: str, seller_id: uuid.UUID | None, request: IdempotentRequest | None = None,
+    include_shipping: bool = False,
 ) -> Refund:
     """`refund_order` once the caller holds the order's row lock (`lock_order`); `request`: the
     client's Idempotency-Key and fingerprint, stored with the refund."""
@@ -132,6 +142,7 @@ def _refund_locked(
         raise InvalidTransition(f"order {order.id} is {order.status}; only paid orders can be refunded")
     _lock_shares(session, order.id)
     lines_by_id = {line.id: line for line in order.lines}
+    everything_left = items is None
     if items is None:
         items = [
             RefundItem(line.id, line.quantity - line.refunded_quantity) for line in order.lines
@@ -164,6 +175,7 @@ def _refund_locked(
         requested_by=requested_by, lines=[], sub_order_id=None,
         idempotency_key=request.key if request else None, request_hash=request.fingerprint if request else None,
     )
+    refund.shipping_amount = 0
     session.add(refund)
     postings: list[Posting] = []
     recorded_lines = []
@@ -188,9 +200,17 @@ def _refund_locked(
                 move_commission(commission, CommissionStatus.REVERSED)
             postings.append(Posting(AFFILIATE, commission.affiliate_id, account, -part, "commission", commission.id))
         recorded_lines.append({"order_line_id": str(line.id), "quantity": item.quantity, "amount": amount})
+    touched_subs = {lines_by_id[item.order_line_id].sub_order_id for item in items}
+    for sub, shipping in _shipping_refunds(order, [subs[i] for i in sorted(touched_subs)],
+                                           everything_left or include_shipping):
+        sub.refunded_shipping_amount += shipping
+        sub.refunded_amount += shipping
+        refund.amount += shipping
+        refund.shipping_amount += shipping
+        seller_account = AVAILABLE if sub.seller_share_released else PENDING
+        postings.append(Posting(SELLER, sub.seller_id, seller_account, -shipping, "sub_order", sub.id))
     postings.append(Posting(PLATFORM, None, CLEARING, refund.amount, "refund", refund.id))
     refund.lines = recorded_lines
-    touched_subs = {lines_by_id[item.order_line_id].sub_order_id for item in items}
     if len(touched_subs) == 1:
         refund.sub_order_id = next(iter(touched_subs))
     order.refunded_amount += refund.amount
@@ -252,6 +272,21 @@ def settle_failed_refund(session: Session, refund_id: uuid.UUID, note: str) -> R
                   Posting(PLATFORM, None, CLEARING, refund.amount, *source)],
     )
     return refund
+
+
+def _shipping_refunds(order: Order, touched: Sequence[SubOrder], asked: bool) -> list[tuple[SubOrder, int]]:
+    """The shipping this refund gives back, per sub-order it touches (the rules in the module
+    docstring): all that is left of it when `asked` (everything left refunded, or include_shipping)
+    or when no unit of the sub-order is left unrefunded (its lines' counts as updated by this refund)."""
+    out = []
+    for sub in touched:
+        left = sub.shipping_amount - sub.refunded_shipping_amount
+        if left <= 0:
+            continue
+        emptied = all(line.refunded_quantity == line.quantity for line in order.lines if line.sub_order_id == sub.id)
+        if asked or emptied:
+            out.append((sub, left))
+    return out
 
 
 def _reverse_line(

@@ -1,7 +1,7 @@
 """The growth rollup: per day, group and currency, kept as orders are paid and refunded, so the
 growth reports read a few thousand rows instead of every order (issue 16).
 
-Groups: `seller` (its lines), `affiliate` (the attributed affiliate's orders, self-referrals
+Groups: `seller` (its lines and its shipping), `affiliate` (the attributed affiliate's orders, self-referrals
 excepted: what it sold and its own commissions), `storefront` (the storefront's orders and every
 commission they paid) and `program` (the lines a seller's program paid a commission on).
 
@@ -115,6 +115,11 @@ def order_shares(order: Order) -> dict[Group, Figures]:
                 shares[(STOREFRONT, order.storefront_id)].commissions += net
             if attributed and c.affiliate_id == order.affiliate_id:
                 shares[(AFFILIATE, c.affiliate_id)].commissions += net
+    for sub in order.sub_orders:  # shipping is the seller's revenue (only the seller group's)
+        if sub.shipping_amount:
+            seller = shares[(SELLER, sub.seller_id)]
+            seller.revenue += sub.shipping_amount - sub.refunded_shipping_amount
+            seller.refunded += sub.refunded_shipping_amount
     return dict(shares)
 
 
@@ -237,6 +242,15 @@ def _expected_daily(session: Session) -> dict[DailyKey, Figures]:
             f = out[(group_type, day_of(d), group_id, currency)]
             f.orders, f.revenue, f.refunded, f.fees = int(orders), int(revenue), int(refunded), int(fees)
             f.orders_via_storefront, f.orders_via_click, f.orders_via_coupon = (int(n) for n in sources)
+    shipped = (select(SubOrder.seller_id, day, Order.currency,
+                      func.sum(SubOrder.shipping_amount - SubOrder.refunded_shipping_amount),
+                      func.sum(SubOrder.refunded_shipping_amount))
+               .join(Order, Order.id == SubOrder.order_id).where(_paid(), SubOrder.shipping_amount > 0)
+               .group_by(SubOrder.seller_id, day, Order.currency))
+    for seller_id, d, currency, revenue, refunded in session.execute(shipped):
+        f = out[(SELLER, day_of(d), seller_id, currency)]
+        f.revenue += int(revenue)
+        f.refunded += int(refunded)
     net = func.sum(Commission.amount - Commission.reversed_amount)
     commissions = select(Commission).join(Order, Order.id == Commission.order_id).where(_paid())
     for group_type, column, stmt in (

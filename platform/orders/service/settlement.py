@@ -234,5 +234,6 @@ def release_matured(session: Session, limit: int = 500) -> tuple[int, int]:
 
 
 def _refunded_seller_net(sub: SubOrder) -> int:
-    return sum(line.refunded_seller_net for line in sub.lines)
+    """What refunds took of the seller's share: its lines' nets and its shipping."""
+    return sum(line.refunded_seller_net for line in sub.lines) + sub.refunded_shipping_amount
 

@@ -61,10 +61,12 @@ def _buyer_fields(order: Order) -> dict[str, object]:
     return {
         "id": order.id, "status": order.status, "currency": c,
         "subtotal": money(order.gross_amount, c), "discount": money(order.discount_amount, c),
-        "total": money(order.total_amount, c), "refunded": money(order.refunded_amount, c),
+        "shipping": money(order.shipping_amount, c), "total": money(order.total_amount, c),
+        "refunded": money(order.refunded_amount, c),
         "lines": [line_out(line, c) for line in order.lines],
         "sub_orders": [
             SubOrderBuyerOut(id=s.id, seller_id=s.seller_id, status=s.status, amount=money(s.amount, c),
+                             shipping=money(s.shipping_amount, c), shipping_method=s.shipping_method,
                              tracking_number=s.tracking_number, carrier=s.carrier)
             for s in order.sub_orders
         ],
@@ -88,6 +90,7 @@ def order_for_buyer_json(order: Order, link: tuple[str, str] | None = None) -> b
         "id": order.id, "status": order.status, "currency": c,
         "subtotal": {"amount": order.gross_amount, "currency": c},
         "discount": {"amount": order.discount_amount, "currency": c},
+        "shipping": {"amount": order.shipping_amount, "currency": c},
         "total": {"amount": order.total_amount, "currency": c},
         "refunded": {"amount": order.refunded_amount, "currency": c},
         "lines": [
@@ -102,6 +105,7 @@ def order_for_buyer_json(order: Order, link: tuple[str, str] | None = None) -> b
         ],
         "sub_orders": [
             {"id": s.id, "seller_id": s.seller_id, "status": s.status, "amount": {"amount": s.amount, "currency": c},
+             "shipping": {"amount": s.shipping_amount, "currency": c}, "shipping_method": s.shipping_method,
              "tracking_number": s.tracking_number, "carrier": s.carrier}
             for s in order.sub_orders
         ],
@@ -133,6 +137,7 @@ def order_for_operator(order: Order, buyer: BuyerView) -> OrderOperatorOut:
                 id=s.id, seller_id=s.seller_id, status=s.status, amount=money(s.amount, c),
                 platform_fee=money(s.platform_fee_amount, c), commission=money(s.commission_amount, c),
                 seller_net=money(s.seller_net_amount, c), refunded=money(s.refunded_amount, c),
+                shipping=money(s.shipping_amount, c), refunded_shipping=money(s.refunded_shipping_amount, c),
             )
             for s in order.sub_orders
         ],
@@ -149,6 +154,7 @@ def sub_order_for_seller(sub: SubOrder, buyer: BuyerView) -> SubOrderSellerOut:
         id=sub.id, order_id=sub.order_id, status=sub.status, amount=money(sub.amount, c),
         platform_fee=money(sub.platform_fee_amount, c), commission=money(sub.commission_amount, c),
         seller_net=money(sub.seller_net_amount, c), refunded=money(sub.refunded_amount, c),
+        shipping=money(sub.shipping_amount, c), shipping_method=sub.shipping_method,
         lines=[line_out(line, c) for line in sub.lines],
         ship_to=ShippingOut(name=buyer.name or "", address=address)
         if sub.status in PAID_STATES and address is not None else None,
@@ -161,6 +167,7 @@ def sub_order_for_seller(sub: SubOrder, buyer: BuyerView) -> SubOrderSellerOut:
 def refund_out(refund: Refund) -> RefundOut:
     return RefundOut(
         id=refund.id, order_id=refund.order_id, sub_order_id=refund.sub_order_id,
-        amount=money(refund.amount, refund.currency), reason=refund.reason, requested_by=refund.requested_by,
+        amount=money(refund.amount, refund.currency), shipping=money(refund.shipping_amount, refund.currency),
+        reason=refund.reason, requested_by=refund.requested_by,
         lines=refund.lines, status=refund.status, failure_reason=refund.failure_reason, created_at=refund.created_at,
     )
