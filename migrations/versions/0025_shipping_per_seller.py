@@ -10,7 +10,7 @@
   / shipping_method, refunds.shipping_amount: the shipping charged and given back.
 
 Revision ID: 0025
-Revises: 0022
+Revises: 0024
 Create Date: 2026-12-05
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 import kernel.db
 
 revision: str = '0025'
-down_revision: str | None = '0022'
+down_revision: str | None = '0024'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
