@@ -45,6 +45,9 @@ NOT_RUN = {
      "python -m loadtests.bench --chaos --duration 30    # one JSON line last; exit 1 when an invariant breaks"),
     ("loadtests/README.md", "createdb -h 127.0.0.1 -U postgres hist && U=postgresql+psycopg://postgres@127.0.0.1:5432/hist"),
     ("README.md", "createdb -h 127.0.0.1 -U postgres hist_growth && U=postgresql+psycopg://postgres@127.0.0.1:5432/hist_growth"),
+    ("payouts/README.md", "createdb -h 127.0.0.1 -U postgres payouts100k"),
+    ("loadtests/README.md", "createdb -h 127.0.0.1 -U postgres payouts100k"),
+    ("loadtests/README.md", ".venv/bin/python -m pytest tests/payouts/test_rate_limit.py -s -q   # prints the figure"),
 }
 
 # What each walkthrough's output must show, beyond every command exiting 0.

@@ -148,11 +148,6 @@ def write(session: Session, txns: Sequence[Txn]) -> None:
     ])
 
 
-def claim(session: Session, item: PayoutItem, claims: list[uuid.UUID]) -> None:
-    """Mark what the frozen item covers (`claims`, locked by `lock_claimable`)."""
-    claim_all(session, item.batch_id, {(item.owner_type, item.owner_id): claims})
-
-
 CLAIM_SLICE = 10_000  # ids per statement: below SQLite's bound-parameter limit
 
 
@@ -160,7 +155,7 @@ def claim_all(session: Session, batch_id: uuid.UUID, claims: dict[PayeeKey, list
     """Mark what a chunk's frozen items cover (`claims` per payee, locked by `lock_claimable`):
     one UPDATE per table (per 10,000 rows), each row pointed at its payee's item of the batch
     (UNIQUE(batch_id, owner_type, owner_id): a correlated look-up by that key)."""
-    for owner_type, model in ((AFFILIATE, Commission), (SELLER, SubOrder)):
+    for owner_type, model in ((SELLER, SubOrder), (AFFILIATE, Commission)):  # the lock order's
         ids = [row_id for (kind, _), rows in claims.items() if kind == owner_type for row_id in rows]
         owner = Commission.affiliate_id if owner_type == AFFILIATE else SubOrder.seller_id
         item_of_payee = select(PayoutItem.id).where(

@@ -19,12 +19,14 @@ from sqlalchemy.orm import Session
 from kernel.clock import clock
 from kernel.db import new_id
 from kernel.money import format_minor, normalize_currency
+from kernel.pgsql import insert_rows, is_postgres
 from kernel.settings import Settings
 from kernel.tasking import enqueue_after_commit
 from payouts.errors import BatchNotFound, BatchStateConflict, NothingToPay, OpenBatchExists
 from payouts.models import BatchStatus, ItemStatus, PayoutBatch, PayoutItem
 from payouts.service.journal import available_balances
 from payouts.service.payees import load_payees
+from payouts.service.states import ITEMS
 
 RUN_TASK = "payouts.run_batch"
 
@@ -109,7 +111,7 @@ def create_batch(
     except IntegrityError:
         raise OpenBatchExists(f"another payout batch for {plan.currency} was just created") from None
     now = clock.now()
-    # One multi-row INSERT per 1,000 items: a 10,000-payee batch is created in ten statements.
+    # One statement on PostgreSQL; elsewhere one multi-row INSERT per 1,000 items.
     rows = [
         {"id": new_id(), "batch_id": batch.id, "owner_type": line.owner_type, "owner_id": line.owner_id,
          "currency": plan.currency, "rail": rail, "status": ItemStatus.QUEUED.value,
@@ -117,8 +119,11 @@ def create_batch(
          "created_at": now, "updated_at": now}
         for line in plan.payable
     ]
-    for start in range(0, len(rows), 1000):
-        session.execute(insert(PayoutItem), rows[start:start + 1000])
+    if is_postgres(session):  # one statement (a bank-file batch has 100,000 items)
+        insert_rows(session, ITEMS, rows)
+    else:
+        for start in range(0, len(rows), 1000):
+            session.execute(insert(PayoutItem), rows[start:start + 1000])
     if settings.payout_auto_approve:
         _approve(session, batch, approved_by=created_by, enqueue=enqueue)
     return batch, plan

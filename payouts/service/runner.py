@@ -291,8 +291,13 @@ def mark_sending(
     )
     if exclude:
         stmt = stmt.where(~among(PayoutItem.id, exclude, is_postgres(session)))
+    # Frozen items first: a `sending` item without a retry time is most likely queued in another
+    # worker's sending threads right now (marked, not yet locked); taking it would only make a
+    # re-send (a listing at the rail before the transfer). It is taken once no frozen item is
+    # left: then its worker may have died.
     ids = [row[0] for row in session.execute(
-        stmt.order_by(PayoutItem.id).limit(limit).with_for_update(skip_locked=True)
+        stmt.order_by(PayoutItem.status != ItemStatus.FROZEN.value, PayoutItem.id).limit(limit)
+        .with_for_update(skip_locked=True)
     )]
     # A retry (already `sending`) stays there; either way one more attempt.
     states.advance_all(session, ItemStatus.SENDING, ids, from_=IN_FLIGHT_ITEM_STATUSES,

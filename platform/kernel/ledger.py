@@ -46,23 +46,27 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ForeignKey,
     Index,
     SmallInteger,
     String,
     UniqueConstraint,
+    Uuid,
+    bindparam,
     event,
     func,
     insert,
     select,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from kernel.clock import clock
 from kernel.db import Base, new_id, new_ids
-from kernel.pgsql import in_list, json_rows
+from kernel.pgsql import insert_rows, json_rows
 
 # Owner types and account purposes, as strings so every domain can name its own accounts.
 PLATFORM = "platform"
@@ -236,8 +240,8 @@ def post_many(session: Session, transactions: Sequence[Transaction]) -> list[uui
         # A payout chunk posts thousands of rows: each table's rows go as ONE JSON parameter
         # (`INSERT ... SELECT FROM json_populate_recordset`), instead of psycopg's executemany,
         # which sends one INSERT per row (issue 18: 7.9 of 28 s of a 3,000-payee run).
-        session.execute(_bulk_insert_pg(JournalTransaction.__tablename__), {"rows": orjson.dumps(headers).decode()})
-        session.execute(_bulk_insert_pg(JournalEntry.__tablename__), {"rows": orjson.dumps(entries).decode()})
+        insert_rows(session, JournalTransaction.__table__, headers)  # type: ignore[arg-type]
+        insert_rows(session, JournalEntry.__table__, entries)  # type: ignore[arg-type]
     else:
         session.execute(insert(JournalTransaction), headers)
         # render_nulls: the platform's entries have owner_id NULL; without it the ORM splits the rows
@@ -250,14 +254,6 @@ def post_many(session: Session, transactions: Sequence[Transaction]) -> list[uui
 # From this many entries in one `post_many` call, PostgreSQL gets the rows as one JSON parameter
 # (the checkout's and settlement's few-row posts keep their plain INSERTs: the load floor replays them).
 BULK_ROWS = 64
-
-
-@lru_cache(maxsize=4)
-def _bulk_insert_pg(table_name: str) -> Any:
-    table = Base.metadata.tables[table_name]
-    names = [column.name for column in table.columns]
-    rows = json_rows(table, "rows", "r")
-    return postgresql.insert(table).from_select(names, select(*(rows.c[name] for name in names)))
 
 
 # --- the balance table: changes noted per session, added at commit ------------------------------
@@ -431,21 +427,40 @@ def owner_balances(
     if currency is not None:
         stmt = stmt.where(LedgerBalance.currency == currency)
     wanted = None if owner_ids is None else list(set(owner_ids))
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if wanted is None:
-        chunks: list[tuple[Any, dict[str, Any]]] = [(stmt, {})]
-    elif postgres:  # one array parameter, whatever the number of owners (a payout chunk: thousands)
-        chunks = [(stmt.where(in_list(LedgerBalance.owner_id, "owners", True)), {"owners": wanted})]
-    else:
-        chunks = [(stmt.where(LedgerBalance.owner_id.in_(wanted[i:i + 1000])), {}) for i in range(0, len(wanted), 1000)]
     totals: dict[tuple[str, uuid.UUID, str], int] = {}
-    for chunk, params in chunks:
-        totals.update({(t, i, c): int(total) for t, i, c, total in session.execute(chunk, params)})
+    if wanted is not None and session.get_bind().dialect.name == "postgresql":
+        # A payout chunk asks for thousands of owners: one array parameter, each owner looked up
+        # by its key (a lateral probe of the index), never a scan of every owner's balances
+        # filtered by the list, which a planner with stale statistics picks for `= ANY(list)`.
+        for owner_type in owner_types:
+            for i, c, total in session.execute(_owners_balances_pg(currency is not None),
+                                               {"owners": wanted, "owner_type": owner_type, "purpose": purpose,
+                                                "currency": currency}):
+                totals[(owner_type, i, c)] = int(total)
+        chunks: list[Any] = []
+    elif wanted is None:
+        chunks = [stmt]
+    else:
+        chunks = [stmt.where(LedgerBalance.owner_id.in_(wanted[i:i + 1000])) for i in range(0, len(wanted), 1000)]
+    for chunk in chunks:
+        totals.update({(t, i, c): int(total) for t, i, c, total in session.execute(chunk)})
     among = None if wanted is None else set(wanted)
     for (t, i, p, c), amount in pending_changes(session).items():
         if p == purpose and t in owner_types and (currency is None or c == currency) and (among is None or i in among):
             totals[(t, i, c)] = totals.get((t, i, c), 0) + amount
     return totals
+
+
+@lru_cache(maxsize=2)
+def _owners_balances_pg(one_currency: bool) -> Any:
+    owners = func.unnest(bindparam("owners", type_=ARRAY(Uuid()))).table_valued("id").render_derived(name="w")
+    conditions = [LedgerBalance.owner_type == bindparam("owner_type"), LedgerBalance.owner_id == owners.c.id,
+                  LedgerBalance.purpose == bindparam("purpose")]
+    if one_currency:
+        conditions.append(LedgerBalance.currency == bindparam("currency"))
+    balance = (select(LedgerBalance.currency, func.sum(LedgerBalance.balance).label("total"))
+               .where(*conditions).group_by(LedgerBalance.currency).lateral("b"))
+    return select(owners.c.id, balance.c.currency, balance.c.total).select_from(owners.join(balance, true()))
 
 
 def journal_balances(session: Session) -> dict[AccountKey, tuple[int, int]]:

@@ -29,7 +29,7 @@ Commissions, one affiliate's share of one line (`COMMISSION_TRANSITIONS`):
                                      journal: commission.available)
     pending          -> reversed     refunds took back all of it while pending (orders.service.refunds)
     available        -> paid         a payout froze the affiliate's balance and claimed it
-                                     (payouts.service.journal.claim; journal: payout.freeze)
+                                     (payouts.service.journal.claim_all; journal: payout.freeze)
     paid             -> available    that payout failed: the claim is given back and the next
                                      payout covers it (payouts.service.journal.release_claims)
 
