@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
@@ -62,3 +63,29 @@ def test_api_never_answers_5xx_or_off_schema(case: OpenApiCase, operator_headers
     case.call_and_validate(
         headers=operator_headers, excluded_checks=[positive_data_acceptance, negative_data_rejection], timeout=60,
     )
+
+
+def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):  # an included router (FastAPI keeps a branch)
+            yield from _api_routes(route.original_router.routes)
+
+
+# Served but not operations of the JSON API: the pages (platform/web, HTML forms), Swagger UI, and
+# Prometheus' text format.
+NOT_IN_THE_DOCUMENT = {"/docs", "/metrics"}
+
+
+def test_the_run_covers_every_operation_the_app_serves() -> None:
+    """The run is parametrized from the document: a route left out of it (include_in_schema=False)
+    would never be fuzzed. Every operation the app serves, but the pages, is in the document."""
+    document = APP.openapi()["paths"]
+    documented = {(method.upper(), path) for path, methods in document.items() for method in methods}
+    served = {(method, route.path) for route in _api_routes(APP.routes)
+              if not route.endpoint.__module__.startswith("web.") and route.path not in NOT_IN_THE_DOCUMENT
+              for method in (route.methods or set()) - {"HEAD"}}
+    assert served - documented == set()
+    assert len(documented) > 150  # the storefront directory, reports, alarms, charter, buyer organizations...
+    assert sum(1 for result in schema.get_all_operations()) == len(documented)

@@ -16,7 +16,15 @@ from pydantic import AwareDatetime, BaseModel, EmailStr, Field, SecretStr
 from kernel import audit_log, password_reset, people, permissions, sessions, totp
 from kernel.accounts import Invitation, Membership, Person
 from kernel.auth import ApiKey, IssuedKey, Role
-from kernel.deps import CurrentPrincipal, DbSession, PublicRateLimit, PublicWriteAudit, StrictQuery, get_runtime
+from kernel.deps import (
+    CurrentPrincipal,
+    DbSession,
+    NoStore,
+    PublicRateLimit,
+    PublicWriteAudit,
+    StrictQuery,
+    get_runtime,
+)
 from kernel.errors import Forbidden, NotFound, Unprocessable
 from kernel.runtime import Runtime
 from kernel.schemas import Page, StrictModel
@@ -208,7 +216,8 @@ def list_my_keys(session: DbSession, principal: CurrentPrincipal) -> list[Person
     return [_personal_key_out(row) for row in people.list_personal_keys(session, principal.person_id)]
 
 
-@router.post("/v1/me/api-keys", status_code=201, response_model=IssuedPersonalKeyOut, tags=["people"])
+@router.post("/v1/me/api-keys", status_code=201, response_model=IssuedPersonalKeyOut, tags=["people"],
+             dependencies=[NoStore])
 def create_my_key(body: PersonalKeyCreate, session: DbSession, principal: CurrentPrincipal) -> IssuedPersonalKeyOut:
     """A personal key for this organization, with the calling key's role or a narrower one (e.g.
     a `viewer` key for a dashboard). Shown once. For another organization, use its own key or
@@ -226,7 +235,7 @@ def revoke_my_key(key_id: uuid.UUID, session: DbSession, principal: CurrentPrinc
 
 
 @router.post("/v1/auth/api-keys", status_code=201, response_model=IssuedPersonalKeyOut, tags=["people"],
-             dependencies=[PublicRateLimit])
+             dependencies=[PublicRateLimit, NoStore])
 def create_key_with_password(
     body: PasswordKeyCreate, session: DbSession, request: Request, runtime: RuntimeDep, audit: PublicWriteAudit,
 ) -> IssuedPersonalKeyOut:
@@ -279,7 +288,7 @@ def _session_out(row: sessions.BrowserSession) -> SessionOut:
 
 
 @router.post("/v1/sessions", status_code=201, response_model=LoginOut, tags=["sessions"],
-             dependencies=[PublicRateLimit])
+             dependencies=[PublicRateLimit, NoStore])
 def log_in(body: LoginIn, request: Request, response: Response, session: DbSession, runtime: RuntimeDep,
            audit: PublicWriteAudit) -> LoginOut:
     """Public: log in with email and password. Sets the session cookie (HttpOnly, SameSite=Lax,
@@ -346,7 +355,7 @@ def _me_person(session: DbSession, principal: CurrentPrincipal) -> Person:
     return person
 
 
-@router.post("/v1/me/totp", response_model=TotpStartOut, tags=["sessions"])
+@router.post("/v1/me/totp", response_model=TotpStartOut, tags=["sessions"], dependencies=[NoStore])
 def start_totp(session: DbSession, principal: CurrentPrincipal) -> TotpStartOut:
     """Step 1 of turning on the TOTP second factor: a new secret (not on until confirmed)."""
     secret, uri = totp.start(_me_person(session, principal))
@@ -402,7 +411,7 @@ def confirm_password_reset(body: ResetConfirmIn, session: DbSession, audit: Publ
 
 
 @router.post("/v1/invitations/accept", status_code=201, response_model=AcceptedOut, tags=["people"],
-             dependencies=[PublicRateLimit], responses={404: {"description": "no invitation with this token"}})
+             dependencies=[PublicRateLimit, NoStore], responses={404: {"description": "no invitation with this token"}})
 def accept_invitation(body: InvitationAccept, session: DbSession, audit: PublicWriteAudit) -> AcceptedOut:
     """Public: use an invitation (once). Without an account, send your name and a new password;
     with one, its password. You join with the invited role and get a personal key (shown once)."""
