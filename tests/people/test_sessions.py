@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 
 from kernel import sessions
 from kernel.auth import Role
+from kernel.cache import CountersOnlyStore
 from kernel.clock import clock
+from kernel.runtime import Runtime
 from marketplace.app import create_app
 from tests.conftest import Backend
 from tests.people.conftest import PASSWORD, Inbox, member_key, ok, seller_with_owner, token_in
@@ -106,6 +108,26 @@ def test_a_removed_member_s_session_stops_working(client: TestClient, env: Backe
     assert ok(member.get("/v1/me"))["role"] == "catalog"
     assert client.delete(f"/v1/organizations/{seller.id}/members/{person_id}", headers=seller.key).status_code == 204
     assert member.get("/v1/me").status_code == 401
+
+
+def test_failed_logins_slow_down_where_several_processes_serve_without_redis(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    """PostgreSQL or a broker, no REDIS_URL: the store caches nothing (kernel.cache), and the
+    back-off must still hold (it read nothing back there, so guessing was never slowed down)."""
+    seller = seller_with_owner(client, operator)
+    settings = env.runtime.settings.model_copy(update={"redis_url": None, "celery_broker_url": "redis://127.0.0.1:1/0"})
+    runtime = Runtime(settings)
+    try:
+        assert isinstance(runtime.store, CountersOnlyStore)
+        with TestClient(create_app(runtime=runtime)) as several:
+            for _ in range(sessions.FREE_FAILURES):
+                wrong = several.post("/v1/sessions", json={"email": seller.owner_email, "password": "wrong password"})
+                assert wrong.status_code == 401
+            throttled = several.post("/v1/sessions", json={"email": seller.owner_email, "password": PASSWORD})
+            assert throttled.status_code == 429, throttled.text
+    finally:
+        runtime.close()
 
 
 @pytest.mark.parametrize("same_account", [True, False])
