@@ -23,6 +23,7 @@ from kernel.deps import (
     PublicRateLimit,
     PublicWriteAudit,
     StrictQuery,
+    client_address,
     get_runtime,
 )
 from kernel.errors import Forbidden, NotFound, Unprocessable
@@ -241,7 +242,7 @@ def create_key_with_password(
 ) -> IssuedPersonalKeyOut:
     """Public: your email and password buy a personal key for one organization you belong to
     (role: at most yours). Failures slow down per account and per address, as for a login."""
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)  # X-Forwarded-For only from a trusted proxy (kernel.client)
     with sessions.throttled(runtime.store, str(body.email), address):  # the same back-off as a login
         issued = people.key_by_password(session, body.email, body.password.get_secret_value(),
                                         body.organization_id, body.role, body.name, totp_code=body.totp_code,
@@ -296,7 +297,7 @@ def log_in(body: LoginIn, request: Request, response: Response, session: DbSessi
     slow down per account and per address (429 with Retry-After)."""
     made = sessions.login(
         session, runtime.store, email=str(body.email), password=body.password.get_secret_value(),
-        organization_id=body.organization_id, address=request.client.host if request.client else "unknown",
+        organization_id=body.organization_id, address=client_address(request),
         user_agent=request.headers.get("user-agent"), ttl_hours=runtime.settings.session_ttl_hours,
         replaces=request.cookies.get(sessions.COOKIE), totp_code=body.totp_code,
         production=runtime.settings.environment == "production",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from ipaddress import ip_network
 from typing import Any
 
 import pytest
@@ -126,6 +127,31 @@ def test_failed_logins_slow_down_where_several_processes_serve_without_redis(
                 assert wrong.status_code == 401
             throttled = several.post("/v1/sessions", json={"email": seller.owner_email, "password": PASSWORD})
             assert throttled.status_code == 429, throttled.text
+    finally:
+        runtime.close()
+
+
+def test_behind_a_trusted_proxy_a_guessers_failed_logins_slow_down_its_address_not_everyone(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    """The login back-off's address is the client's by the one rule of kernel.client (it was the
+    proxy's: one guesser locked every user behind it out, and X-Forwarded-For from elsewhere
+    is still not believed)."""
+    seller = seller_with_owner(client, operator)
+    settings = env.runtime.settings.model_copy(update={"trusted_proxies": [ip_network("127.0.0.1/32")]})
+    runtime = Runtime(settings)
+
+    def log_in(behind: TestClient, forwarded_for: str, email: str, password: str) -> int:
+        status: int = behind.post("/v1/sessions", headers={"X-Forwarded-For": forwarded_for},
+                                  json={"email": email, "password": password}).status_code
+        return status
+
+    try:
+        with TestClient(create_app(runtime=runtime), client=("127.0.0.1", 5000)) as behind:
+            for n in range(sessions.FREE_FAILURES):
+                assert log_in(behind, "198.51.100.1", f"nobody-{n}@example.com", "wrong password") == 401
+            assert log_in(behind, "198.51.100.1", seller.owner_email or "", PASSWORD) == 429
+            assert log_in(behind, "198.51.100.2", seller.owner_email or "", PASSWORD) == 201
     finally:
         runtime.close()
 
