@@ -170,11 +170,16 @@ class ProgramOut(BaseModel):
     updated_at: datetime
 
 
+# program_charters.version is an INTEGER column: a larger number is a 422, not a database error (500).
+CHARTER_VERSION_MAX = 2**31 - 1
+
+
 class MembershipApply(StrictModel):
     message: str = Field(default="", max_length=2000, description="a note for the seller")
     accept_charter_version: StrictInt | None = Field(
-        default=None, ge=1, description="the program's current data-sharing charter version, accepted by joining "
-                                        "(required when the program has a charter)")
+        default=None, ge=1, le=CHARTER_VERSION_MAX,
+        description="the program's current data-sharing charter version, accepted by joining "
+                    "(required when the program has a charter)")
 
 
 class MembershipDecision(StrictModel):
@@ -608,7 +613,7 @@ class CharterOut(BaseModel):
 
 
 class CharterAcceptIn(StrictModel):
-    version: StrictInt = Field(ge=1)
+    version: StrictInt = Field(ge=1, le=CHARTER_VERSION_MAX)
 
 
 class CharterAcceptanceOut(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import typing
 import uuid
 from collections.abc import Iterator
 from ipaddress import ip_network
@@ -16,18 +17,22 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from structlog.typing import EventDict
 
 from kernel import auth
 from kernel.client import resolve
+from kernel.deps import no_store
 from kernel.settings import Settings
 from marketplace.app import create_app
 from tests.affiliates.conftest import Market
 from tests.conftest import Backend, bearer, make_settings
 from tests.embedded_server import embedded_server
 from tests.fake_stripe import sign_payload
+from tests.orders.world import cart, checkout, worked_example
+from tests.people.conftest import PASSWORD, seller_with_owner
 
 ONE_MIB = 1024 * 1024
 
@@ -155,6 +160,79 @@ def test_responses_that_carry_a_secret_are_not_stored_by_caches(market: Market) 
         assert response.headers.get("cache-control") == "no-store", response.request.url
     assert "set-cookie" in redirect.headers
     assert "cache-control" not in client.get("/healthz").headers  # only where a secret is
+
+
+SECRET_FIELDS = {"api_key", "key", "secret", "client_secret", "status_token", "csrf_token", "otpauth_uri"}
+# Handlers that return a ready Response (FastAPI drops a dependency's headers then): they set
+# no-store themselves; the test below sends their requests.
+SETS_NO_STORE_ITSELF = {"checkout_in_storefront", "checkout_direct", "place_order"}
+
+
+def _secret_fields(model: Any, seen: set[Any]) -> set[str]:
+    """The fields named like a secret anywhere in the response model `model`."""
+    found: set[str] = set()
+    for arg in typing.get_args(model):
+        found |= _secret_fields(arg, seen)
+    if isinstance(model, type) and issubclass(model, BaseModel) and model not in seen:
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            if name in SECRET_FIELDS:
+                found.add(f"{model.__name__}.{name}")
+            found |= _secret_fields(info.annotation, seen)
+    return found
+
+
+def _dependency_calls(dependant: Any) -> Iterator[Any]:
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from _dependency_calls(dependency)
+
+
+def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from _api_routes(route.original_router.routes)
+
+
+def test_every_operation_whose_answer_names_a_secret_is_no_store(env: Backend) -> None:
+    """A guard over the app: a new route returning a key, a token or a client secret fails here
+    until it says no-store (kernel.deps.NoStore)."""
+    carriers = {}
+    for route in _api_routes(create_app(runtime=env.runtime).routes):
+        if _secret_fields(route.response_model, set()):
+            where = f"{sorted(route.methods or ())} {route.path}"
+            carriers[route.name] = (where, set(_dependency_calls(route.dependant)))
+    assert {"create_my_key", "log_in", "start_totp", "accept_invitation", "apply_as_seller"} <= set(carriers)
+    assert set(carriers) >= SETS_NO_STORE_ITSELF
+    missing = [where for name, (where, calls) in carriers.items()
+               if name not in SETS_NO_STORE_ITSELF and no_store not in calls]
+    assert missing == []
+
+
+def test_logins_personal_keys_totp_secrets_and_orders_are_not_stored_by_caches(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    seller = seller_with_owner(client, operator)
+    email = seller.owner_email or ""
+    login = client.post("/v1/sessions", json={"email": email, "password": PASSWORD})
+    by_password = client.post("/v1/auth/api-keys", json={"email": email, "password": PASSWORD,
+                                                          "organization_id": seller.id})
+    personal = bearer(by_password.json()["key"])
+    answers = {
+        "login": login, "key for a password": by_password,
+        "personal key": client.post("/v1/me/api-keys", headers=personal, json={"name": "dashboard"}),
+        "totp secret": client.post("/v1/me/totp", headers=personal),
+    }
+    world = worked_example(client, operator)
+    answers["storefront checkout"] = checkout(client, "a-store", cart(world, ("X-PRO", 1)))
+    answers["direct checkout"] = checkout(client, None, cart(world, ("X-PRO", 1)))
+    answers["operator's order"] = client.get(f"/v1/orders/{answers['direct checkout'].json()['id']}",
+                                             headers=operator)
+    assert {what: (r.status_code, r.headers.get("cache-control")) for what, r in answers.items()} == {
+        what: (r.status_code, "no-store") for what, r in answers.items()}
+    assert all(r.status_code in (200, 201) for r in answers.values()), {w: r.text for w, r in answers.items()}
 
 
 # --- failed authentication ---------------------------------------------------------------------

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from kernel import auth
+from kernel import auth, permissions
 from kernel.auth import Role
 from kernel.db import session_scope
 from kernel.runtime import Runtime
@@ -44,15 +45,45 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 @pytest.fixture(scope="module")
-def operator_headers() -> Iterator[dict[str, str]]:
-    with TestClient(APP), session_scope(RUNTIME.sessions) as session:
-        key = auth.issue_key(session, Role.OPERATOR, None, "fuzz").key
-    yield bearer(key)
+def keys() -> Iterator[dict[str, dict[str, str]]]:
+    """A key of each kind's top role (operator, an approved seller and affiliate, a buyer
+    organization), so that each operation is called by a key that may call it: with the operator's
+    key alone, a seller's, an affiliate's or a buyer's operation would only ever answer 403."""
+    with TestClient(APP) as client:
+        with session_scope(RUNTIME.sessions) as session:
+            operator = bearer(auth.issue_key(session, Role.OPERATOR, None, "fuzz").key)
+        found = {permissions.OPERATOR: operator}
+        for kind, path, body in (
+            (permissions.SELLER, "/v1/sellers", {"name": "Fuzz Seller", "email": "seller@fuzz.example"}),
+            (permissions.AFFILIATE, "/v1/affiliates", {"name": "Fuzz Affiliate", "email": "affiliate@fuzz.example"}),
+            (permissions.BUYER, "/v1/buyer-organizations", {
+                "name": "Fuzz Buyers", "email": "buyer@fuzz.example", "owner_name": "Ada",
+                "password": "fuzz-buying-passphrase"}),
+        ):
+            signed_up = client.post(path, json=body)
+            assert signed_up.status_code == 201, signed_up.text
+            answer = signed_up.json()
+            found[kind] = bearer(answer["api_key"])
+            if kind in (permissions.SELLER, permissions.AFFILIATE):
+                subject = answer["seller" if kind == permissions.SELLER else "affiliate"]["id"]
+                approved = client.post(f"{path}/{subject}/approve", headers=operator)
+                assert approved.status_code == 200, approved.text
+        yield found  # the app's lifespan runs while the cases do
+
+
+def headers_for(case: OpenApiCase, keys: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The key of the first kind (operator, seller, affiliate, buyer) whose top role may call the
+    operation (kernel.permissions); the operator's for a public operation."""
+    needed = permissions.OPERATION_PERMISSIONS.get(permissions.operation(case.method, case.path))
+    for kind in permissions.KINDS:
+        if needed is None or needed in permissions.permissions_of(kind, permissions.TOP_ROLE[kind]):
+            return keys[kind]
+    raise AssertionError(f"no kind may call {case.method} {case.path}")
 
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_never_answers_5xx_or_off_schema(case: OpenApiCase, operator_headers: dict[str, str]) -> None:
+def test_api_never_answers_5xx_or_off_schema(case: OpenApiCase, keys: dict[str, dict[str, str]]) -> None:
     # Every check but two. positive_data_acceptance: business rules that span fields (a seller
     # key needs a subject, a price needs a known currency) are 4xx by design, not schema bugs.
     # negative_data_rejection: FastAPI ignores unknown query parameters by design, and the
@@ -60,5 +91,32 @@ def test_api_never_answers_5xx_or_off_schema(case: OpenApiCase, operator_headers
     # timeout: past SQLite's 30 s busy timeout (kernel.db), so a request that waits for the file's
     # write lock on a loaded machine answers late instead of failing the run (seen once in CI).
     case.call_and_validate(
-        headers=operator_headers, excluded_checks=[positive_data_acceptance, negative_data_rejection], timeout=60,
+        headers=headers_for(case, keys), timeout=60,
+        excluded_checks=[positive_data_acceptance, negative_data_rejection],
     )
+
+
+def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):  # an included router (FastAPI keeps a branch)
+            yield from _api_routes(route.original_router.routes)
+
+
+# Served but not operations of the JSON API: the pages (platform/web, HTML forms), Swagger UI, and
+# Prometheus' text format.
+NOT_IN_THE_DOCUMENT = {"/docs", "/metrics"}
+
+
+def test_the_run_covers_every_operation_the_app_serves() -> None:
+    """The run is parametrized from the document: a route left out of it (include_in_schema=False)
+    would never be fuzzed. Every operation the app serves, but the pages, is in the document."""
+    document = APP.openapi()["paths"]
+    documented = {(method.upper(), path) for path, methods in document.items() for method in methods}
+    served = {(method, route.path) for route in _api_routes(APP.routes)
+              if not route.endpoint.__module__.startswith("web.") and route.path not in NOT_IN_THE_DOCUMENT
+              for method in (route.methods or set()) - {"HEAD"}}
+    assert served - documented == set()
+    assert len(documented) > 150  # the storefront directory, reports, alarms, charter, buyer organizations...
+    assert sum(1 for result in schema.get_all_operations()) == len(documented)

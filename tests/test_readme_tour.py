@@ -175,3 +175,11 @@ def test_blocks_that_are_not_run_are_marked_with_a_reason_and_listed() -> None:
         assert block.reason and len(block.reason) > 10, block
     assert {(block.readme, block.first_line) for block in not_run} == NOT_RUN
 
+
+
+def test_every_readme_of_the_checkout_is_toured() -> None:
+    """A README added anywhere (a new domain's, the pages') is run too, not forgotten here."""
+    found = sorted(str(path.relative_to(REPO_ROOT)) for path in REPO_ROOT.rglob("README*.md")
+                   if not {".venv", "node_modules", ".git"} & set(path.relative_to(REPO_ROOT).parts)
+                   and "static" not in path.relative_to(REPO_ROOT).parts)
+    assert found == sorted(READMES)

@@ -77,6 +77,21 @@ def test_seller_and_affiliate_bodies_refuse_loose_numbers_and_flags(
     ok(client.post("/v1/programs", headers=other, json={"requires_approval": False}), 201)
 
 
+def test_a_charter_version_past_its_integer_column_is_a_422_not_a_database_error(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    """Found by the fuzz run once it called affiliates' operations with an affiliate's key: a
+    version of 2**63 reached the database (a 500 on SQLite, a DataError on PostgreSQL)."""
+    world = worked_example(client, operator)
+    affiliate, program = world.affiliates["A"].headers, world.programs["X"]
+    for path, body in ((f"/v1/programs/{program}/charter-acceptances", {"version": 2**63}),
+                       (f"/v1/programs/{program}/charter-acceptances", {"version": 2**31}),
+                       (f"/v1/programs/{program}/memberships", {"accept_charter_version": 2**63})):
+        answer = client.post(path, headers=affiliate, json=body)
+        assert answer.status_code == 422, (path, body, answer.status_code, answer.text)
+        assert answer.json()["type"].endswith("/validation-error"), answer.text
+
+
 def _loose(annotation: Any, metadata: list[Any] | tuple[Any, ...] = ()) -> bool:
     """Whether an int or bool somewhere in `annotation` lacks pydantic's Strict marker."""
     if annotation in (int, bool):

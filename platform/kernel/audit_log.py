@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from starlette.requests import Request
 
 from kernel.auth import Principal
+from kernel.client import client_address
 from kernel.clock import clock
 from kernel.db import Base, new_id
 from kernel.errors import AppError
@@ -185,7 +186,8 @@ class RequestAudit:
     @classmethod
     def start(cls, request: Request, path: str, session: Session) -> RequestAudit:
         origin = Origin(
-            address=request.client.host if request.client else None,
+            # the client's address by kernel.client's rule (a trusted proxy's X-Forwarded-For), not the peer's
+            address=client_address(request.scope, request.app.state.runtime.settings.trusted_proxies),
             user_agent=request.headers.get("user-agent"),
             request_id=structlog.contextvars.get_contextvars().get("request_id"),
         )

@@ -201,18 +201,23 @@ class RedisStore:
         return bool(self.client.ping())
 
 
+# Keys under this prefix hold a process's own state (a login's failures), not copies of rows:
+# CountersOnlyStore keeps them as it keeps its counters. (Without it the failed-login back-off,
+# kernel.sessions, read nothing back and never slowed anyone down on PostgreSQL without Redis.)
+STATE_PREFIX = "state:"
+
+
 class CountersOnlyStore(MemoryStore):
-    """In-process counters and rate-limit windows, and a cache that holds nothing: every `get`
-    misses, so every read goes to the database (see the module docstring for why)."""
+    """In-process counters, rate-limit windows and `STATE_PREFIX` keys, and a cache that holds
+    nothing: every other `get` misses, so every read goes to the database (see the module
+    docstring for why)."""
 
     def get(self, key: str) -> bytes | None:
-        return None
+        return super().get(key) if key.startswith(STATE_PREFIX) else None
 
     def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
-        pass
-
-    def delete(self, *keys: str) -> None:
-        pass
+        if key.startswith(STATE_PREFIX):
+            super().set(key, value, ttl_seconds)
 
 
 def make_store(redis_url: str | None, *, cache_in_process: bool = True) -> Store:

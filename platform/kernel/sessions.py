@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from kernel import totp
 from kernel.accounts import Membership, Person, normalize_email, verify_password
 from kernel.auth import Principal, Role
-from kernel.cache import Store
+from kernel.cache import STATE_PREFIX, Store
 from kernel.clock import clock
 from kernel.db import Base, TimestampMixin, new_id
 from kernel.errors import Forbidden, NotFound, RateLimited, Unauthorized
@@ -67,7 +67,7 @@ def _hash(token: str) -> str:
 
 
 def _buckets(email: str, address: str) -> list[str]:
-    return [f"login-fail:account:{normalize_email(email)}", f"login-fail:address:{address}"]
+    return [f"{STATE_PREFIX}login-fail:account:{normalize_email(email)}", f"{STATE_PREFIX}login-fail:address:{address}"]
 
 
 def backoff_seconds(failures: int) -> int:

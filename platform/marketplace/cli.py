@@ -199,6 +199,10 @@ def serve(
         # X-Forwarded-For only for settings.trusted_proxies (kernel.client): uvicorn must not
         # rewrite the client address from a header any local process can send.
         proxy_headers=False,
+        # With several workers uvicorn kills a worker that does not answer its health ping within
+        # this many seconds (5 by default), and a worker importing the app on a busy machine takes
+        # longer: it was killed and restarted in a loop, and the server never came up.
+        timeout_worker_healthcheck=60,
     )
 
 

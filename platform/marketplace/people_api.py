@@ -17,7 +17,16 @@ from pydantic import AwareDatetime, BaseModel, EmailStr, Field, SecretStr
 from kernel import audit_log, people, permissions, sessions
 from kernel.accounts import Invitation, Membership, Person
 from kernel.auth import ApiKey, IssuedKey, Role
-from kernel.deps import CurrentPrincipal, DbSession, PublicRateLimit, PublicWriteAudit, StrictQuery, get_runtime
+from kernel.deps import (
+    CurrentPrincipal,
+    DbSession,
+    NoStore,
+    PublicRateLimit,
+    PublicWriteAudit,
+    StrictQuery,
+    client_address,
+    get_runtime,
+)
 from kernel.errors import NotFound, Unprocessable
 from kernel.runtime import Runtime
 from kernel.schemas import Page, StrictModel
@@ -211,7 +220,8 @@ def list_my_keys(session: DbSession, principal: CurrentPrincipal) -> list[Person
     return [_personal_key_out(row) for row in people.list_personal_keys(session, principal.person_id)]
 
 
-@router.post("/v1/me/api-keys", status_code=201, response_model=IssuedPersonalKeyOut, tags=["people"])
+@router.post("/v1/me/api-keys", status_code=201, response_model=IssuedPersonalKeyOut, tags=["people"],
+             dependencies=[NoStore])
 def create_my_key(body: PersonalKeyCreate, session: DbSession, principal: CurrentPrincipal) -> IssuedPersonalKeyOut:
     """A personal key for this organization, with the calling key's role or a narrower one (e.g.
     a `viewer` key for a dashboard). Shown once. For another organization, use its own key or
@@ -229,13 +239,13 @@ def revoke_my_key(key_id: uuid.UUID, session: DbSession, principal: CurrentPrinc
 
 
 @router.post("/v1/auth/api-keys", status_code=201, response_model=IssuedPersonalKeyOut, tags=["people"],
-             dependencies=[PublicRateLimit])
+             dependencies=[PublicRateLimit, NoStore])
 def create_key_with_password(
     body: PasswordKeyCreate, session: DbSession, request: Request, runtime: RuntimeDep, audit: PublicWriteAudit,
 ) -> IssuedPersonalKeyOut:
     """Public: your email and password buy a personal key for one organization you belong to
     (role: at most yours). Failures slow down per account and per address, as for a login."""
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)  # X-Forwarded-For only from a trusted proxy (kernel.client)
     with sessions.throttled(runtime.store, str(body.email), address):  # the same back-off as a login
         issued = people.key_by_password(session, body.email, body.password.get_secret_value(),
                                         body.organization_id, body.role, body.name, totp_code=body.totp_code,
@@ -251,7 +261,7 @@ def create_key_with_password(
 
 
 @router.post("/v1/invitations/accept", status_code=201, response_model=AcceptedOut, tags=["people"],
-             dependencies=[PublicRateLimit], responses={404: {"description": "no invitation with this token"}})
+             dependencies=[PublicRateLimit, NoStore], responses={404: {"description": "no invitation with this token"}})
 def accept_invitation(body: InvitationAccept, session: DbSession, audit: PublicWriteAudit) -> AcceptedOut:
     """Public: use an invitation (once). Without an account, send your name and a new password;
     with one, its password. You join with the invited role and get a personal key (shown once)."""

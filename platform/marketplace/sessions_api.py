@@ -15,7 +15,15 @@ from pydantic import BaseModel, EmailStr, Field, SecretStr
 from kernel import password_reset, sessions, totp
 from kernel.accounts import Person
 from kernel.auth import Role
-from kernel.deps import CurrentPrincipal, DbSession, PublicRateLimit, PublicWriteAudit, StrictQuery
+from kernel.deps import (
+    CurrentPrincipal,
+    DbSession,
+    NoStore,
+    PublicRateLimit,
+    PublicWriteAudit,
+    StrictQuery,
+    client_address,
+)
 from kernel.errors import Forbidden, NotFound
 from kernel.schemas import StrictModel
 from marketplace.people_api import Password, RuntimeDep, TotpCode
@@ -55,7 +63,7 @@ def _session_out(row: sessions.BrowserSession) -> SessionOut:
 
 
 @router.post("/v1/sessions", status_code=201, response_model=LoginOut, tags=["sessions"],
-             dependencies=[PublicRateLimit])
+             dependencies=[PublicRateLimit, NoStore])
 def log_in(body: LoginIn, request: Request, response: Response, session: DbSession, runtime: RuntimeDep,
            audit: PublicWriteAudit) -> LoginOut:
     """Public: log in with email and password. Sets the session cookie (HttpOnly, SameSite=Lax,
@@ -63,7 +71,7 @@ def log_in(body: LoginIn, request: Request, response: Response, session: DbSessi
     slow down per account and per address (429 with Retry-After)."""
     made = sessions.login(
         session, runtime.store, email=str(body.email), password=body.password.get_secret_value(),
-        organization_id=body.organization_id, address=request.client.host if request.client else "unknown",
+        organization_id=body.organization_id, address=client_address(request),
         user_agent=request.headers.get("user-agent"), ttl_hours=runtime.settings.session_ttl_hours,
         replaces=request.cookies.get(sessions.COOKIE), totp_code=body.totp_code,
         production=runtime.settings.environment == "production",
@@ -122,7 +130,7 @@ def _me_person(session: DbSession, principal: CurrentPrincipal) -> Person:
     return person
 
 
-@router.post("/v1/me/totp", response_model=TotpStartOut, tags=["sessions"])
+@router.post("/v1/me/totp", response_model=TotpStartOut, tags=["sessions"], dependencies=[NoStore])
 def start_totp(session: DbSession, principal: CurrentPrincipal) -> TotpStartOut:
     """Step 1 of turning on the TOTP second factor: a new secret (not on until confirmed)."""
     secret, uri = totp.start(_me_person(session, principal))

@@ -16,6 +16,7 @@ from kernel.db import autocommit_engine, session_scope
 from kernel.deps import (
     CurrentPrincipal,
     DbSession,
+    NoStore,
     OperatorPrincipal,
     PublicRateLimit,
     SellerPrincipal,
@@ -98,7 +99,8 @@ def _checkout(
     # bytes as OrderBuyerOut's serializer) and returned as a ready Response: FastAPI would
     # otherwise validate a model again and serialise it through another thread-pool hop.
     # `response_model` on the routes still documents the shape.
-    out = Response(rendered, status_code=201, media_type="application/json")
+    # It carries the order link's token and the PaymentIntent's client secret: no cache keeps it.
+    out = Response(rendered, status_code=201, media_type="application/json", headers={"Cache-Control": "no-store"})
     if result.replayed:
         out.headers["Idempotent-Replayed"] = "true"
     else:
@@ -139,7 +141,7 @@ def _page_of(rows: Sequence[object], limit: int, ids: list[uuid.UUID]) -> str | 
     return encode_cursor(ids[limit - 1]) if len(rows) > limit else None
 
 
-@router.get("/orders", response_model=Page[OrderOperatorOut], tags=["orders"])
+@router.get("/orders", response_model=Page[OrderOperatorOut], tags=["orders"], dependencies=[NoStore])
 def list_orders(
     session: DbSession, principal: OperatorPrincipal, status: str | None = None, cursor: str | None = None,
     limit: LimitQuery = 50,
@@ -152,14 +154,15 @@ def list_orders(
     return Page(items=items, next_cursor=_page_of(rows, limit, [o.id for o in rows]))
 
 
-@router.get("/orders/{order_id}", response_model=OrderOperatorOut, tags=["orders"])
+@router.get("/orders/{order_id}", response_model=OrderOperatorOut, tags=["orders"], dependencies=[NoStore])
 def get_order(order_id: uuid.UUID, session: DbSession, principal: OperatorPrincipal) -> OrderOperatorOut:
     """Operator: one order with the whole picture: attribution, each seller's share, the platform
     fee and every commission, and what was refunded."""
     return _operator_view(session, queries.get_order(session, order_id), principal)
 
 
-@router.post("/orders/{order_id}/mark-paid", response_model=OrderOperatorOut, tags=["orders"])
+@router.post("/orders/{order_id}/mark-paid", response_model=OrderOperatorOut, tags=["orders"],
+             dependencies=[NoStore])
 def mark_paid(
     order_id: uuid.UUID, session: DbSession, principal: OperatorPrincipal,
     runtime: Annotated[Runtime, Depends(get_runtime)],

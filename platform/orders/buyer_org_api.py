@@ -184,13 +184,14 @@ def place_order(
         invoices.issue(session, order.id)  # on account, if the organization has invoice terms
     _pay_later(background, runtime, order)
     link = (result.link.token, result.link.url) if result.link else None
-    out = Response(views.order_for_buyer_json(order, link), status_code=201, media_type="application/json")
+    out = Response(views.order_for_buyer_json(order, link), status_code=201, media_type="application/json",
+                   headers={"Cache-Control": "no-store"})  # the order link's token, the client secret
     if result.replayed:
         out.headers["Idempotent-Replayed"] = "true"
     return out
 
 
-@router.get(ME + "/orders", response_model=list[BuyerOrgOrderOut], tags=["buyers"])
+@router.get(ME + "/orders", response_model=list[BuyerOrgOrderOut], tags=["buyers"], dependencies=[NoStore])
 def list_orders(
     session: DbSession, principal: BuyerPrincipal, status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -209,7 +210,8 @@ def _decide(
     return _order_out(session, order)
 
 
-@router.post(ME + "/orders/{order_id}/approve", response_model=BuyerOrgOrderOut, tags=["buyers"])
+@router.post(ME + "/orders/{order_id}/approve", response_model=BuyerOrgOrderOut, tags=["buyers"],
+             dependencies=[NoStore])
 def approve(
     order_id: uuid.UUID, session: DbSession, principal: BuyerPrincipal,
     background: BackgroundTasks, runtime: Annotated[Runtime, Depends(get_runtime)], body: DecisionIn | None = None,
@@ -219,7 +221,8 @@ def approve(
     return _decide(runtime, principal, order_id, True, body.reason if body else "", session, background)
 
 
-@router.post(ME + "/orders/{order_id}/reject", response_model=BuyerOrgOrderOut, tags=["buyers"])
+@router.post(ME + "/orders/{order_id}/reject", response_model=BuyerOrgOrderOut, tags=["buyers"],
+             dependencies=[NoStore])
 def reject(
     order_id: uuid.UUID, session: DbSession, principal: BuyerPrincipal,
     background: BackgroundTasks, runtime: Annotated[Runtime, Depends(get_runtime)], body: DecisionIn | None = None,

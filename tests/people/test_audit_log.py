@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from ipaddress import ip_network
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from sqlalchemy import text
 from kernel.audit_log import AuditEvent, AuditLogAppendOnly
 from kernel.auth import Role
 from kernel.db import session_scope
+from kernel.runtime import Runtime
+from marketplace.app import create_app
 from tests.conftest import Backend, bearer
 from tests.people.conftest import (
     PASSWORD,
@@ -57,6 +60,22 @@ def test_a_write_records_the_person_key_organization_object_fields_and_origin(
     [patch] = events(client, operator, action="PATCH /v1/sellers/me")
     assert patch["actor_type"] == "organization_key" and patch["person_id"] is None
     assert (patch["object_type"], patch["object_id"]) == ("seller", seller.id)
+
+
+def test_behind_a_trusted_proxy_the_origin_is_the_forwarded_client(
+    client: TestClient, env: Backend, operator: dict[str, str]
+) -> None:
+    seller = seller_with_owner(client, operator)
+    settings = env.runtime.settings.model_copy(update={"trusted_proxies": [ip_network("127.0.0.1/32")]})
+    runtime = Runtime(settings)
+    try:
+        with TestClient(create_app(runtime=runtime), client=("127.0.0.1", 5000)) as behind:
+            ok(behind.patch("/v1/sellers/me", json={"description": "Behind the proxy"},
+                            headers={**seller.key, "X-Forwarded-For": "203.0.113.7"}))
+    finally:
+        runtime.close()
+    [event] = events(client, operator, action="PATCH /v1/sellers/me")
+    assert event["address"] == "203.0.113.7"  # it was the proxy's, 127.0.0.1
 
 
 def test_secrets_never_reach_the_log(client: TestClient, operator: dict[str, str]) -> None:

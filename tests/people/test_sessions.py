@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from ipaddress import ip_network
 from typing import Any
 
 import pytest
@@ -14,7 +15,9 @@ from fastapi.testclient import TestClient
 
 from kernel import sessions
 from kernel.auth import Role
+from kernel.cache import CountersOnlyStore
 from kernel.clock import clock
+from kernel.runtime import Runtime
 from marketplace.app import create_app
 from tests.conftest import Backend
 from tests.people.conftest import PASSWORD, Inbox, member_key, ok, seller_with_owner, token_in
@@ -106,6 +109,51 @@ def test_a_removed_member_s_session_stops_working(client: TestClient, env: Backe
     assert ok(member.get("/v1/me"))["role"] == "catalog"
     assert client.delete(f"/v1/organizations/{seller.id}/members/{person_id}", headers=seller.key).status_code == 204
     assert member.get("/v1/me").status_code == 401
+
+
+def test_failed_logins_slow_down_where_several_processes_serve_without_redis(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    """PostgreSQL or a broker, no REDIS_URL: the store caches nothing (kernel.cache), and the
+    back-off must still hold (it read nothing back there, so guessing was never slowed down)."""
+    seller = seller_with_owner(client, operator)
+    settings = env.runtime.settings.model_copy(update={"redis_url": None, "celery_broker_url": "redis://127.0.0.1:1/0"})
+    runtime = Runtime(settings)
+    try:
+        assert isinstance(runtime.store, CountersOnlyStore)
+        with TestClient(create_app(runtime=runtime)) as several:
+            for _ in range(sessions.FREE_FAILURES):
+                wrong = several.post("/v1/sessions", json={"email": seller.owner_email, "password": "wrong password"})
+                assert wrong.status_code == 401
+            throttled = several.post("/v1/sessions", json={"email": seller.owner_email, "password": PASSWORD})
+            assert throttled.status_code == 429, throttled.text
+    finally:
+        runtime.close()
+
+
+def test_behind_a_trusted_proxy_a_guessers_failed_logins_slow_down_its_address_not_everyone(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    """The login back-off's address is the client's by the one rule of kernel.client (it was the
+    proxy's: one guesser locked every user behind it out, and X-Forwarded-For from elsewhere
+    is still not believed)."""
+    seller = seller_with_owner(client, operator)
+    settings = env.runtime.settings.model_copy(update={"trusted_proxies": [ip_network("127.0.0.1/32")]})
+    runtime = Runtime(settings)
+
+    def log_in(behind: TestClient, forwarded_for: str, email: str, password: str) -> int:
+        status: int = behind.post("/v1/sessions", headers={"X-Forwarded-For": forwarded_for},
+                                  json={"email": email, "password": password}).status_code
+        return status
+
+    try:
+        with TestClient(create_app(runtime=runtime), client=("127.0.0.1", 5000)) as behind:
+            for n in range(sessions.FREE_FAILURES):
+                assert log_in(behind, "198.51.100.1", f"nobody-{n}@example.com", "wrong password") == 401
+            assert log_in(behind, "198.51.100.1", seller.owner_email or "", PASSWORD) == 429
+            assert log_in(behind, "198.51.100.2", seller.owner_email or "", PASSWORD) == 201
+    finally:
+        runtime.close()
 
 
 @pytest.mark.parametrize("same_account", [True, False])
