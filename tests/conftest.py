@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -52,16 +52,18 @@ REDIS_DATABASES = {
 XDIST_MAX_WORKERS = 4  # Redis has 16 databases: 4 per worker
 
 
-def _redis_databases_of_this_worker() -> None:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+def redis_databases_of(worker: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The Redis URL of each variable for pytest-xdist worker `worker` ("gw1"; "" in one process)."""
     index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
     assert index < XDIST_MAX_WORKERS, f"at most {XDIST_MAX_WORKERS} xdist workers (4 Redis databases each)"
+    urls = {}
     for variable, default in REDIS_DATABASES.items():
-        base, database = os.environ.get(variable, default).rsplit("/", 1)
-        os.environ[variable] = f"{base}/{int(database) - 4 * index}"
+        base, database = environ.get(variable, default).rsplit("/", 1)
+        urls[variable] = f"{base}/{int(database) - 4 * index}"
+    return urls
 
 
-_redis_databases_of_this_worker()
+os.environ.update(redis_databases_of(os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ))
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_REDIS_URL = os.environ["TEST_REDIS_URL"]
