@@ -91,10 +91,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist the browser tests run on one worker, in file order: they share one served
     platform (tests/web/conftest.py's `site`, started once) and its state (the console's payout
-    batch pays the balances the demo's first start leaves)."""
+    batch pays the balances the demo's first start leaves). They come first, so that one long group
+    starts at once beside the rest of the suite instead of running alone at its end."""
     for item in items:
         if item.nodeid.startswith("tests/web/"):
             item.add_marker(pytest.mark.xdist_group("web"))
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/web/"))  # stable: file order kept
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
