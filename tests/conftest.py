@@ -8,9 +8,11 @@ With CI=true a missing PostgreSQL or Redis fails the run instead of skipping tes
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -37,8 +39,38 @@ from marketplace.models import metadata
 
 pytest_plugins = ["tests.fake_stripe.fixture"]
 
+# The Redis databases the tests use, by variable (the default when it is not exported). Under
+# pytest-xdist each worker gets its own: worker gwN moves each one 4 * N databases down (gw0 keeps
+# 15/14/13/12, gw1 gets 11/10/9/8, ...), before any test module reads them, so no worker flushes
+# another's cache, broker or bench database. Celery workers and servers the tests start inherit them.
+REDIS_DATABASES = {
+    "TEST_REDIS_URL": "redis://127.0.0.1:6379/15",  # the cache and counters (tests/conftest.py)
+    "TEST_BROKER_URL": "redis://127.0.0.1:6379/14",  # tests/test_worker.py's broker
+    "TEST_PAYOUT_BROKER_URL": "redis://127.0.0.1:6379/13",  # tests/payouts/workers.py's broker
+    "BENCH_REDIS_URL": "redis://127.0.0.1:6379/12",  # tests/loadtests/test_bench_floor.py's bench
+}
+XDIST_MAX_WORKERS = 4  # Redis has 16 databases: 4 per worker
+
+
+def redis_databases_of(worker: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The Redis URL of each variable for pytest-xdist worker `worker` ("gw1"; "" in one process)."""
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    assert index < XDIST_MAX_WORKERS, f"at most {XDIST_MAX_WORKERS} xdist workers (4 Redis databases each)"
+    urls = {}
+    for variable, default in REDIS_DATABASES.items():
+        base, database = environ.get(variable, default).rsplit("/", 1)
+        urls[variable] = f"{base}/{int(database) - 4 * index}"
+    return urls
+
+
+os.environ.update(redis_databases_of(os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ))
+
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_REDIS_URL = os.environ["TEST_REDIS_URL"]
+# A throwaway test database need not survive a crash of the server: its commits do not wait for
+# the WAL flush (the server's own settings and every other database are left as they are).
+THROWAWAY_DATABASE_SETTINGS = {"synchronous_commit": "off", "jit": "off"}
+SHM = Path("/dev/shm")
 BACKENDS = ("sqlite", "postgresql")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -56,6 +88,17 @@ def pytest_configure(config: pytest.Config) -> None:
     install_celery(build_celery(make_settings("sqlite://", None)))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist the browser tests run on one worker, in file order: they share one served
+    platform (tests/web/conftest.py's `site`, started once) and its state (the console's payout
+    batch pays the balances the demo's first start leaves). They come first, so that one long group
+    starts at once beside the rest of the suite instead of running alone at its end."""
+    for item in items:
+        if item.nodeid.startswith("tests/web/"):
+            item.add_marker(pytest.mark.xdist_group("web"))
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/web/"))  # stable: file order kept
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         only_pg = metafunc.definition.get_closest_marker("postgres_only") is not None
@@ -68,6 +111,8 @@ def pg_database_url() -> Iterator[str]:
     try:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
+            for setting, value in THROWAWAY_DATABASE_SETTINGS.items():
+                conn.execute(f'ALTER DATABASE "{name}" SET {setting} = {value}')
     except psycopg.OperationalError as exc:
         _service_missing("PostgreSQL at 127.0.0.1:5432", exc)
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
@@ -114,7 +159,11 @@ def backend_env(
         database_url = request.getfixturevalue("pg_database_url")
         store_url: str | None = request.getfixturevalue("redis_url")
     else:
-        database_url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        # In memory (tmpfs) where the machine has one: the throwaway file's commits then cost no disk
+        # flush, as PostgreSQL's do not (THROWAWAY_DATABASE_SETTINGS).
+        in_memory = SHM.is_dir() and os.access(SHM, os.W_OK)
+        sqlite_directory = Path(tempfile.mkdtemp(prefix="marketplace-test-", dir=SHM if in_memory else None))
+        database_url = f"sqlite:///{sqlite_directory / 'test.db'}"
         store_url = None  # the embedded default: in-process cache and counters
     upgrade(database_url)
     export_dir = str(tmp_path_factory.mktemp("exports"))
@@ -122,6 +171,8 @@ def backend_env(
     runtime = Runtime(settings)
     yield Backend(backend, settings, runtime)
     runtime.close()
+    if backend != "postgresql":
+        shutil.rmtree(sqlite_directory, ignore_errors=True)
 
 
 def _wipe(env: Backend) -> None:

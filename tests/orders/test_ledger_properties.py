@@ -10,6 +10,7 @@ import itertools
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -29,9 +30,27 @@ _stores = itertools.count(1)
 SKUS = ["X-PRO", "X-BASIC", "Y-KIT", "X-ODD"]
 
 
+# The main run tries MAIN_RUN_EXAMPLES histories on each backend; the full count runs once, on
+# PostgreSQL, under `pytest -m exhaustive` (it was the suite's longest single test: ~7 minutes).
+MAIN_RUN_EXAMPLES = 3
+FULL_EXAMPLES = 6
+
+
 def test_random_order_histories_keep_the_ledger_exact_and_the_rollups_equal_a_recomputation(
     client: TestClient, operator: dict[str, str], env: Backend
 ) -> None:
+    _random_histories(client, operator, env, MAIN_RUN_EXAMPLES)
+
+
+@pytest.mark.exhaustive
+@pytest.mark.postgres_only
+def test_random_order_histories_keep_the_ledger_exact_on_the_full_example_count(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    _random_histories(client, operator, env, FULL_EXAMPLES)
+
+
+def _random_histories(client: TestClient, operator: dict[str, str], env: Backend, examples: int) -> None:
     class OrderHistories(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
@@ -137,6 +156,6 @@ def test_random_order_histories_keep_the_ledger_exact_and_the_rollups_equal_a_re
 
     run_state_machine_as_test(
         OrderHistories,
-        settings=settings(max_examples=6, stateful_step_count=20, deadline=None,
+        settings=settings(max_examples=examples, stateful_step_count=20, deadline=None,
                           suppress_health_check=list(HealthCheck)),
     )
