@@ -92,6 +92,7 @@ class ErasureOut(BaseModel):
     orders: int = Field(description="orders pseudonymized")
     mails: int = Field(description="mails whose address and body were removed")
     pseudonym: str
+    buyer_accounts: int = Field(description="buyer accounts on the email closed (their orders list gone)")
 
 
 @router.get("/privacy/exports", response_model=dict[str, Any], tags=["buyer data"])
@@ -106,7 +107,8 @@ def privacy_erasure(body: ErasureIn, session: DbSession, principal: OperatorPrin
     """Operator, for a buyer's request: erase the buyer's personal data. Orders, sub-orders,
     commissions, refunds and the journal stay as they are (pseudonymized, balanced)."""
     done = privacy.erase(session, str(body.email))
-    return ErasureOut(orders=done.orders, mails=done.mails, pseudonym=done.pseudonym)
+    return ErasureOut(orders=done.orders, mails=done.mails, pseudonym=done.pseudonym,
+                      buyer_accounts=done.buyer_accounts)
 
 
 class ContactIn(StrictModel):

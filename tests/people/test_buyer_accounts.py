@@ -92,3 +92,26 @@ def test_an_email_is_one_account_its_link_expires_and_other_keys_see_no_buyer_or
         "password": "acme-buying-passphrase"}), 201)
     no_account = ok(client.get("/v1/me/orders", headers=bearer(member["api_key"])), 403)
     assert no_account["type"].endswith("no-buyer-account")  # a buyer without an account sees no orders here
+
+
+def test_erasing_a_buyers_email_closes_their_buyer_account_after_the_export_shows_it(
+    mail_client: TestClient, inbox: Inbox, operator: dict[str, str]
+) -> None:
+    client = mail_client
+    world = worked_example(client, operator)
+    email = f"bea-{uuid.uuid4().hex[:6]}@example.com"
+    ok(checkout(client, "a-store", cart(world, ("X-PRO", 1), email=email)), 201)
+    signed = ok(_sign_up(client, email), 201)
+    ok(client.post("/v1/buyer-accounts/confirm", json={"token": _confirmation_token(inbox, email)}))
+    key = bearer(signed["api_key"])
+    assert len(ok(client.get("/v1/me/orders", headers=key))["items"]) == 1
+
+    exported = ok(client.get(f"/v1/privacy/exports?email={email}", headers=operator))
+    assert exported["buyer_account"]["confirmed_at"] is not None
+    erased = ok(client.post("/v1/privacy/erasures", json={"email": email}, headers=operator))
+    assert (erased["orders"], erased["buyer_accounts"]) == (1, 1)
+    after = client.get("/v1/me/orders", headers=key)
+    assert after.status_code in (401, 403), after.text  # the account's key sees nothing any more
+    assert ok(client.get(f"/v1/privacy/exports?email={email}", headers=operator))["buyer_account"] is None
+    assert ok(client.post("/v1/privacy/erasures", json={"email": email}, headers=operator))["buyer_accounts"] == 0
+    assert ok(client.get("/v1/ledger/audit", headers=operator))["passed"] is True

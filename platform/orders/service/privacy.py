@@ -9,6 +9,9 @@ so growth figures still count one customer), the name `erased`, the phone and th
 address are removed (the country is kept: it decided taxes and shipping), the link stops working,
 and queued or sent mails to the email lose their address and body. The access log keeps its rows
 (they hold ids, not personal data). A new order with the same email later is a new customer.
+A buyer account on the email (orders.service.buyer_accounts) is closed: its row and its buyer
+membership go, so no key or session of its person sees the email's orders any more (the person's
+login itself belongs to the people domain and stays, with any other memberships it has).
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
+from kernel.accounts import Membership
+from kernel.auth import Role
 from kernel.locking import lock
 from kernel.mail import OutboxMail
-from orders.models import BuyerDataAccess, Order, OrderConsentChange
+from orders.models import BuyerAccount, BuyerDataAccess, Order, OrderConsentChange
 from orders.service import order_links
 
 ERASED_DOMAIN = "erased.invalid"
@@ -45,8 +50,13 @@ def export(session: Session, email: str) -> dict[str, Any]:
                                    .order_by(OrderConsentChange.created_at))) if ids else []
     reads = list(session.scalars(select(BuyerDataAccess).where(BuyerDataAccess.order_id.in_(ids))
                                  .order_by(BuyerDataAccess.at))) if ids else []
+    account = session.scalars(select(BuyerAccount).where(BuyerAccount.email == email.strip().lower())).first()
     return {
         "email": email.strip().lower(),
+        "buyer_account": None if account is None else {
+            "created_at": account.created_at.isoformat(),
+            "confirmed_at": account.confirmed_at.isoformat() if account.confirmed_at else None,
+        },
         "orders": [order_links.status_view(session, order).model_dump(mode="json") for order in orders],
         "consent_changes": [{"order_id": str(c.order_id), "purpose": c.purpose, "granted": c.granted,
                              "source": c.source, "at": c.created_at.isoformat()} for c in changes],
@@ -61,6 +71,7 @@ class Erased:
     orders: int
     mails: int
     pseudonym: str
+    buyer_accounts: int
 
 
 def erase(session: Session, email: str) -> Erased:
@@ -68,6 +79,14 @@ def erase(session: Session, email: str) -> Erased:
     erasing again finds nothing."""
     email = email.strip().lower()
     alias = pseudonym(email)
+    # The buyer account first: memberships and buyer accounts come before orders in the lock order.
+    accounts = list(session.scalars(select(BuyerAccount).where(BuyerAccount.email == email)))
+    for account in accounts:
+        session.execute(delete(Membership).where(
+            Membership.person_id == account.person_id, Membership.organization_id == account.person_id,
+            Membership.organization_kind == Role.BUYER.value))
+        session.delete(account)
+    session.flush()
     orders = list(lock(session, select(Order).where(Order.buyer_email == email), reread=True).scalars())
     for order in orders:
         country = (order.shipping_address or {}).get("country")
@@ -78,4 +97,4 @@ def erase(session: Session, email: str) -> Erased:
         update(OutboxMail).where(OutboxMail.to_address == email).values(to_address=alias, subject="erased",
                                                                          body="erased"))).rowcount
     session.flush()
-    return Erased(len(orders), int(mails or 0), alias)
+    return Erased(len(orders), int(mails or 0), alias, len(accounts))
