@@ -320,9 +320,36 @@ async def _purposes(api: Api) -> list[dict[str, Any]]:
     return list(answer.body) if answer.ok and isinstance(answer.body, list) else []
 
 
+async def _shipping_options(api: Api, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The sellers of the cart that ship with rates to the address (`POST /v1/shipping/quote`),
+    each with its options, cheapest first; none when the address has no valid country yet (the
+    order's own validation then names the field)."""
+    address = body["shipping_address"]
+    if not re.fullmatch(r"[A-Z]{2}", str(address.get("country") or "")):
+        return []
+    quote: dict[str, Any] = {"items": body["items"], "country": address["country"]}
+    if address.get("region"):
+        quote["region"] = address["region"]
+    answer = await api.post("/v1/shipping/quote", quote)
+    if not answer.ok or not isinstance(answer.body, dict):
+        return []
+    return [seller for seller in answer.body.get("sellers") or [] if seller.get("required")]
+
+
+def _chosen_rates(form: Mapping[str, Any], shipping: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The buyer's choice per seller that ships with rates, where it is one of that seller's options."""
+    chosen = []
+    for seller in shipping:
+        rate_id = str(form.get(f"shipping.{seller['seller_id']}") or "")
+        if any(str(option["rate_id"]) == rate_id for option in seller["options"]):
+            chosen.append({"seller_id": str(seller["seller_id"]), "rate_id": rate_id})
+    return chosen
+
+
 async def _checkout_page(request: Request, api: Api, slug: str, storefront: Mapping[str, Any], *,
                          values: Mapping[str, Any] | None = None, problem: Problem | None = None,
-                         status_code: int = 200) -> Response:
+                         status_code: int = 200, shipping: list[dict[str, Any]] | None = None,
+                         idempotency_key: str | None = None) -> Response:
     cart = Cart.read(request)
     priced = await price_cart(api, slug, cart, str(storefront["currency"]))
     token = form_token(request)
@@ -330,7 +357,9 @@ async def _checkout_page(request: Request, api: Api, slug: str, storefront: Mapp
     shown = {f"buyer.{n}" for n in ("email", "name", "phone")} | {f"shipping_address.{n}" for n in ADDRESS_FIELDS}
     other_errors = {k: v for k, v in errors.items() if k not in shown | {"coupon_code", "consents"}}
     page = _page(request, "storefront/checkout.html", storefront, {
-        "cart": priced, "form_token": token, "idempotency_key": uuid.uuid4().hex, "purposes": await _purposes(api),
+        "cart": priced, "form_token": token, "idempotency_key": idempotency_key or uuid.uuid4().hex,
+        "purposes": await _purposes(api), "shipping": shipping or [],
+        "seller_names": {line.seller_id: line.seller_name for line in priced.lines},
         "values": values or {}, "problem": problem, "errors": errors, "other_errors": other_errors,
         "form_field": FORM_FIELD,
     }, status_code=status_code)
@@ -364,6 +393,15 @@ async def place_order(request: Request, slug: str) -> Response:
     if not re.fullmatch(r"[0-9a-f]{32}", key):
         key = uuid.uuid4().hex
     body = _checkout_body(form, cart, await _purposes(api))
+    shipping = await _shipping_options(api, body)
+    chosen = _chosen_rates(form, shipping)
+    if len(chosen) < len(shipping):
+        # A seller ships with rates to this address: the buyer sees its options (cheapest first)
+        # and chooses before anything is ordered. The same form key: still one attempt.
+        return await _checkout_page(request, api, slug, storefront, values=values, shipping=shipping,
+                                    idempotency_key=key)
+    if chosen:
+        body["shipping"] = chosen
     answer = await api.post(f"/v1/storefronts/{seg(slug)}/orders", body, headers={"Idempotency-Key": key})
     if not answer.ok:
         return await _checkout_page(request, api, slug, storefront, values=values, problem=answer.problem,

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from tests.web.conftest import Site, accessible, shot
+from tests.web.seller_portal_kit import session_client
 
 SLUG = "makers-guild-demo"
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -353,3 +354,38 @@ def test_the_buyer_withdraws_a_consent_on_the_order_page(site: Site) -> None:
         assert withdrawn.status_code == 303 and withdrawn.headers["location"] == order_url
     consents = httpx.get(site.url(f"/v1/order-status/{token}")).json()["consents"]
     assert (consents["marketing"], consents["order_updates"]) == (False, True)
+
+
+def test_a_seller_with_shipping_rates_has_the_buyer_choose_one_before_the_order_is_placed(
+    page: Any, site: Site
+) -> None:
+    seller, me = session_client(site, site.seller_email, site.demo_password)
+    product = next(p for p in _products(site)
+                   if p["seller_id"] == me["organization_id"] and any(v["stock"] > 10 for v in p["variants"]))
+    profile = seller.post("/v1/shipping-profiles", json={
+        "name": "Domestic", "currency": "USD", "zones": ["US"],
+        "rates": [{"name": "Standard", "kind": "flat", "amount": 500},
+                  {"name": "Express", "kind": "flat", "amount": 1500}]})
+    assert profile.status_code == 201, profile.text
+    express = next(r["id"] for r in profile.json()["rates"] if r["name"] == "Express")
+    try:
+        with httpx.Client(base_url=site.base_url) as client:
+            _add(client, product)
+            form = client.get(f"/s/{SLUG}/checkout").text
+            data = {**BUYER, "email": "ships@example.com", "form_token": _field(form, "form_token"),
+                    "idempotency_key": _field(form, "idempotency_key")}
+            asked = client.post(f"/s/{SLUG}/checkout", data=data)
+            assert asked.status_code == 200 and "Choose how each seller ships" in asked.text
+            assert "Standard: USD 5.00" in asked.text and "Express: USD 15.00" in asked.text
+            assert _field(asked.text, "idempotency_key") == data["idempotency_key"]  # still the same attempt
+            _check_rendered(page, site, asked.text, "storefront-checkout-shipping")
+            data["form_token"] = _field(asked.text, "form_token")
+            data[f"shipping.{me['organization_id']}"] = express
+            order_id = _order_id(client, client.post(f"/s/{SLUG}/checkout", data=data))
+        with _api(site) as api:
+            order = api.get(f"/v1/orders/{order_id}").json()
+        assert order["shipping"]["amount"] == 1500
+        assert [part["shipping_method"] for part in order["sub_orders"]] == ["Express"]
+    finally:
+        seller.post(f"/v1/shipping-profiles/{profile.json()['id']}/archive")
+        seller.close()
