@@ -171,8 +171,9 @@ def place_order(
         items=[checkout.CartItem(i.variant_id, i.quantity) for i in body.items], buyer_email=email,
         buyer_name=name[:200], shipping_address=address, idempotency_key=idempotency_key,
         storefront_slug=body.storefront, coupon_code=body.coupon_code,
-        canonical_body={**body.model_dump(mode="json"), "organization": str(buyer.organization_id)},
+        canonical_body={**body.canonical(), "organization": str(buyer.organization_id)},
         consents=body.consents, organization=buyer,
+        shipping_choices={choice.seller_id: choice.rate_id for choice in body.shipping or ()},
     )
     result = checkout.place_order(session, runtime.settings, request)
     order = result.order

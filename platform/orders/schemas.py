@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr, StrictBool, StrictInt, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+    field_validator,
+)
 
 from affiliates.schemas import PlanRules
 from kernel.schemas import MoneyIn, MoneyOut, StrictModel
@@ -113,6 +123,21 @@ class ShippingChoiceIn(StrictModel):
     rate_id: uuid.UUID = Field(description="one of the seller's options from POST /v1/shipping/quote")
 
 
+def _one_rate_per_seller(value: list[ShippingChoiceIn] | None) -> list[ShippingChoiceIn] | None:
+    if value is not None and len({choice.seller_id for choice in value}) != len(value):
+        raise ValueError("one shipping rate per seller")
+    return value
+
+
+ShippingChoices = Annotated[
+    list[ShippingChoiceIn] | None,
+    Field(default=None, max_length=50,
+          description="the chosen shipping rate per seller (POST /v1/shipping/quote): required for each seller "
+                      "that ships with a rate; the destination is the shipping address's country and region"),
+    AfterValidator(_one_rate_per_seller),
+]
+
+
 class CheckoutIn(StrictModel):
     """A cart across any sellers: the platform prices it from the catalog, never from the client."""
 
@@ -126,23 +151,12 @@ class CheckoutIn(StrictModel):
         default=None, min_length=1, max_length=200,
         description="from a referral link (the `mk_ref` query parameter or cookie `GET /r/{code}` set)",
     )
-    shipping: list[ShippingChoiceIn] | None = Field(
-        default=None, max_length=50,
-        description="the chosen shipping rate per seller (POST /v1/shipping/quote): required for each seller "
-                    "that ships with a rate; the destination is shipping_address's country and region",
-    )
+    shipping: ShippingChoices = None
     consents: dict[str, StrictBool] | None = Field(
         default=None, max_length=20,
         description="the buyer's answer per purpose (`GET /v1/consent-purposes`), e.g. "
                     '`{"order_updates": true, "marketing": false}`; an unanswered purpose takes its default',
     )
-
-    @field_validator("shipping")
-    @classmethod
-    def _one_rate_per_seller(cls, value: list[ShippingChoiceIn] | None) -> list[ShippingChoiceIn] | None:
-        if value is not None and len({choice.seller_id for choice in value}) != len(value):
-            raise ValueError("one shipping rate per seller")
-        return value
 
     def canonical(self) -> dict[str, Any]:
         """The body an Idempotency-Key's fingerprint is taken of: the fields added with order links
@@ -656,6 +670,15 @@ class BuyerOrderIn(StrictModel):
     shipping_address_id: uuid.UUID | None = Field(default=None, description="one of the organization's addresses")
     coupon_code: str | None = Field(default=None, min_length=1, max_length=64)
     consents: dict[str, StrictBool] | None = Field(default=None, max_length=20)
+    shipping: ShippingChoices = None
+
+    def canonical(self) -> dict[str, Any]:
+        """The body an Idempotency-Key's fingerprint is taken of (`shipping` only when sent, so a
+        key's fingerprint is what it was before shipping existed)."""
+        body = self.model_dump(mode="json")
+        if body["shipping"] is None:
+            del body["shipping"]
+        return body
 
 
 class ApprovalOut(BaseModel):

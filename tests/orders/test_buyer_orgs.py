@@ -186,3 +186,26 @@ def test_two_approvers_deciding_at_once_make_one_decision(
         assert [d for d, _ in decisions] == ["approved" if winner == "approve" else "rejected"]
     with session_scope(env.runtime.sessions) as session:
         assert audit_ledger(session) == []
+
+
+def test_a_buyer_organizations_order_chooses_each_sellers_shipping_rate_like_any_checkout(
+    client: TestClient, operator: dict[str, str], env: Backend
+) -> None:
+    b = Buyers(client, operator, env)
+    seller = b.world.sellers["X"]
+    created = ok(client.post("/v1/shipping-profiles", headers=seller.headers, json={
+        "name": "To the UK", "currency": "USD", "zones": ["GB"],
+        "rates": [{"name": "Courier", "kind": "flat", "amount": 800}]}), 201)
+    body: dict[str, Any] = {"items": [{"variant_id": b.world.variants["X-BASIC"], "quantity": 1}],
+                            "shipping_address_id": b.address_id}
+    missing = client.post("/v1/buyer-organizations/me/orders", json=body,
+                          headers={**b.requester, "Idempotency-Key": uuid.uuid4().hex})
+    assert missing.status_code == 422 and missing.json()["type"].endswith("/invalid-shipping"), missing.text
+    body["shipping"] = [{"seller_id": seller.id, "rate_id": created["rates"][0]["id"]}]
+    placed = ok(client.post("/v1/buyer-organizations/me/orders", json=body,
+                            headers={**b.requester, "Idempotency-Key": uuid.uuid4().hex}), 201)
+    assert (placed["total"]["amount"], placed["shipping"]["amount"]) == (1999 + 800, 800)
+    assert [part["shipping_method"] for part in placed["sub_orders"]] == ["Courier"]
+    twice = {**body, "shipping": body["shipping"] * 2}
+    assert client.post("/v1/buyer-organizations/me/orders", json=twice,
+                       headers={**b.requester, "Idempotency-Key": uuid.uuid4().hex}).status_code == 422
