@@ -10,9 +10,10 @@ import json
 import time
 import typing
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_network
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -89,15 +90,25 @@ async def _asgi_post(app: Any, path: str, chunks: list[bytes], content_length: i
     return status, b"".join(body), read
 
 
+T = TypeVar("T")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run in a thread of its own: under xdist this worker may also hold the browser tests'
+    session-wide Playwright, whose event loop runs in the main thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def test_a_body_past_the_limit_is_a_413_problem_and_is_not_read(client: TestClient) -> None:
     chunk = b" " * 65536
     thirty_mb = [chunk] * (30 * ONE_MIB // len(chunk))
     # Content-Length says it: refused before a single byte is read.
-    status, body, read = asyncio.run(_asgi_post(client.app, "/v1/checkout", thirty_mb, 30 * ONE_MIB))
+    status, body, read = _run(_asgi_post(client.app, "/v1/checkout", thirty_mb, 30 * ONE_MIB))
     assert (status, read) == (413, 0)
     assert json.loads(body)["type"].endswith("/payload-too-large")
     # Chunked (no Content-Length): refused as soon as the streamed bytes pass the limit.
-    status, body, read = asyncio.run(_asgi_post(client.app, "/v1/checkout", thirty_mb, None))
+    status, body, read = _run(_asgi_post(client.app, "/v1/checkout", thirty_mb, None))
     assert status == 413 and json.loads(body)["type"].endswith("/payload-too-large")
     assert read <= ONE_MIB // len(chunk) + 1
     # Through an HTTP client, and for a route that reads its body itself (the Stripe webhook).

@@ -59,14 +59,15 @@ def confirm(body: BuyerAccountConfirmIn, session: DbSession, audit: PublicWriteA
 
 
 @router.get("/buyer-accounts/me", response_model=BuyerAccountOut, tags=["buyers"],
-            responses={403: {"description": "the key's person has no buyer account"}})
+            responses={404: {"description": "the key's person has no buyer account"}})
 def get_mine(session: DbSession, principal: BuyerPrincipal) -> BuyerAccountOut:
     """The caller's buyer account: its email and whether it is confirmed."""
     return _out(buyer_accounts.account_of(session, principal))
 
 
-@router.get("/me/orders", response_model=Page[OrderBuyerOut], tags=["buyers"],
-            responses={403: {"description": "the account's email is not confirmed yet, or there is no account"}})
+@router.get("/me/orders", response_model=Page[OrderBuyerOut], tags=["buyers"], dependencies=[NoStore],
+            responses={403: {"description": "the account's email is not confirmed yet"},
+                       404: {"description": "the key's person has no buyer account"}})
 def my_orders(
     session: DbSession, principal: BuyerPrincipal, cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

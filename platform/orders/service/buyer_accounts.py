@@ -39,7 +39,10 @@ class AccountNotConfirmed(Forbidden):
     title = "Confirm your email first"
 
 
-class NoBuyerAccount(Forbidden):
+class NoBuyerAccount(NotFound):
+    """The caller may read buyer accounts, but its person has none: nothing there (404), as for
+    an id that does not exist."""
+
     type = "no-buyer-account"
     title = "This person has no buyer account"
 
