@@ -4,12 +4,10 @@ its `succeeded` webhook then pays the order like any checkout's."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -67,22 +65,8 @@ def test_two_approvers_approving_at_once_create_one_payment_intent(
     second = bearer(key)
     for _ in range(3):
         order = b.order(b.requester, ("X-BASIC", 3))
-        barrier = threading.Barrier(2)
-        answers: list[int] = []
-
-        def approve(headers: dict[str, str], order_id: str = order["id"], barrier: threading.Barrier = barrier,
-                    answers: list[int] = answers) -> None:
-            with httpx.Client(base_url=live_server, timeout=60) as http:
-                barrier.wait()
-                answers.append(http.post(f"/v1/buyer-organizations/me/orders/{order_id}/approve",
-                                         headers=headers).status_code)
-
-        threads = [threading.Thread(target=approve, args=(h,)) for h in (b.approver, second)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert sorted(answers) == [200, 409]
+        answers = b.decide_at_once(live_server, order["id"], (b.approver, "approve"), (second, "approve"))
+        assert sorted(status for _, status in answers) == [200, 409]
         deadline = time.monotonic() + 20  # the PaymentIntent is made after the response, by the winner only
         while _order(client, b, order["id"])["payment"]["payment_intent_id"] is None and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -58,6 +58,27 @@ class Buyers:
         return dict(ok(self.client.post("/v1/buyer-organizations/me/orders", json=body, headers={
             **headers, "Idempotency-Key": key or uuid.uuid4().hex}), 201))
 
+    @staticmethod
+    def decide_at_once(live_server: str, order_id: str,
+                       *deciders: tuple[dict[str, str], str]) -> list[tuple[str, int]]:
+        """Each (headers, verb) decides `order_id` at the same moment, through the live server:
+        the (verb, status) answers, in the order they came back."""
+        barrier = threading.Barrier(len(deciders))
+        answers: list[tuple[str, int]] = []
+
+        def decide(headers: dict[str, str], verb: str) -> None:
+            with httpx.Client(base_url=live_server, timeout=60) as http:
+                barrier.wait()
+                response = http.post(f"/v1/buyer-organizations/me/orders/{order_id}/{verb}", headers=headers)
+                answers.append((verb, response.status_code))
+
+        threads = [threading.Thread(target=decide, args=decider) for decider in deciders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return answers
+
     def decide(self, headers: dict[str, str], order_id: str, verb: str, **body: str) -> httpx.Response:
         response: httpx.Response = self.client.post(f"/v1/buyer-organizations/me/orders/{order_id}/{verb}",
                                                     headers=headers, json=body or None)
@@ -164,22 +185,7 @@ def test_two_approvers_deciding_at_once_make_one_decision(
     second = bearer(key)
     for _ in range(3):
         order = b.order(b.requester, ("X-BASIC", 3))
-        barrier = threading.Barrier(2)
-        answers: list[tuple[str, int]] = []
-
-        def decide(headers: dict[str, str], verb: str, order_id: str = order["id"],
-                   barrier: threading.Barrier = barrier, answers: list[tuple[str, int]] = answers) -> None:
-            with httpx.Client(base_url=live_server, timeout=60) as http:
-                barrier.wait()
-                response = http.post(f"/v1/buyer-organizations/me/orders/{order_id}/{verb}", headers=headers)
-                answers.append((verb, response.status_code))
-
-        threads = [threading.Thread(target=decide, args=(b.approver, "approve")),
-                   threading.Thread(target=decide, args=(second, "reject"))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = b.decide_at_once(live_server, order["id"], (b.approver, "approve"), (second, "reject"))
         assert sorted(status for _, status in answers) == [200, 409], answers
         winner = next(verb for verb, status in answers if status == 200)
         decisions = _approvals(env, order["id"])

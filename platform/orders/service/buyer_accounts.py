@@ -13,7 +13,6 @@ once they have proven the email is theirs.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from kernel.clock import clock
 from kernel.errors import AppError, Conflict, Forbidden, NotFound
 from kernel.settings import Settings
 from orders.models import BuyerAccount, Order
+from orders.service.order_links import hash_token
 
 CONFIRMATION_TTL = timedelta(hours=48)
 ACCOUNT_ROLE = "payer"  # the buyer role that only reads
@@ -60,10 +60,6 @@ class SignedUp:
     key: IssuedKey
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def sign_up(session: Session, settings: Settings, email: str, name: str, password: str) -> SignedUp:
     """A buyer account for the person with `email` (new, or an existing person proven by their
     password), its key, and the confirmation mail (sent after the commit)."""
@@ -72,7 +68,7 @@ def sign_up(session: Session, settings: Settings, email: str, name: str, passwor
         raise Conflict(f"{person.email} has a buyer account already: log in with its password")
     people.add_membership(session, person, Role.BUYER, person.id, ACCOUNT_ROLE)
     token = secrets.token_urlsafe(32)
-    account = BuyerAccount(person_id=person.id, email=person.email, token_hash=_hash(token),
+    account = BuyerAccount(person_id=person.id, email=person.email, token_hash=hash_token(token),
                            token_expires_at=clock.now() + CONFIRMATION_TTL)
     session.add(account)
     session.flush()
@@ -94,7 +90,7 @@ def sign_up(session: Session, settings: Settings, email: str, name: str, passwor
 def confirm(session: Session, token: str) -> BuyerAccount:
     """Use the emailed link: the account's email is confirmed (once; the link then stops working)."""
     account = locking.lock(session, select(BuyerAccount).where(
-        BuyerAccount.token_hash == _hash(token))).scalar_one_or_none()
+        BuyerAccount.token_hash == hash_token(token))).scalar_one_or_none()
     if account is None:
         raise NotFound("no buyer account confirmation with this token: check the link")
     if account.token_expires_at is None or account.token_expires_at <= clock.now():
