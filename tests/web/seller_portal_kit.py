@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from tests.embedded_server import newcomer_env
-from tests.web.conftest import Site
+from tests.web.conftest import Site, log_in
 
 STOREFRONT = "makers-guild-demo"
 TOKEN = re.compile(r"token=([A-Za-z0-9_\-]+)")
@@ -100,3 +100,18 @@ def newest_payout(site: Site, email: str) -> dict[str, Any]:
         return ok(client.get(f"/v1/payouts/{found[0]['id']}"))  # type: ignore[no-any-return]
     finally:
         client.close()
+
+
+def open_newest_payout(page: Any, site: Site, email: str, face: str) -> dict[str, Any]:
+    """As the demo owner `email`, open the newest payout from the face's (`seller`, `portal`)
+    payouts list; checks the address, the heading and the nav. Returns the payout (API detail)."""
+    payout = newest_payout(site, email)
+    short = payout["id"][-8:]
+    log_in(page, site, email, site.demo_password)
+    page.get_by_role("link", name="Balance & payouts").click()
+    page.get_by_role("link", name=f"…{short}").click()
+    assert page.url.endswith(f"/{face}/payouts/{payout['id']}")
+    assert f"Payout …{short}" in page.get_by_role("heading", level=1).inner_text()
+    nav = page.get_by_role("navigation", name="Main")
+    assert nav.get_by_role("link", name="Balance & payouts").get_attribute("aria-current") == "page"
+    return payout

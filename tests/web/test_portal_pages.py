@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.web.conftest import Site, accessible, log_in, shot
-from tests.web.seller_portal_kit import new_member, newest_payout, ok, paid_order, session_client
+from tests.web.seller_portal_kit import new_member, ok, open_newest_payout, paid_order, session_client
 
 
 def _money(amount: int) -> str:
@@ -138,15 +138,7 @@ def test_the_links_page_fits_a_phone_screen(phone_page: Any, site: Site) -> None
 def test_the_market_maker_opens_a_payout_from_its_list_and_sees_the_commissions_it_covers(
     page: Any, site: Site
 ) -> None:
-    payout = newest_payout(site, site.affiliate_email)
-    short = payout["id"][-8:]
-    log_in(page, site, site.affiliate_email, site.demo_password)
-    page.get_by_role("link", name="Balance & payouts").click()
-    page.get_by_role("link", name=f"…{short}").click()
-    assert page.url.endswith(f"/portal/payouts/{payout['id']}")
-    assert f"Payout …{short}" in page.get_by_role("heading", level=1).inner_text()
-    nav = page.get_by_role("navigation", name="Main")
-    assert nav.get_by_role("link", name="Balance & payouts").get_attribute("aria-current") == "page"
+    payout = open_newest_payout(page, site, site.affiliate_email, "portal")
     main = page.get_by_role("main").inner_text()
     assert "The commissions it covers" in main and _money(payout["amount"]["amount"]) in main
     rows = page.locator("main table tbody tr")

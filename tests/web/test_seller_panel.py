@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from tests.web.conftest import Site, accessible, log_in, shot
-from tests.web.seller_portal_kit import new_member, newest_payout, paid_order, session_client
+from tests.web.seller_portal_kit import new_member, open_newest_payout, paid_order, session_client
 
 DEMO_LUMEN_PLAN = {"default": {"bps": 800}, "tiers": [{"min_orders": 3, "bps": 1200}],
                    "first_order_bonus": {"bps": 200}}  # platform/marketplace/demo.py
@@ -220,15 +220,7 @@ def test_the_seller_gives_an_affiliate_a_coupon_which_the_affiliate_sees_in_its_
 
 
 def test_the_seller_opens_a_payout_from_its_list_and_sees_the_sales_it_covers(page: Any, site: Site) -> None:
-    payout = newest_payout(site, site.seller_email)
-    short = payout["id"][-8:]
-    log_in(page, site, site.seller_email, site.demo_password)
-    page.get_by_role("link", name="Balance & payouts").click()
-    page.get_by_role("link", name=f"…{short}").click()
-    assert page.url.endswith(f"/seller/payouts/{payout['id']}")
-    assert f"Payout …{short}" in page.get_by_role("heading", level=1).inner_text()
-    nav = page.get_by_role("navigation", name="Main")
-    assert nav.get_by_role("link", name="Balance & payouts").get_attribute("aria-current") == "page"
+    payout = open_newest_payout(page, site, site.seller_email, "seller")
     main = page.get_by_role("main").inner_text()
     assert "The sales it covers" in main
     for sale in payout["sales"]:
